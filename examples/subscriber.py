@@ -1,0 +1,20 @@
+"""Print the emotions of every face as vidaffect publishes them (needs only pyzmq).
+
+Run a pipeline with a `zmq_events` sink (configs/video.yaml has one), then:
+    python examples/subscriber.py tcp://127.0.0.1:5560
+"""
+
+import json
+import sys
+
+import zmq
+
+endpoint = sys.argv[1] if len(sys.argv) > 1 else "tcp://127.0.0.1:5560"
+sock = zmq.Context().socket(zmq.SUB)
+sock.connect(endpoint)
+sock.setsockopt(zmq.SUBSCRIBE, b"")  # every stream; use b"cam0" for one stream id
+while True:
+    topic, payload = sock.recv_multipart()
+    event = json.loads(payload)
+    faces = [f"{f['emotion']['label']} {f['emotion']['score']:.2f}" for f in event["faces"] if f["emotion"]]
+    print(topic.decode(), event["seq"], ", ".join(faces) or "no face", flush=True)

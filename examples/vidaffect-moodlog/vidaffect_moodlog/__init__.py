@@ -1,0 +1,1 @@
+"""vidaffect-moodlog: the dominant emotion per time window, as CSV."""

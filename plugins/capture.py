@@ -1,0 +1,288 @@
+"""OpenCV sources: video files, webcams, RTSP/HTTP streams and folders of images.
+
+Every source emits uint8 ``(H, W, 3)`` BGR frames. Options shared by all:
+
+* ``uri``: what to open (path, device index, URL, folder);
+* ``fps``: target frame rate; frames beyond it are skipped (files) or not read (cameras);
+* ``resize``: ``[width, height]`` output size, or a single number for the longest side;
+* ``mode``: ``auto`` (files and folders offline, cameras and streams live), ``offline``
+  (wait for downstream, never drop: every frame is processed), ``live`` (drop the oldest
+  frame when downstream is busy; a file in live mode is paced at its own fps, like a camera).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field, field_validator
+
+import vidaffect
+from vidaffect.api import PluginConfig, Source, SourceInfo
+from vidaffect.errors import SourceError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class CaptureConfig(PluginConfig):
+    uri: str = Field(description="path, device index, URL or folder to read")
+    fps: float | None = Field(None, gt=0, description="target frames per second (None: native)")
+    resize: list[int] | int | None = Field(
+        None, description="[width, height] in pixels, or the longest side; None keeps the size"
+    )
+    mode: Literal["auto", "offline", "live"] = Field(
+        "auto", description="offline: never drop; live: drop oldest when busy (files paced)"
+    )
+
+    @field_validator("resize")
+    @classmethod
+    def _check_resize(cls, v: list[int] | int | None) -> list[int] | int | None:
+        if isinstance(v, list) and (len(v) != 2 or min(v) < 8):
+            raise ValueError("resize must be [width, height] with both >= 8, or one number")
+        if isinstance(v, int) and v < 8:
+            raise ValueError("resize must be >= 8 pixels")
+        return v
+
+
+def _output_size(w: int, h: int, resize: list[int] | int | None) -> tuple[int, int]:
+    if resize is None:
+        return w, h
+    if isinstance(resize, int):
+        s = resize / max(w, h)
+        return max(1, round(w * s)), max(1, round(h * s))
+    return int(resize[0]), int(resize[1])
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if (img.shape[1], img.shape[0]) == size:
+        return img
+    inter = cv2.INTER_AREA if size[0] < img.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(img, size, interpolation=inter)
+
+
+class _CaptureSource(Source):
+    """Shared logic of the cv2.VideoCapture sources."""
+
+    Config = CaptureConfig
+    config: CaptureConfig
+    default_live = False
+
+    def __init__(self, config: CaptureConfig) -> None:
+        super().__init__(config)
+        self.cap: cv2.VideoCapture | None = None
+        self.live = self.default_live if config.mode == "auto" else config.mode == "live"
+        self.size = (0, 0)
+        self.native_fps = 0.0
+        self.step = 1.0
+        self._next_index = 0.0
+        self._index = 0
+        self._t0: float | None = None
+
+    def _open_capture(self) -> cv2.VideoCapture:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.config.uri
+
+    def open(self) -> SourceInfo:
+        cap = self._open_capture()
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"{self.name} source: cannot open {self.describe()}")
+        ok, first = cap.read()
+        if not ok or first is None:
+            cap.release()
+            raise SourceError(f"{self.name} source: {self.describe()} opened but gave no frame")
+        self.cap = cap
+        self._first: np.ndarray | None = first
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.native_fps = fps if fps and math.isfinite(fps) and 0 < fps < 1000 else 30.0
+        target = self.config.fps or self.native_fps
+        self.step = max(1.0, self.native_fps / target) if not self.default_live else 1.0
+        self.size = _output_size(first.shape[1], first.shape[0], self.config.resize)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        frame_count = math.ceil(count / self.step) if count > 0 and not self.default_live else None
+        return SourceInfo(self.size[0], self.size[1], min(target, self.native_fps),
+                          frame_count, self.live, self.describe())
+
+    def _grab(self) -> np.ndarray | None:
+        assert self.cap is not None
+        if self._first is not None:
+            img, self._first = self._first, None
+            return img
+        ok, img = self.cap.read()
+        return img if ok else None
+
+    def read(self) -> tuple[np.ndarray, float | None] | None:
+        while True:
+            img = self._grab()
+            if img is None:
+                return None
+            index = self._index
+            self._index += 1
+            if index + 1e-9 < self._next_index:
+                continue  # subsampling to the target fps
+            self._next_index += self.step
+            pts = index * 1000.0 / self.native_fps
+            if self.live and not self.default_live:
+                self._pace(pts)
+            return _resize(img, self.size), pts
+
+    def _pace(self, pts_ms: float) -> None:
+        """A file in live mode: release frames at the clip's own rate, like a camera."""
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now - pts_ms / 1000.0
+        delay = self._t0 + pts_ms / 1000.0 - now
+        if delay > 0:
+            time.sleep(delay)
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+class VideoFileSource(_CaptureSource):
+    """A video file (any container and codec OpenCV's FFmpeg backend reads), optionally looped."""
+
+    name = "video"
+    summary = "video file (mp4, mov, avi, ...); offline by default, every frame processed"
+
+    class Config(CaptureConfig):
+        loop: bool = Field(False, description="start over at the end (never ends)")
+
+        @field_validator("uri")
+        @classmethod
+        def _file_exists(cls, v: str) -> str:
+            if not Path(v).expanduser().is_file():
+                raise ValueError(f"video file not found: {v}")
+            return v
+
+    config: Config
+
+    def _open_capture(self) -> cv2.VideoCapture:
+        path = Path(self.config.uri).expanduser()
+        if not path.is_file():
+            raise SourceError(f"video source: file not found: {path}")
+        return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+
+    def open(self) -> SourceInfo:
+        info = super().open()
+        if self.config.loop:
+            info.frame_count = None
+        return info
+
+    def _grab(self) -> np.ndarray | None:
+        img = super()._grab()
+        if img is None and self.config.loop and self._index > 0:
+            assert self.cap is not None
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, img = self.cap.read()
+            return img if ok else None
+        return img
+
+
+class WebcamSource(_CaptureSource):
+    """A local camera by device index (``uri: 0``) or device path (``/dev/video0``)."""
+
+    name = "webcam"
+    summary = "local camera by index or /dev/videoN; live (drop-oldest)"
+    default_live = True
+
+    def _open_capture(self) -> cv2.VideoCapture:
+        uri = self.config.uri
+        cap = cv2.VideoCapture(int(uri)) if uri.isdigit() else cv2.VideoCapture(uri)
+        if self.config.fps:
+            cap.set(cv2.CAP_PROP_FPS, self.config.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        return cap
+
+    def describe(self) -> str:
+        return f"camera {self.config.uri}"
+
+
+class StreamSource(_CaptureSource):
+    """A network stream: ``rtsp://``, ``http(s)://`` (MJPEG, HLS) or any URL FFmpeg opens."""
+
+    name = "stream"
+    summary = "RTSP/HTTP network stream; live (drop-oldest)"
+    default_live = True
+
+    class Config(CaptureConfig):
+        open_timeout_ms: int = Field(10000, ge=100, description="give up opening after this")
+        read_timeout_ms: int = Field(5000, ge=100, description="a read stalled this long ends the stream")
+
+    config: Config
+
+    @field_validator("uri")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        if "://" not in v:
+            raise ValueError("expected a URL such as rtsp://host:8554/stream")
+        return v
+
+    def _open_capture(self) -> cv2.VideoCapture:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.config.open_timeout_ms,
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.config.read_timeout_ms]
+        cap = cv2.VideoCapture(self.config.uri, cv2.CAP_FFMPEG, params)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        return cap
+
+
+class ImageFolderSource(Source):
+    """The images of a folder, sorted by name, as a stream of frames (one frame per image)."""
+
+    name = "images"
+    summary = "folder of images (jpg, png, ...), one frame each, sorted by file name"
+
+    class Config(CaptureConfig):
+        fps: float | None = Field(None, gt=0, description="nominal fps written to video sinks")
+        loop: bool = Field(False, description="start over after the last image")
+
+    config: Config
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.files: list[Path] = []
+        self._i = 0
+        self.live = config.mode == "live"
+
+    def open(self) -> SourceInfo:
+        root = Path(self.config.uri).expanduser()
+        if not root.is_dir():
+            raise SourceError(f"images source: folder not found: {root}")
+        self.files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise SourceError(f"images source: no images in {root}")
+        first = cv2.imread(str(self.files[0]), cv2.IMREAD_COLOR)
+        if first is None:
+            raise SourceError(f"images source: cannot decode {self.files[0]}")
+        w, h = _output_size(first.shape[1], first.shape[0], self.config.resize)
+        count = None if self.config.loop else len(self.files)
+        return SourceInfo(w, h, self.config.fps or 1.0, count, self.live, str(root))
+
+    def read(self) -> tuple[np.ndarray, float | None] | None:
+        while True:
+            if self._i >= len(self.files):
+                if not self.config.loop:
+                    return None
+                self._i = 0
+            path = self.files[self._i]
+            self._i += 1
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                continue  # unreadable file: skipped (the folder may hold other files)
+            h, w = img.shape[:2]
+            size = _output_size(w, h, self.config.resize)
+            return _resize(img, size), None
+
+
+@vidaffect.hookimpl
+def register_sources(register: vidaffect.Register) -> None:
+    for cls in (VideoFileSource, WebcamSource, StreamSource, ImageFolderSource):
+        register(cls)

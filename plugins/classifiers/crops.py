@@ -1,0 +1,52 @@
+"""Face crops for the classifiers: square, with a margin, grayscale or RGB, normalised."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def square_crop(image: np.ndarray, bbox: list[float] | np.ndarray, margin: float) -> np.ndarray:
+    """The square region around ``bbox`` grown by ``margin`` of its side on every side.
+
+    Args:
+        image: uint8 (H, W, 3) BGR frame.
+        bbox: [x1, y1, x2, y2] pixels.
+        margin: fraction of the box's longer side added on each side (0.1 -> 1.2x the side).
+
+    Returns:
+        uint8 (S, S, 3) BGR; parts outside the frame are filled by edge replication.
+    """
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1, 1.0) * (1 + 2 * margin)
+    l, t = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = max(1, int(round(side)))
+    h, w = image.shape[:2]
+    pad_l, pad_t = max(0, -l), max(0, -t)
+    pad_r, pad_b = max(0, l + s - w), max(0, t + s - h)
+    crop = image[max(0, t):min(h, t + s), max(0, l):min(w, l + s)]
+    if crop.size == 0:
+        return np.zeros((s, s, 3), np.uint8)
+    if pad_l or pad_t or pad_r or pad_b:
+        crop = cv2.copyMakeBorder(crop, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+    return crop
+
+
+def to_model_input(crops: list[np.ndarray], size: tuple[int, int], channels: int,
+                   mean: list[float], std: list[float]) -> np.ndarray:
+    """Stack crops into a float32 (n, C, H, W) batch: resized, gray (C=1) or RGB (C=3),
+    scaled to [0, 1] and normalised with ``(x - mean) / std`` per channel."""
+    h, w = size
+    out = np.empty((len(crops), channels, h, w), np.float32)
+    for i, crop in enumerate(crops):
+        interp = cv2.INTER_AREA if crop.shape[0] > h else cv2.INTER_LINEAR
+        img = cv2.resize(crop, (w, h), interpolation=interp)
+        if channels == 1:
+            out[i, 0] = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        else:
+            out[i] = cv2.cvtColor(img, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)
+    out /= 255.0
+    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    return (out - m) / s

@@ -1,0 +1,91 @@
+"""Emotion classifier for FER-2013-style models trained by ``trainers/fer2013``.
+
+Each face is cut out as a square around its box with ``margin`` of the box side added on
+every side (FER-2013's 48x48 crops show the whole face with a little hair and chin, which
+MTCNN's tight boxes plus 10% per side approximate), converted to the model's channels
+(grayscale for FER-2013), resized to its input size and normalised with the checkpoint's
+mean/std. All faces of a batch of frames go through the model in one forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator
+
+import vidaffect
+from vidaffect.api import Classifier, PluginConfig
+from vidaffect.errors import CheckpointError
+from vidaffect.frames import Frame
+from vidaffect.models.checkpoint import load_checkpoint, read_meta
+from vidaffect.models.zoo import resolve_checkpoint
+from vidaffect_plugins.classifiers.crops import square_crop, to_model_input
+
+
+class FERClassifier(Classifier):
+    """Per-face softmax probabilities over the checkpoint's labels (7 for FER-2013)."""
+
+    name = "fer"
+    summary = "FER-2013 emotion model (7 classes) from a vidaffect checkpoint"
+
+    class Config(PluginConfig):
+        checkpoint: str = Field("default", description="shipped model name (resnet18, alexnet, default) or a .safetensors path")
+        margin: float = Field(0.1, ge=0.0, le=1.0, description="crop margin, fraction of the box side per side")
+        tta_flip: bool = Field(False, description="average with the mirrored face (2x the cost)")
+        max_batch: int = Field(64, ge=1, description="faces per forward pass")
+
+        @field_validator("checkpoint")
+        @classmethod
+        def _checkpoint_exists(cls, v: str) -> str:
+            try:
+                meta = read_meta(resolve_checkpoint(v))
+            except CheckpointError as exc:
+                raise ValueError(str(exc)) from None
+            if meta.task != "multiclass":
+                raise ValueError(f"checkpoint {v!r} is a {meta.task} model, the fer classifier needs multiclass")
+            return v
+
+    config: Config
+
+    def open(self) -> None:
+        self.model, self.meta = load_checkpoint(resolve_checkpoint(self.config.checkpoint))
+        self.model = self.model.to(memory_format=torch.channels_last)
+        self.labels = list(self.meta.labels)
+
+    @torch.inference_mode()
+    def predict(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Probabilities float32 (n, len(labels)) for uint8 BGR face crops."""
+        if not crops:
+            return np.zeros((0, len(self.labels)), np.float32)
+        m = self.meta
+        out = []
+        for i in range(0, len(crops), self.config.max_batch):
+            x = torch.from_numpy(to_model_input(crops[i:i + self.config.max_batch], m.input_size,
+                                                m.in_channels, m.mean, m.std))
+            x = x.contiguous(memory_format=torch.channels_last)
+            p = torch.softmax(self.model(x), dim=1)
+            if self.config.tta_flip:
+                p = (p + torch.softmax(self.model(torch.flip(x, dims=[3])), dim=1)) / 2
+            out.append(p.numpy())
+        return np.concatenate(out)
+
+    def classify(self, frames: list[Frame]) -> None:
+        crops: list[np.ndarray] = []
+        owners: list[dict[str, Any]] = []
+        for frame in frames:
+            frame.meta["labels"] = self.labels
+            for face in frame.faces:
+                crops.append(square_crop(frame.image, face["bbox"], self.config.margin))
+                owners.append(face)
+        probs = self.predict(crops)
+        for face, p in zip(owners, probs):
+            k = int(p.argmax())
+            face["emotion"] = {"label": self.labels[k], "score": round(float(p[k]), 4),
+                               "probs": [round(float(v), 4) for v in p]}
+
+
+@vidaffect.hookimpl
+def register_classifiers(register: vidaffect.Register) -> None:
+    register(FERClassifier)

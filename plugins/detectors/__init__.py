@@ -1,0 +1,1 @@
+"""Built-in face detectors: MTCNN (facenet-pytorch) and OpenCV's Haar cascade."""

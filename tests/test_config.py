@@ -1,0 +1,99 @@
+"""Pipeline YAML validation: every error names the file, the stage and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vidaffect.config import apply_override, load_config, validate
+from vidaffect.errors import ConfigError
+
+
+def pipeline(**over: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "source": {"type": "video", "uri": "clip.mp4"},
+        "detector": {"type": "haar"},
+        "sinks": [{"type": "record", "path": "out.txt"}],
+    }
+    data.update(over)
+    return data
+
+
+def test_valid_pipeline(write_pipeline) -> None:
+    cfg = load_config(write_pipeline(pipeline()))
+    assert [s.kind for s in cfg.stages] == ["source", "detector", "sink"]
+    assert cfg.source.plugin.uri == "clip.mp4"
+    assert cfg.detector is not None and cfg.detector.options.workers == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"detector": {"type": "haar", "min_neighbours": 3}},
+         "stage 'detector' › min_neighbours: unknown key (did you mean 'min_neighbors'?)"),
+        ({"detector": {"type": "haar", "workrs": 2}}, "(did you mean 'workers'?)"),
+        ({"detector": {"type": "mtcnnn"}}, "stage 'detector' › type: unknown detector 'mtcnnn'"),
+        ({"detector": {"type": "haar", "workers": 0}}, "stage 'detector' › workers: Input should be greater"),
+        ({"detector": {"type": "haar", "scale_factor": "big"}}, "› scale_factor: Input should be a valid number"),
+        ({"source": {"type": "video"}}, "stage 'source' › uri: required key is missing"),
+        ({"source": None}, "stage 'source': required section is missing"),
+        ({"sinks": []}, "at least one sink"),
+        ({"sinks": [{"type": "record"}]}, "stage 'sinks[0] (record)' › path: required key is missing"),
+        ({"detectr": {"type": "haar"}}, "top level › detectr: unknown section (did you mean 'detector'?)"),
+        ({"pipeline": {"transport": "udp"}}, "pipeline › transport: Input should be 'ipc' or 'tcp'"),
+        ({"classifier": {"type": "fer", "checkpoint": "nope"}}, "checkpoint 'nope' is neither a shipped model"),
+    ],
+)
+def test_errors_name_file_stage_and_key(write_pipeline, change: dict, expected: str) -> None:
+    path = write_pipeline(pipeline(**change))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_all_errors_reported_at_once() -> None:
+    data = pipeline(detector={"type": "haar", "min_neighbours": 3}, sinks=[{"type": "record"}])
+    with pytest.raises(ConfigError) as err:
+        validate(data, "p.yaml")
+    assert "min_neighbours" in str(err.value) and "path: required" in str(err.value)
+
+
+def test_yaml_syntax_error_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("source: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="pipeline file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_overrides(write_pipeline) -> None:
+    path = write_pipeline(pipeline())
+    cfg = load_config(path, ["source.uri=other.mp4", "detector.min_neighbors=7",
+                             "sinks.0.path=x.txt", "pipeline.hwm=2"])
+    assert cfg.source.plugin.uri == "other.mp4"
+    assert cfg.detector.plugin.min_neighbors == 7
+    assert cfg.sinks[0].plugin.path == "x.txt"
+    assert cfg.engine.hwm == 2
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("source.uri", "expected KEY=VALUE"),
+    ("sinks.5.path=x", "has no item 5"),
+    ("source.uri.x=1", "is not a mapping"),
+])
+def test_bad_overrides(assignment: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        apply_override(pipeline(), assignment)
+
+
+def test_shipped_configs_validate() -> None:
+    root = Path(__file__).resolve().parent.parent / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 4
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.sinks

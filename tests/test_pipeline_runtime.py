@@ -1,0 +1,166 @@
+"""The runtime with real processes and sockets: events, signals, errors, fan-out, crashes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, NEEDS_DATA
+from pipeline_helpers import REPO, read_events, run_cli, vidaffect_cmd, video_frames
+from vidaffect.runtime.transport import free_tcp_port
+from vidaffect.subscribe import iter_events
+
+CLIP = DATA / "videos" / "liveportrait_d0.mp4"
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@NEEDS_DATA
+def test_subscriber_started_before_run_receives_events(tmp_path: Path) -> None:
+    port = free_tcp_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    received: list[tuple[str, dict]] = []
+
+    def subscribe() -> None:
+        for item in iter_events(endpoint, "clip", timeout_ms=120_000):
+            received.append(item)
+            if item[1]["seq"] >= 20:
+                return
+
+    sub = threading.Thread(target=subscribe)
+    sub.start()
+    cfg = write(tmp_path, {
+        "pipeline": {"stream_id": "clip"},
+        "source": {"type": "video", "uri": str(CLIP)},
+        "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
+        "sinks": [{"type": "zmq_events", "endpoint": endpoint}],
+    })
+    proc = run_cli("run", str(cfg), "--no-status")
+    sub.join(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert received, "no event arrived"
+    topics = {t for t, _ in received}
+    assert topics == {"clip"}
+    seqs = [e["seq"] for _, e in received]
+    assert seqs == sorted(seqs) and seqs[-1] >= 20
+    assert any(e["faces"] and e["faces"][0]["emotion"] for _, e in received)
+
+
+@NEEDS_DATA
+def test_sigint_mid_run_leaves_playable_video(tmp_path: Path) -> None:
+    out = tmp_path / "cut.mp4"
+    cfg = write(tmp_path, {
+        "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
+        "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
+        "sinks": [{"type": "video", "path": str(out)}, {"type": "record", "path": str(tmp_path / "r.txt")}],
+    })
+    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    record = tmp_path / "r.txt"
+    while time.monotonic() < deadline:
+        if record.exists() and len(record.read_text().splitlines()) >= 15:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted" in err
+    n, size = video_frames(out)
+    assert 15 <= n < 354 and size == (512, 512)
+
+
+def test_bad_yaml_exits_nonzero_naming_key(tmp_path: Path) -> None:
+    cfg = write(tmp_path, {
+        "source": {"type": "video", "uri": str(CLIP)},
+        "detector": {"type": "mtcnn", "min_face_sise": 30},
+        "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+    })
+    proc = run_cli("run", str(cfg))
+    assert proc.returncode != 0
+    assert "stage 'detector' › min_face_sise: unknown key (did you mean 'min_face_size'?)" in proc.stderr
+    assert str(cfg) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_video_exits_nonzero_with_clear_message(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.mp4"
+    proc = run_cli("run", "configs/video.yaml", f"--set=source.uri={missing}")
+    assert proc.returncode != 0
+    assert f"video file not found: {missing}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@NEEDS_DATA
+def test_two_classifier_workers_keep_frame_order(tmp_path: Path) -> None:
+    jsonl = tmp_path / "e.jsonl"
+    cfg = write(tmp_path, {
+        "source": {"type": "video", "uri": str(CLIP)},
+        "detector": {"type": "mtcnn", "workers": 2},
+        "classifier": {"type": "fer", "workers": 2},
+        "sinks": [{"type": "jsonl", "path": str(jsonl)}],
+    })
+    proc = run_cli("run", str(cfg), "--no-status")
+    assert proc.returncode == 0, proc.stderr
+    seqs = [e["seq"] for e in read_events(jsonl)]
+    assert seqs == list(range(video_frames(CLIP)[0]))
+
+
+@NEEDS_DATA
+def test_crashed_stage_reported_with_traceback_and_pipeline_stops(tmp_path: Path) -> None:
+    out = tmp_path / "v.mp4"
+    cfg = write(tmp_path, {
+        "source": {"type": "video", "uri": str(CLIP)},
+        "detector": {"type": "crash_after", "frames": 10},
+        "sinks": [{"type": "video", "path": str(out)}],
+    })
+    t0 = time.monotonic()
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
+    assert proc.returncode == 1
+    assert "stage detector failed: RuntimeError: injected failure after 10 frames" in proc.stderr
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert time.monotonic() - t0 < 90
+    n, _ = video_frames(out)
+    assert n == 10  # the frames that got through are in a finalised file
+
+
+@NEEDS_DATA
+def test_restart_policy_restarts_crashed_stage(tmp_path: Path) -> None:
+    record = tmp_path / "r.txt"
+    cfg = write(tmp_path, {
+        "source": {"type": "video", "uri": str(CLIP)},
+        "detector": {"type": "crash_after", "frames": 30, "on_error": "restart", "max_restarts": 5},
+        "sinks": [{"type": "record", "path": str(record)}],
+    })
+    proc = run_cli("run", str(cfg), "--no-status", timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert "restarting, 1/5" in proc.stderr
+    lines = record.read_text().splitlines()
+    assert lines[-1].endswith("EOS")
+    assert len(lines) - 1 >= 60  # frames kept flowing after the restarts
+
+
+@pytest.mark.parametrize("transport", ["tcp"])
+@NEEDS_DATA
+def test_tcp_transport(tmp_path: Path, transport: str) -> None:
+    record = tmp_path / "r.txt"
+    cfg = write(tmp_path, {
+        "pipeline": {"transport": transport},
+        "source": {"type": "video", "uri": str(CLIP)},
+        "detector": {"type": "haar"},
+        "sinks": [{"type": "record", "path": str(record)}],
+    })
+    proc = run_cli("run", str(cfg), "--no-status")
+    assert proc.returncode == 0, proc.stderr
+    seqs = [int(line.split()[1]) for line in record.read_text().splitlines()[:-1]]
+    assert seqs == list(range(video_frames(CLIP)[0]))

@@ -1,0 +1,51 @@
+"""Training augmentation and tensor conversion for grayscale face crops (torchvision v2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+
+def train_transform(size: int = 48) -> v2.Transform:
+    """Random shift/zoom/rotation, horizontal flip, brightness/contrast, random erasing.
+
+    Input and output: uint8 tensor ``(1, size, size)``; erasing happens later on floats.
+    """
+    return v2.Compose(
+        [
+            v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.3, contrast=0.3),
+        ]
+    )
+
+
+class FaceTensorDataset(Dataset[tuple[torch.Tensor, int]]):
+    """Wraps uint8 ``(N, H, W)`` images into normalised float32 ``(1, H, W)`` tensors.
+
+    ``(pixel / 255 - mean) / std``; with ``augment`` the train transform and random
+    erasing (Zhong et al., AAAI 2020) are applied.
+    """
+
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, mean: float, std: float, augment: bool
+    ) -> None:
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
+        self.labels = torch.from_numpy(labels)
+        self.mean, self.std = mean, std
+        self.transform = train_transform(images.shape[-1]) if augment else None
+        self.erase = v2.RandomErasing(p=0.5, scale=(0.02, 0.15), value=0.0) if augment else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = self.images[i]
+        if self.transform is not None:
+            img = self.transform(img)
+        x = (img.float() / 255.0 - self.mean) / self.std
+        if self.erase is not None:
+            x = self.erase(x)
+        return x, int(self.labels[i])

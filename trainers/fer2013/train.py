@@ -1,0 +1,248 @@
+"""Training loop for the FER-2013 emotion models: checkpoints every epoch, resume, early stop.
+
+A run folder (``--out``) holds ``last.pt`` (full training state, loadable with
+``torch.load(weights_only=True)``), ``best.safetensors`` (the best-on-validation weights with
+their metadata, see :mod:`vidaffect.models.checkpoint`) and ``history.json`` (per-epoch loss
+and accuracy, used by the learning-curve plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, WeightedRandomSampler
+from tqdm import tqdm
+
+from trainers.fer2013.augment import FaceTensorDataset
+from trainers.fer2013.data import FaceSet, load, stratified_split
+from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
+
+
+def parse_arch_options(items: list[str]) -> dict[str, Any]:
+    """``["width=32", "stem_stride=1"]`` -> ``{"width": 32, "stem_stride": 1}`` (JSON values)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
+    """Per-class loss weights ``(1 / count) ** power``, scaled to mean 1 over samples."""
+    w = (1.0 / np.maximum(counts, 1)) ** power
+    w = w / (w * counts).sum() * counts.sum()
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def lr_lambda(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up then cosine decay to zero (Loshchilov & Hutter, SGDR, ICLR 2017)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, loader: DataLoader, tta_flip: bool = False) -> np.ndarray:
+    """Softmax probabilities ``(N, num_classes)`` float32 for every sample of ``loader``.
+
+    With ``tta_flip`` the probabilities of the image and its mirror image are averaged.
+    """
+    model.eval()
+    out = []
+    for x, _ in loader:
+        x = x.contiguous(memory_format=torch.channels_last)
+        p = F.softmax(model(x), dim=1)
+        if tta_flip:
+            p = (p + F.softmax(model(torch.flip(x, dims=[3])), dim=1)) / 2
+        out.append(p.numpy())
+    return np.concatenate(out)
+
+
+def _make_optimizer(name: str, model: torch.nn.Module, lr: float, wd: float) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    if name == "adam":
+        return torch.optim.AdamW(groups, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Train (or resume) a run; returns the path of ``best.safetensors``."""
+    torch.set_num_threads(args.threads)
+    _seed_everything(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    full: FaceSet = load(args.data, "train")
+    if 0 < args.limit < len(full):
+        keep, _ = stratified_split(full.labels, 1 - args.limit / len(full), args.seed)
+        full = full.subset(keep)
+    train_idx, val_idx = stratified_split(full.labels, args.val_frac, args.seed)
+    train_set, val_set = full.subset(train_idx), full.subset(val_idx)
+    mean = float(train_set.images.mean() / 255.0)
+    std = float(train_set.images.std() / 255.0)
+    size = int(train_set.images.shape[-1])
+
+    counts = train_set.class_counts()
+    sampler = None
+    weights = None
+    if args.balance == "sampler":
+        w = class_weights(counts, 1.0)[train_set.labels]
+        sampler = WeightedRandomSampler(w.double(), num_samples=len(train_set), replacement=True)
+    elif args.balance == "weighted-loss":
+        weights = class_weights(counts, args.balance_power)
+
+    gen = torch.Generator().manual_seed(args.seed)
+    train_loader = DataLoader(
+        FaceTensorDataset(train_set.images, train_set.labels, mean, std, augment=True),
+        batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+        drop_last=len(train_set) >= args.batch_size,  # else a small set would give 0 steps
+        generator=gen, num_workers=args.workers,
+    )
+    val_loader = DataLoader(
+        FaceTensorDataset(val_set.images, val_set.labels, mean, std, augment=False),
+        batch_size=256, num_workers=0,
+    )
+
+    meta = CheckpointMeta(
+        arch=args.arch, labels=list(full.label_names), input_size=(size, size), in_channels=1,
+        mean=[mean], std=[std], arch_kwargs=parse_arch_options(args.arch_opt),
+        training={
+            "data": full.source, "train_size": len(train_set), "val_size": len(val_set),
+            "val_split": f"stratified {args.val_frac:g} of train, seed {args.seed}",
+            "optimizer": args.optimizer, "lr": args.lr, "weight_decay": args.weight_decay,
+            "epochs": args.epochs, "batch_size": args.batch_size, "balance": args.balance,
+            "label_smoothing": args.label_smoothing, "seed": args.seed,
+        },
+    )
+    model = build_model(meta).to(memory_format=torch.channels_last)
+    optimizer = _make_optimizer(args.optimizer, model, args.lr, args.weight_decay)
+    steps_per_epoch = len(train_loader)
+    total = args.epochs * steps_per_epoch
+    warmup = min(total // 10, args.warmup_epochs * steps_per_epoch) or 1
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, warmup, total))
+
+    state_file = out / "last.pt"
+    history: list[dict[str, Any]] = []
+    start_epoch, best_acc, bad_epochs = 0, -1.0, 0
+    if state_file.is_file() and not args.restart:
+        state = torch.load(state_file, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_acc, bad_epochs = state["epoch"], state["best_acc"], state["bad_epochs"]
+        history = json.loads(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["gen_rng"])
+        print(f"resumed {out} at epoch {start_epoch} (best val top-1 {best_acc:.4f})", flush=True)
+
+    max_steps = args.max_steps or None
+    step = 0
+    for epoch in range(start_epoch, args.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
+                   disable=args.quiet, mininterval=5)
+        for x, y in bar:
+            x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=args.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            step += 1
+            if max_steps and step >= max_steps:
+                break
+        probs = predict(model, val_loader)
+        val_pred = probs.argmax(1)
+        val_acc = float((val_pred == val_set.labels).mean())
+        val_loss = float(-np.log(probs[np.arange(len(probs)), val_set.labels] + 1e-9).mean())
+        record = {
+            "epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+            "train_top1": correct / max(seen, 1), "val_loss": val_loss, "val_top1": val_acc,
+            "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
+            "img_per_s": seen / (time.perf_counter() - t0),
+        }
+        history.append(record)
+        improved = val_acc > best_acc
+        if improved:
+            best_acc, bad_epochs = val_acc, 0
+            meta.metrics = {"val_top1": val_acc, "epoch": epoch + 1}
+            save_checkpoint(out / "best.safetensors", model, meta)
+        else:
+            bad_epochs += 1
+        torch.save(
+            {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best_acc": best_acc,
+                "bad_epochs": bad_epochs, "history": json.dumps(history),
+                "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(),
+            },
+            out / "last.pt.tmp",
+        )
+        (out / "last.pt.tmp").replace(state_file)
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        print(json.dumps(record), flush=True)
+        if max_steps and step >= max_steps:
+            break
+        if args.patience and bad_epochs >= args.patience:
+            print(f"early stop: no val improvement for {bad_epochs} epochs", flush=True)
+            break
+    return out / "best.safetensors"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", required=True, help="registered architecture, e.g. resnet18")
+    p.add_argument("--arch-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="architecture option, e.g. --arch-opt width=32 (repeatable)")
+    p.add_argument("--data", required=True,
+                   help="FER-2013 folder (train/, test/), fer2013.csv, or class-named folder")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, history)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="adam",
+                   help="adam: AdamW (decoupled weight decay); sgd: Nesterov momentum 0.9")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-epochs", type=int, default=2)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--balance", choices=["none", "weighted-loss", "sampler"], default="weighted-loss")
+    p.add_argument("--balance-power", type=float, default=0.5,
+                   help="weighted-loss: class weight = (1/count)**power")
+    p.add_argument("--val-frac", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=0, help="early stop after N epochs without val gain (0: off)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="use only N training images (smoke runs)")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N optimizer steps")
+    p.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")

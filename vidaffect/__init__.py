@@ -1,0 +1,12 @@
+"""vidaffect: a plugin-based, real-time video analytics engine for affect.
+
+Sources read video, detectors find faces, classifiers estimate each face's emotion and
+sinks hand the results on (annotated video, display window, JSON events over ZeroMQ).
+Stages run as separate processes connected by ZeroMQ; see ``vidaffect.runtime``.
+"""
+
+__version__ = "0.1.0"
+
+from vidaffect.hookspecs import Register, hookimpl  # noqa: E402
+
+__all__ = ["Register", "__version__", "hookimpl"]

@@ -1,0 +1,134 @@
+"""The plugin interfaces: sources, detectors, classifiers and sinks.
+
+A plugin is a class deriving from one of these bases, with a ``name`` and a ``Config``
+(a pydantic model; unknown keys are rejected), registered through a hook in
+:mod:`vidaffect.hookspecs`. One instance lives in one stage process; its methods are called
+from that process only. Images are uint8 ``(H, W, 3)`` BGR (OpenCV's colour order); boxes
+are xyxy pixels of the full frame.
+
+Lifecycle: ``__init__(config)`` -> ``open(...)`` -> many calls -> ``close()``. ``close`` is
+always called, also after an error or a stop request, so files get finalised.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from vidaffect.frames import Detections, Frame
+
+
+class PluginConfig(BaseModel):
+    """Base of every plugin's options model: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Plugin(ABC):
+    """Common base: a registered ``name``, a ``Config`` model and a one-line ``summary``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[PluginConfig]] = PluginConfig
+    kind: ClassVar[str]
+
+    def __init__(self, config: PluginConfig) -> None:
+        self.config = config
+
+    def close(self) -> None:
+        """Release resources; called exactly once, also after errors."""
+
+
+@dataclass
+class SourceInfo:
+    """What a source knows once opened.
+
+    Attributes:
+        width, height: output frame size in pixels (after any resize).
+        fps: nominal frames per second (the file's, the camera's or the target fps).
+        frame_count: frames the source will emit, when known (files without loop), else None.
+        live: True for cameras and streams (drop-oldest buffering), False for files
+            (wait, never drop).
+        description: human-readable origin (path, URL, device).
+    """
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int | None
+    live: bool
+    description: str
+
+
+class Source(Plugin):
+    """Produces frames. ``read`` blocks until the next frame or returns None at the end."""
+
+    kind = "source"
+
+    @abstractmethod
+    def open(self) -> SourceInfo:
+        """Open the device, file or URL.
+
+        Raises:
+            SourceError: it cannot be opened (missing file, dead camera, unreachable URL).
+        """
+
+    @abstractmethod
+    def read(self) -> tuple[np.ndarray, float | None] | None:
+        """Next frame as ``(image, pts_ms)``; image uint8 (H, W, 3) BGR. None at end of stream."""
+
+
+class Detector(Plugin):
+    """Finds faces in whole frames."""
+
+    kind = "detector"
+
+    def open(self) -> None:
+        """Load models; called once in the stage process before the first ``detect``."""
+
+    @abstractmethod
+    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+        """Detect faces in each image (uint8 (H, W, 3) BGR); one :class:`Detections` per image."""
+
+
+class Classifier(Plugin):
+    """Adds per-face results (emotion probabilities, ...) to frames that carry faces."""
+
+    kind = "classifier"
+    labels: list[str] = []
+
+    def open(self) -> None:
+        """Load models; called once in the stage process before the first ``classify``."""
+
+    @abstractmethod
+    def classify(self, frames: list[Frame]) -> None:
+        """Annotate every face dict in ``frame.faces`` of each frame, in place.
+
+        A face dict carries ``bbox`` (xyxy pixels); the classifier adds its result under
+        ``emotion``: ``{"label": str, "score": float, "probs": [float, ...]}`` with ``probs``
+        in the order of ``frame.meta["labels"]``, which the classifier sets.
+        """
+
+
+class Sink(Plugin):
+    """Consumes annotated frames (files, windows, sockets)."""
+
+    kind = "sink"
+
+    def open(self) -> None:
+        """Prepare outputs; errors here (unwritable path, no display) stop the pipeline."""
+
+    @abstractmethod
+    def write(self, frame: Frame) -> None:
+        """Handle one frame; ``frame.image`` is read-only (copy before drawing)."""
+
+    def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
+        """Called once per stream at its end (EOS), before ``close``."""
+
+
+PLUGIN_KINDS: dict[str, type[Plugin]] = {
+    "source": Source, "detector": Detector, "classifier": Classifier, "sink": Sink,
+}

@@ -1,0 +1,94 @@
+"""The ``vidaffect`` command: run pipelines, list plugins, print events, run the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from vidaffect.errors import VidaffectError
+
+
+def _fail(err: Exception) -> None:
+    click.echo(f"error: {err}", err=True)
+    sys.exit(2 if err.__class__.__name__ == "ConfigError" else 1)
+
+
+@click.group()
+@click.version_option(package_name="vidaffect")
+def main() -> None:
+    """vidaffect: real-time video analytics for affect (faces -> emotions -> events)."""
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override a setting, e.g. --set source.uri=clip.mp4 (repeatable)")
+@click.option("--status/--no-status", default=None, help="live status line (default: from config)")
+def run(config: Path, overrides: tuple[str, ...], status: bool | None) -> None:
+    """Run the pipeline described by CONFIG (a YAML file)."""
+    from vidaffect.config import load_config
+    from vidaffect.report import stage_table
+    from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
+
+    try:
+        cfg = load_config(config, overrides)
+        result = run_pipeline(cfg, show_status=status)
+        click.echo(stage_table(result.stages), err=True)
+        out = result.stages.get(cfg.sinks[0].name, {}).get("frames_out", 0)
+        click.echo(f"{out} frames in {result.wall_s:.1f} s ({out / max(result.wall_s, 1e-9):.1f} fps)"
+                   + (" (interrupted)" if result.interrupted else ""), err=True)
+        if cfg.engine.metrics_file:
+            Path(cfg.engine.metrics_file).write_text(json.dumps(result.stages, indent=1))
+        raise_for_errors(result)
+    except VidaffectError as err:
+        _fail(err)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def plugins(as_json: bool) -> None:
+    """List installed plugins (built-in and third-party) and their options."""
+    from vidaffect.plugin_info import describe_plugins, format_plugins
+
+    info = describe_plugins()
+    click.echo(json.dumps(info, indent=1) if as_json else format_plugins(info))
+
+
+@main.command()
+@click.argument("endpoint", default="tcp://127.0.0.1:5560")
+@click.option("--topic", default="", help="stream id to subscribe to (default: all)")
+@click.option("--count", type=int, default=0, help="exit after this many events (0: never)")
+def events(endpoint: str, topic: str, count: int) -> None:
+    """Subscribe to ENDPOINT and print each JSON event on its own line."""
+    from vidaffect.subscribe import iter_events
+
+    try:
+        for n, (_, event) in enumerate(iter_events(endpoint, topic), start=1):
+            click.echo(json.dumps(event))
+            if count and n >= count:
+                break
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.argument("video", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"),
+              show_default=True, help="folder for the annotated video and events")
+@click.option("--status/--no-status", default=True)
+def demo(video: Path | None, out: Path, status: bool) -> None:
+    """Run the default pipeline on VIDEO (default: a sample clip) and summarise the emotions."""
+    from vidaffect.demo import run_demo
+
+    try:
+        code = run_demo(video, out, status)
+    except VidaffectError as err:
+        _fail(err)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

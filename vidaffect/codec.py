@@ -1,0 +1,122 @@
+"""Wire format: one message = multipart ``[msgpack header, buffer0, buffer1, ...]``.
+
+The header is a msgpack map::
+
+    {"v": 1, "kind": "frame" | "eos", "stream": str, "seq": int, "ts_ns": int,
+     "pts_ms": float | None, "bufs": [{"dtype": "uint8", "shape": [H, W, 3]}, ...],
+     "meta": {...}}
+
+Buffers are raw C-contiguous bytes, sent without copying above :data:`ZERO_COPY_MIN` bytes.
+There is no pickle anywhere: a message from a foreign or malicious sender can at worst fail
+to decode, raising :class:`MessageError` (the receiver drops and counts it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import msgpack
+import numpy as np
+
+from vidaffect.frames import Frame
+
+PROTOCOL_VERSION = 1
+ZERO_COPY_MIN = 64 * 1024
+KINDS = ("frame", "eos")
+_DTYPES = {"uint8", "int8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64"}
+MAX_BUFFERS = 8
+
+
+class MessageError(ValueError):
+    """A message that is not a valid vidaffect message (foreign, truncated or malformed)."""
+
+
+def encode_frame(frame: Frame) -> list[Any]:
+    """Encode a :class:`Frame` into message parts ``[header_bytes, image_buffer]``.
+
+    The image part is a memoryview of ``frame.image`` (no copy) when it is C-contiguous.
+    """
+    img = frame.image
+    if not img.flags.c_contiguous:
+        img = np.ascontiguousarray(img)
+    header = {
+        "v": PROTOCOL_VERSION, "kind": "frame", "stream": frame.stream, "seq": frame.seq,
+        "ts_ns": frame.ts_ns, "pts_ms": frame.pts_ms,
+        "bufs": [{"dtype": img.dtype.name, "shape": list(img.shape)}], "meta": frame.meta,
+    }
+    return [msgpack.packb(header, use_bin_type=True), memoryview(img).cast("B")]
+
+
+def encode_eos(stream: str, seq: int, meta: dict[str, Any] | None = None) -> list[bytes]:
+    """Encode an end-of-stream marker; ``seq`` is the number of frames the stream emitted."""
+    header = {"v": PROTOCOL_VERSION, "kind": "eos", "stream": stream, "seq": seq, "ts_ns": 0,
+              "pts_ms": None, "bufs": [], "meta": meta or {}}
+    return [msgpack.packb(header, use_bin_type=True)]
+
+
+def decode_header(part: bytes | memoryview) -> dict[str, Any]:
+    """Decode and validate a header.
+
+    Raises:
+        MessageError: not msgpack, wrong version, or missing/mistyped fields.
+    """
+    try:
+        header = msgpack.unpackb(bytes(part), raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated exception types
+        raise MessageError(f"header is not msgpack: {exc}") from None
+    if not isinstance(header, dict):
+        raise MessageError("header is not a map")
+    if header.get("v") != PROTOCOL_VERSION:
+        raise MessageError(f"unsupported protocol version {header.get('v')!r}")
+    if header.get("kind") not in KINDS:
+        raise MessageError(f"unknown kind {header.get('kind')!r}")
+    for key, typ in (("stream", str), ("seq", int), ("ts_ns", int), ("bufs", list), ("meta", dict)):
+        if not isinstance(header.get(key), typ) or isinstance(header.get(key), bool):
+            raise MessageError(f"header field {key!r} missing or not {typ.__name__}")
+    if len(header["bufs"]) > MAX_BUFFERS:
+        raise MessageError("too many buffers")
+    return header
+
+
+def _buffer_array(spec: Any, buf: Any) -> np.ndarray:
+    if not isinstance(spec, dict) or spec.get("dtype") not in _DTYPES:
+        raise MessageError(f"bad buffer spec {spec!r}")
+    shape = spec.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+        raise MessageError(f"bad buffer shape {shape!r}")
+    dtype = np.dtype(spec["dtype"])
+    mv = memoryview(buf)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if mv.nbytes != expected:
+        raise MessageError(f"buffer has {mv.nbytes} bytes, header says {expected}")
+    return np.frombuffer(mv, dtype=dtype).reshape(shape)
+
+
+def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
+    """Decode message parts into ``(header, frame)``; ``frame`` is ``None`` for EOS.
+
+    Parts may be ``bytes`` or ``zmq.Frame`` (anything exposing the buffer protocol); the
+    image array is a read-only view of the received buffer (no copy).
+
+    Raises:
+        MessageError: on any malformed or foreign message.
+    """
+    if not parts:
+        raise MessageError("empty message")
+    first = parts[0]
+    header = decode_header(first.buffer if hasattr(first, "buffer") else first)
+    if len(parts) - 1 != len(header["bufs"]):
+        raise MessageError(f"header lists {len(header['bufs'])} buffers, message has {len(parts) - 1}")
+    if header["kind"] == "eos":
+        return header, None
+    if len(parts) != 2:
+        raise MessageError("a frame message carries exactly one image buffer")
+    buf = parts[1].buffer if hasattr(parts[1], "buffer") else parts[1]
+    image = _buffer_array(header["bufs"][0], buf)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise MessageError(f"frame image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    pts = header.get("pts_ms")
+    if pts is not None and not isinstance(pts, int | float):
+        raise MessageError("pts_ms is not a number")
+    frame = Frame(image, header["stream"], header["seq"], header["ts_ns"], pts, header["meta"])
+    return header, frame

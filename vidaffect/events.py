@@ -1,0 +1,126 @@
+"""Per-frame JSON events: what the ``jsonl`` and ``zmq_events`` sinks emit.
+
+One event per frame, validated by the JSON Schema at :data:`EVENT_SCHEMA_PATH`
+(draft 2020-12, ``$id`` :data:`EVENT_SCHEMA_ID`)::
+
+    {"schema": "vidaffect.event", "version": 1, "type": "frame",
+     "stream": "cam0", "seq": 41, "ts_capture_ns": 1718000000000000000,
+     "ts_event_ns": 1718000000030000000, "pts_ms": 1640.0, "frame_size": [1280, 720],
+     "labels": ["angry", ..., "neutral"],
+     "faces": [{"bbox": [x1, y1, x2, y2], "score": 0.99, "landmarks": [[x, y], ...],
+                "track_id": 3, "emotion": {"label": "happy", "score": 0.87,
+                                           "probs": {"angry": 0.01, ...}}}]}
+
+Coordinates are pixels of the full frame (xyxy, origin top-left); timestamps are integer
+nanoseconds since the Unix epoch (``time.time_ns()``). Unlike the pipeline's face dicts,
+whose ``probs`` is a list in the order of ``frame.meta["labels"]``, the event's ``probs``
+maps label -> probability, so a consumer needs no side channel for the label order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from vidaffect.frames import Frame
+
+EVENT_SCHEMA_NAME = "vidaffect.event"
+EVENT_VERSION = 1
+EVENT_SCHEMA_ID = "https://vidaffect.dev/schemas/event.v1.json"
+EVENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.v1.json"
+
+_PROB_DIGITS = 4
+
+
+def load_event_schema() -> dict[str, Any]:
+    """The event JSON Schema (a fresh dict on every call, safe to modify).
+
+    Raises:
+        OSError: the schema file is missing (a broken installation).
+    """
+    return json.loads(EVENT_SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _num(value: Any, digits: int) -> float:
+    return round(float(value), digits)
+
+
+def _emotion_event(emotion: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
+    probs = list(emotion.get("probs", []))
+    if probs and (labels is None or len(labels) != len(probs)):
+        n_labels = "no labels" if labels is None else f"{len(labels)} labels"
+        raise ValueError(
+            f"emotion probs has {len(probs)} values but frame.meta['labels'] has {n_labels}"
+        )
+    out = dict(emotion)  # keeps extra keys a classifier may add (the schema allows them)
+    out["label"] = str(emotion["label"])
+    out["score"] = _num(emotion["score"], _PROB_DIGITS)
+    out["probs"] = {str(lab): _num(p, _PROB_DIGITS) for lab, p in zip(labels or [], probs)}
+    return out
+
+
+def _face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "bbox": [_num(v, 2) for v in face["bbox"]],
+        "score": _num(face["score"], _PROB_DIGITS),
+    }
+    if face.get("landmarks") is not None:
+        out["landmarks"] = [[_num(x, 2), _num(y, 2)] for x, y in face["landmarks"]]
+    track_id = face.get("track_id")
+    out["track_id"] = None if track_id is None else int(track_id)
+    emotion = face.get("emotion")
+    out["emotion"] = None if emotion is None else _emotion_event(emotion, labels)
+    return out
+
+
+def build_frame_event(frame: Frame, now_ns: int | None = None) -> dict[str, Any]:
+    """The JSON-able ``"frame"`` event of ``frame`` (see the module docstring).
+
+    Args:
+        frame: a frame whose ``meta`` may hold ``faces`` and ``labels``.
+        now_ns: ``ts_event_ns`` to use; default ``time.time_ns()`` at the call.
+
+    Returns:
+        A dict of plain Python values (str, int, float, None, list, dict).
+
+    Raises:
+        ValueError: a face's ``emotion.probs`` does not match ``frame.meta["labels"]``
+            in length (or there are no labels), so probabilities cannot be named.
+        KeyError: a face dict lacks ``bbox`` or ``score``, or an emotion lacks
+            ``label`` or ``score``.
+    """
+    meta = frame.meta
+    labels = meta.get("labels")
+    labels = None if labels is None else [str(lab) for lab in labels]
+    width, height = frame.size
+    return {
+        "schema": EVENT_SCHEMA_NAME,
+        "version": EVENT_VERSION,
+        "type": "frame",
+        "stream": str(frame.stream),
+        "seq": int(frame.seq),
+        "ts_capture_ns": int(frame.ts_ns),
+        "ts_event_ns": time.time_ns() if now_ns is None else int(now_ns),
+        "pts_ms": None if frame.pts_ms is None else float(frame.pts_ms),
+        "frame_size": [width, height],
+        "labels": labels,
+        "faces": [_face_event(face, labels) for face in meta.get("faces", [])],
+    }
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON of ``event`` (no spaces, no trailing newline).
+
+    Raises:
+        ValueError: the event holds NaN or infinity (not valid JSON).
+        TypeError: the event holds a value JSON cannot represent.
+    """
+    try:
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as err:
+        raise ValueError(f"event of stream {event.get('stream')!r} seq {event.get('seq')}: {err}") \
+            from None
+    return text.encode("utf-8")
+

@@ -1,0 +1,102 @@
+"""Frames and per-frame results as small, self-validating dataclasses.
+
+Coordinate frame: pixels of the full-resolution frame, origin top-left, x right, y down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _check(name: str, arr: np.ndarray, shape: tuple[int | None, ...]) -> None:
+    ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
+    if not ok:
+        want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
+
+
+@dataclass
+class Detections:
+    """Faces found in one frame.
+
+    Attributes:
+        boxes: float32 ``(n, 4)`` ``[x1, y1, x2, y2]`` pixels (xyxy).
+        scores: float32 ``(n,)`` detector confidence in [0, 1].
+        landmarks: float32 ``(n, 5, 2)`` ``(x, y)`` pixels in the order left eye, right eye,
+            nose, left mouth corner, right mouth corner (MTCNN's order; "left" is the image's
+            left), or ``None`` when the detector gives none.
+
+    Raises:
+        ValueError: on arrays of the wrong shape (the message says expected vs actual).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4) if len(self.boxes) == 0 \
+            else np.asarray(self.boxes, np.float32)
+        self.scores = np.asarray(self.scores, np.float32).reshape(-1)
+        _check("boxes", self.boxes, (None, 4))
+        if len(self.scores) != len(self.boxes):
+            raise ValueError(f"scores: expected shape ({len(self.boxes)},), got {self.scores.shape}")
+        if self.landmarks is not None:
+            self.landmarks = np.asarray(self.landmarks, np.float32)
+            if len(self.landmarks) == 0:
+                self.landmarks = self.landmarks.reshape(0, 5, 2)
+            _check("landmarks", self.landmarks, (len(self.boxes), 5, 2))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+    def to_faces(self) -> list[dict[str, Any]]:
+        """Per-face dicts for the message header: ``bbox``, ``score``, ``landmarks``."""
+        faces = []
+        for i in range(len(self)):
+            face: dict[str, Any] = {
+                "bbox": [round(float(v), 2) for v in self.boxes[i]],
+                "score": round(float(self.scores[i]), 4),
+            }
+            if self.landmarks is not None:
+                face["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks[i]]
+            faces.append(face)
+        return faces
+
+
+@dataclass
+class Frame:
+    """One video frame travelling through the pipeline.
+
+    Attributes:
+        image: uint8 ``(H, W, 3)`` BGR (OpenCV's colour order), C-contiguous.
+        stream: stream id (the topic of its events).
+        seq: sequence number within the stream, from 0, consecutive among emitted frames.
+        ts_ns: capture time, ``time.time_ns()`` when the source read the frame.
+        pts_ms: position in the source in milliseconds (files) or ``None``.
+        meta: results so far: ``faces`` (list of dicts with ``bbox``, ``score``, ``landmarks``,
+            ``emotion``...), ``labels`` (classifier label names), stage timings.
+    """
+
+    image: np.ndarray
+    stream: str
+    seq: int
+    ts_ns: int
+    pts_ms: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def faces(self) -> list[dict[str, Any]]:
+        return self.meta.setdefault("faces", [])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in pixels."""
+        return int(self.image.shape[1]), int(self.image.shape[0])

@@ -1,0 +1,55 @@
+"""A registry of model architectures, by name.
+
+Architectures live here once and are used by both ``trainers/`` and the classifier plugins.
+A factory takes ``num_classes`` and ``in_channels`` (plus its own keyword options) and
+returns an ``nn.Module`` mapping ``(B, in_channels, H, W)`` float32 to ``(B, num_classes)``
+logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from vidaffect.errors import CheckpointError
+
+ModelFactory = Callable[..., nn.Module]
+
+_MODELS: dict[str, ModelFactory] = {}
+
+
+def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator registering an architecture factory under ``name``.
+
+    Raises:
+        ValueError: ``name`` is already registered (names are unique, never shadowed).
+    """
+
+    def decorator(factory: ModelFactory) -> ModelFactory:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Names of all registered architectures, sorted."""
+    return sorted(_MODELS)
+
+
+def create_model(name: str, num_classes: int, in_channels: int = 1, **kwargs: Any) -> nn.Module:
+    """Build the architecture ``name`` with freshly initialised weights.
+
+    Raises:
+        CheckpointError: ``name`` is not a registered architecture.
+    """
+    try:
+        factory = _MODELS[name]
+    except KeyError:
+        raise CheckpointError(
+            f"unknown architecture {name!r}; registered: {', '.join(list_models())}"
+        ) from None
+    return factory(num_classes=num_classes, in_channels=in_channels, **kwargs)

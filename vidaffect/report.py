@@ -1,0 +1,63 @@
+"""Plain-text tables of run metrics and emotion summaries, printed at the end of a run."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+COLUMNS = [
+    ("stage", "stage", "<"), ("frames_in", "in", ">"), ("frames_out", "out", ">"),
+    ("dropped", "dropped", ">"), ("lost", "lost", ">"), ("malformed", "malformed", ">"),
+    ("busy_s", "busy s", ">"), ("latency_p50_ms", "p50 ms", ">"), ("latency_p95_ms", "p95 ms", ">"),
+]
+
+
+def format_table(rows: list[list[str]], aligns: list[str]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(aligns))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, aligns, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def stage_table(stages: dict[str, dict[str, Any]]) -> str:
+    """Per-stage counters: frames in/out, dropped, lost, malformed, busy time, latency."""
+    rows = [[title for _, title, _ in COLUMNS]]
+    for name, m in stages.items():
+        row = [name]
+        for key, _, _ in COLUMNS[1:]:
+            v = m.get(key)
+            row.append("-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
+        rows.append(row)
+    return format_table(rows, [a for _, _, a in COLUMNS])
+
+
+def emotion_summary(jsonl: str | Path) -> tuple[str, dict[str, Any]]:
+    """Per-emotion counts of the top-1 label over all faces of an events JSONL file.
+
+    Returns:
+        ``(table_text, stats)`` with stats ``frames``, ``frames_with_faces``, ``faces`` and
+        ``labels`` (label -> count).
+    """
+    counts: Counter[str] = Counter()
+    frames = with_faces = faces = 0
+    with open(jsonl) as f:
+        for line in f:
+            event = json.loads(line)
+            if event.get("type") != "frame":
+                continue
+            frames += 1
+            with_faces += bool(event["faces"])
+            for face in event["faces"]:
+                faces += 1
+                if face.get("emotion"):
+                    counts[face["emotion"]["label"]] += 1
+    rows = [["emotion", "faces", "share"]]
+    for label, n in counts.most_common():
+        rows.append([label, str(n), f"{100 * n / max(faces, 1):.1f}%"])
+    stats = {"frames": frames, "frames_with_faces": with_faces, "faces": faces, "labels": dict(counts)}
+    return format_table(rows, ["<", ">", ">"]), stats

@@ -1,0 +1,67 @@
+"""Per-stage counters and latency percentiles, reported by every stage process."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LATENCY_SAMPLES = 4096
+
+
+@dataclass
+class StageMetrics:
+    """Counters of one stage worker.
+
+    Attributes:
+        frames_in / frames_out: frames received / passed on (or written, for sinks).
+        dropped: frames a live source discarded because downstream was busy (drop-oldest).
+        malformed: messages that failed to decode (dropped and counted).
+        lost: frames missing after reordering (a crashed worker's frames in flight).
+        faces: faces seen in frames passed on.
+        busy_s: seconds spent inside the plugin (detect, classify, write, read).
+        latency_ms: recent capture -> output latencies (milliseconds).
+    """
+
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    malformed: int = 0
+    lost: int = 0
+    faces: int = 0
+    busy_s: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+    def observe_latency(self, ts_ns: int) -> None:
+        self.latency_ms.append((time.time_ns() - ts_ns) / 1e6)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A msgpack/JSON-able summary with p50/p95/p99 latency."""
+        lat = np.fromiter(self.latency_ms, float) if self.latency_ms else None
+        pct = (lambda q: round(float(np.percentile(lat, q)), 2)) if lat is not None else (lambda q: None)
+        return {
+            "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
+            "malformed": self.malformed, "lost": self.lost, "faces": self.faces,
+            "busy_s": round(self.busy_s, 3), "wall_s": round(time.perf_counter() - self.started, 3),
+            "latency_p50_ms": pct(50), "latency_p95_ms": pct(95), "latency_p99_ms": pct(99),
+        }
+
+
+def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine worker snapshots of one stage: sums for counters, max for percentiles."""
+    if not snapshots:
+        return {}
+    out: dict[str, Any] = {}
+    for key in snapshots[0]:
+        values = [s[key] for s in snapshots if s.get(key) is not None]
+        if not values:
+            out[key] = None
+        elif key.startswith("latency") or key == "wall_s":
+            out[key] = max(values)
+        else:
+            out[key] = round(sum(values), 3) if isinstance(values[0], float) else sum(values)
+    return out

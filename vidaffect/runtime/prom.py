@@ -1,0 +1,40 @@
+"""Per-stage counters served for Prometheus (``pipeline.metrics_port``), on loopback.
+
+Gauges ``vidaffect_stage_<counter>{pipeline, stage}`` mirror the supervisor's merged stage
+metrics (frames in/out, dropped, lost, malformed, faces, busy seconds, latency percentiles in
+milliseconds); they are refreshed every supervisor loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+_COUNTERS = ("frames_in", "frames_out", "dropped", "lost", "malformed", "faces", "busy_s",
+             "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+
+
+class PrometheusExporter:
+    """Serves ``http://127.0.0.1:PORT/metrics`` until the process exits (or ``close``)."""
+
+    def __init__(self, port: int, pipeline: str, addr: str = "127.0.0.1") -> None:
+        self.registry = CollectorRegistry()
+        self.pipeline = pipeline
+        self.gauges = {
+            key: Gauge(f"vidaffect_stage_{key}", f"stage metric {key}", ["pipeline", "stage"],
+                       registry=self.registry)
+            for key in _COUNTERS
+        }
+        self.server, self.thread = start_http_server(port, addr=addr, registry=self.registry)
+
+    def update(self, stages: dict[str, dict[str, Any]]) -> None:
+        for stage, metrics in stages.items():
+            for key, gauge in self.gauges.items():
+                value = metrics.get(key)
+                if value is not None:
+                    gauge.labels(self.pipeline, stage).set(value)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

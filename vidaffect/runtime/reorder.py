@@ -1,0 +1,90 @@
+"""Restoring frame order after a fan-out, and counting end-of-stream markers.
+
+Workers of a fanned-out stage finish frames out of order; the next stage holds frames in a
+bounded window and releases them by sequence number. A frame still missing when the window
+is full (or when every producer has sent EOS) is declared lost and counted, never waited for
+forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidaffect.frames import Frame
+
+Item = tuple[dict[str, Any], Frame | None]
+
+
+@dataclass
+class _StreamState:
+    next_seq: int = 0
+    pending: dict[int, Item] = field(default_factory=dict)
+    eos_seen: int = 0
+    total: int = 0
+    done: bool = False
+
+
+class Reorderer:
+    """Orders frames per stream and merges EOS from ``producers`` upstream workers.
+
+    Args:
+        producers: number of upstream processes that each send one EOS per stream.
+        window: maximum frames held per stream before skipping a missing one.
+        ordered: False for a worker of a fanned-out stage (it sees only some frames): frames
+            pass straight through and only EOS is merged.
+    """
+
+    def __init__(self, producers: int, window: int = 64, ordered: bool = True) -> None:
+        self.producers, self.window, self.ordered = producers, window, ordered
+        self.streams: dict[str, _StreamState] = {}
+        self.lost = 0
+        self.late = 0
+
+    def push(self, header: dict[str, Any], frame: Frame | None) -> list[Item]:
+        """Add a received message; return the items now ready, in order (EOS last)."""
+        st = self.streams.setdefault(header["stream"], _StreamState())
+        if st.done:
+            self.late += 1
+            return []
+        if frame is None:
+            st.eos_seen += 1
+            st.total = max(st.total, int(header["seq"]))
+            if st.eos_seen < self.producers:
+                return []
+            out = self._drain(st, final=True)
+            st.done = True
+            return out + [(header | {"seq": st.total}, None)]
+        if not self.ordered:
+            return [(header, frame)]
+        if frame.seq < st.next_seq:
+            self.late += 1
+            return []
+        st.pending[frame.seq] = (header, frame)
+        out = self._drain(st, final=False)
+        while len(st.pending) > self.window:
+            skip_to = min(st.pending)
+            self.lost += skip_to - st.next_seq
+            st.next_seq = skip_to
+            out += self._drain(st, final=False)
+        return out
+
+    def _drain(self, st: _StreamState, final: bool) -> list[Item]:
+        out = []
+        while st.pending:
+            if st.next_seq in st.pending:
+                out.append(st.pending.pop(st.next_seq))
+                st.next_seq += 1
+            elif final:
+                skip_to = min(st.pending)
+                self.lost += skip_to - st.next_seq
+                st.next_seq = skip_to
+            else:
+                break
+        if final and st.next_seq < st.total and self.ordered:
+            self.lost += st.total - st.next_seq
+            st.next_seq = st.total
+        return out
+
+    def all_done(self, streams: list[str]) -> bool:
+        return all(s in self.streams and self.streams[s].done for s in streams)

@@ -1,0 +1,300 @@
+"""Entry point of a stage process: build the plugin, run its loop, report to the supervisor.
+
+A stage process gets a plain-dict spec (see :mod:`.graph`) and creates its own sockets:
+an input PULL (bound), one :class:`~.transport.Fanout` per downstream stage, a SUB on the
+supervisor's control channel and a PUSH to its report channel. Control messages:
+
+* ``go``: start (a source waits for it, so no frame is sent before every stage is ready);
+* ``stop``: a source stops reading and sends EOS, so the pipeline drains and files close;
+* ``abort``: every stage stops now, closes its plugin and exits.
+
+SIGINT is ignored (the supervisor handles Ctrl-C for the whole pipeline); SIGTERM ends the
+loop through the same path as ``abort``, so ``close()`` still runs and files are finalised.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+import msgpack
+import zmq
+
+from vidaffect.api import Plugin, Source
+from vidaffect.codec import MessageError, decode, encode_eos, encode_frame
+from vidaffect.frames import Frame
+from vidaffect.runtime.metrics import StageMetrics
+from vidaffect.runtime.reorder import Reorderer
+from vidaffect.runtime.transport import Fanout, pull_socket, push_socket
+
+REPORT_EVERY_S = 0.5
+
+
+class Terminated(Exception):
+    """SIGTERM received."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _set_threads(n: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    try:
+        import cv2
+
+        cv2.setNumThreads(n)
+    except ImportError:
+        pass
+    import torch
+
+    torch.set_num_threads(n)
+
+
+class StageContext:
+    """Sockets and bookkeeping shared by the stage loops."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.ctx = zmq.Context()
+        self.report = self.ctx.socket(zmq.PUSH)
+        self.report.setsockopt(zmq.LINGER, 2000)
+        self.report.connect(spec["report"])
+        self.control = self.ctx.socket(zmq.SUB)
+        self.control.setsockopt(zmq.SUBSCRIBE, b"")
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.connect(spec["control"])
+        self.metrics = StageMetrics()
+        self.state = {"go": False, "stop": False, "abort": False}
+        self._last_report = 0.0
+        self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"]) if spec.get("input") else None
+        self.outputs = [
+            Fanout([push_socket(self.ctx, ep, spec["hwm"]) for ep in group], self.should_abort)
+            for group in spec["outputs"]
+        ]
+
+    def send_report(self, kind: str, **fields: Any) -> None:
+        msg = {"type": kind, "stage": self.spec["stage"], "worker": self.spec["worker"],
+               "pid": os.getpid(), **fields}
+        self.report.send(msgpack.packb(msg, use_bin_type=True))
+
+    def maybe_report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_report >= REPORT_EVERY_S:
+            self._last_report = now
+            self.send_report("metrics", metrics=self.metrics.snapshot())
+
+    def poll_control(self) -> None:
+        while True:
+            try:
+                msg = self.control.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            word = msg.decode(errors="replace")
+            if word in self.state:
+                self.state[word] = True
+
+    def should_abort(self) -> bool:
+        self.poll_control()
+        self.maybe_report()
+        return self.state["abort"]
+
+    def send_all(self, parts: list[Any]) -> bool:
+        return all(out.send(parts) for out in self.outputs)
+
+    def broadcast(self, parts: list[Any]) -> bool:
+        return all(out.broadcast(parts) for out in self.outputs)
+
+    def close(self) -> None:
+        for out in self.outputs:
+            out.close()
+        if self.inp is not None:
+            self.inp.close()
+        self.control.close()
+        self.report.close()
+        self.ctx.term()
+
+
+def _wait_for_go(sc: StageContext) -> bool:
+    while not (sc.state["go"] or sc.state["stop"] or sc.state["abort"]):
+        time.sleep(0.02)
+        sc.poll_control()
+        sc.maybe_report()
+    return not sc.state["abort"] and not sc.state["stop"]
+
+
+def run_source(sc: StageContext, source: Source) -> None:
+    """Read frames and push them downstream; EOS at the end of the stream or on ``stop``.
+
+    Offline sources (files) are read only when downstream accepts a frame: nothing is dropped.
+    Live sources are read by a capture thread into a one-slot buffer: when downstream is busy
+    the older frame is replaced (drop-oldest) and counted, so latency never builds up.
+    """
+    stream = sc.spec["stream_id"]
+    info = sc.spec["source_info"]
+    m = sc.metrics
+    seq = 0
+    if not _wait_for_go(sc):
+        sc.broadcast(encode_eos(stream, 0))
+        return
+    base_meta = {"fps": info["fps"], "source": info["description"]}
+
+    def emit(image: Any, pts: float | None, ts_ns: int) -> bool:
+        nonlocal seq
+        frame = Frame(image, stream, seq, ts_ns, pts, dict(base_meta))
+        if not sc.send_all(encode_frame(frame)):
+            return False
+        seq += 1
+        m.frames_out += 1
+        return True
+
+    if not info["live"]:
+        while not sc.should_abort() and not sc.state["stop"]:
+            t0 = time.perf_counter()
+            item = source.read()
+            m.busy_s += time.perf_counter() - t0
+            if item is None:
+                break
+            m.frames_in += 1
+            if not emit(item[0], item[1], time.time_ns()):
+                break
+    else:
+        slot: collections.deque[tuple[Any, float | None, int]] = collections.deque(maxlen=1)
+        lock = threading.Condition()
+        ended = threading.Event()
+
+        def capture() -> None:
+            try:
+                while not ended.is_set():
+                    t0 = time.perf_counter()
+                    item = source.read()
+                    m.busy_s += time.perf_counter() - t0
+                    if item is None:
+                        break
+                    with lock:
+                        m.frames_in += 1
+                        if slot:
+                            m.dropped += 1
+                        slot.append((item[0], item[1], time.time_ns()))
+                        lock.notify()
+            finally:
+                ended.set()
+                with lock:
+                    lock.notify()
+
+        reader = threading.Thread(target=capture, name="capture", daemon=True)
+        reader.start()
+        while not sc.should_abort() and not sc.state["stop"]:
+            with lock:
+                if not slot:
+                    if ended.is_set():
+                        break
+                    lock.wait(0.1)
+                    continue
+                image, pts, ts_ns = slot.popleft()
+            if not emit(image, pts, ts_ns):
+                break
+        ended.set()
+        reader.join(timeout=2.0)
+    if not sc.state["abort"]:
+        sc.broadcast(encode_eos(stream, seq, {"dropped": m.dropped}))
+
+
+def run_processor(sc: StageContext, plugin: Plugin) -> None:
+    """Receive frames, apply the detector/classifier/sink plugin, pass them on in order."""
+    spec = sc.spec
+    assert sc.inp is not None
+    reorder = Reorderer(spec["producers"], spec["reorder_window"], ordered=spec["ordered"])
+    poller = zmq.Poller()
+    poller.register(sc.inp, zmq.POLLIN)
+    poller.register(sc.control, zmq.POLLIN)
+    m = sc.metrics
+    streams = spec["streams"]
+    kind = spec["kind"]
+    while not reorder.all_done(streams):
+        events = dict(poller.poll(100))
+        if sc.should_abort():
+            return
+        if sc.inp not in events:
+            continue
+        parts = sc.inp.recv_multipart(copy=False)
+        try:
+            header, frame = decode(parts)
+        except MessageError:
+            m.malformed += 1
+            continue
+        if header["stream"] not in streams:
+            m.malformed += 1
+            continue
+        if frame is not None:
+            m.frames_in += 1
+        for hdr, item in reorder.push(header, frame):
+            if item is None:
+                if kind == "sink":
+                    plugin.end_of_stream(hdr["stream"], hdr["meta"])  # type: ignore[attr-defined]
+                if not sc.broadcast(encode_eos(hdr["stream"], hdr["seq"], hdr["meta"])):
+                    return
+                continue
+            t0 = time.perf_counter()
+            if kind == "detector":
+                dets = plugin.detect([item.image])[0]  # type: ignore[attr-defined]
+                item.meta["faces"] = dets.to_faces()
+            elif kind == "classifier":
+                plugin.classify([item])  # type: ignore[attr-defined]
+            else:
+                plugin.write(item)  # type: ignore[attr-defined]
+            m.busy_s += time.perf_counter() - t0
+            m.faces += len(item.meta.get("faces", ()))
+            m.observe_latency(item.ts_ns)
+            if sc.outputs and not sc.send_all(encode_frame(item)):
+                return
+            m.frames_out += 1
+        m.lost = reorder.lost
+
+
+def stage_main(spec: dict[str, Any]) -> None:
+    """Process entry point (``multiprocessing`` spawn target)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _set_threads(spec["threads"])
+    from vidaffect.plugins import get_registry
+
+    sc = StageContext(spec)
+    plugin: Plugin | None = None
+    code = 0
+    try:
+        cls = get_registry().get(spec["kind"], spec["plugin"])
+        plugin = cls(cls.Config(**spec["plugin_options"]))
+        if isinstance(plugin, Source):
+            info = plugin.open()
+            spec["source_info"] = dict(info.__dict__)
+            sc.send_report("ready", source_info=spec["source_info"])
+            run_source(sc, plugin)
+        else:
+            plugin.open()  # type: ignore[attr-defined]
+            sc.send_report("ready")
+            run_processor(sc, plugin)
+    except Terminated:
+        code = 0
+    except BaseException as exc:  # report everything, including KeyboardInterrupt-like exits
+        code = 1
+        sc.send_report("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    finally:
+        try:
+            if plugin is not None:
+                plugin.close()
+        except Exception as exc:
+            code = 1
+            sc.send_report("error", error=f"close failed: {exc}", traceback=traceback.format_exc())
+        sc.maybe_report(force=True)
+        sc.send_report("done", code=code)
+        sc.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,294 @@
+"""The supervisor: starts every stage process, watches it, stops the pipeline cleanly.
+
+Life of a run: spawn all workers -> wait until each reports ``ready`` (plugins loaded, files
+and sockets opened) -> broadcast ``go`` -> collect metrics until every process has exited.
+
+* End of stream: the source sends EOS, every stage flushes and exits; the run returns 0.
+* Ctrl-C / SIGTERM: broadcast ``stop`` (the source ends the stream, the pipeline drains) ->
+  wait ``stop_timeout`` -> ``abort`` and SIGTERM -> wait ``term_timeout`` -> SIGKILL.
+  A second Ctrl-C skips the drain.
+* A crashed stage (exception or killed process) is reported with its traceback; the
+  pipeline aborts, or the worker is restarted when its stage has ``on_error: restart``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+
+from vidaffect.config import PipelineConfig
+from vidaffect.errors import StageError
+from vidaffect.runtime.graph import WorkerSpec, build_specs
+from vidaffect.runtime.metrics import merge
+from vidaffect.runtime.stage import stage_main
+from vidaffect.runtime.status import StatusLine
+from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc
+
+STARTUP_TIMEOUT_S = 300.0
+CONTROL_EVERY_S = 0.2
+
+
+@dataclass
+class RunResult:
+    """Outcome of a pipeline run.
+
+    Attributes:
+        exit_code: 0 on a clean end of stream or requested stop, 1 on a stage failure.
+        stages: merged metrics per stage name (see :class:`~.metrics.StageMetrics`).
+        errors: ``(worker label, message, traceback)`` of every failure.
+        wall_s: seconds from ``go`` to the last process exit.
+        source_info: what the source reported when it opened.
+        interrupted: the run was stopped by a signal before its end of stream.
+    """
+
+    exit_code: int
+    stages: dict[str, dict[str, Any]]
+    errors: list[tuple[str, str, str]] = field(default_factory=list)
+    wall_s: float = 0.0
+    source_info: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+@dataclass
+class _Worker:
+    ws: WorkerSpec
+    proc: Any = None
+    ready: bool = False
+    done: bool = False
+    restarts: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs one pipeline. Use :meth:`run`; it blocks until the pipeline has stopped."""
+
+    def __init__(self, config: PipelineConfig, show_status: bool | None = None) -> None:
+        self.config = config
+        self.engine = config.engine
+        self.show_status = self.engine.status if show_status is None else show_status
+        self.mpctx = mp.get_context("spawn")
+        self.state = "go"
+        self.errors: list[tuple[str, str, str]] = []
+        self.stop_requested = 0
+        self._deadline: float | None = None
+        self._termed = False
+
+    # -- signals -------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop_requested += 1
+
+    # -- process management --------------------------------------------------------------
+    def _spawn(self, w: _Worker) -> None:
+        w.ready, w.done = False, False
+        w.proc = self.mpctx.Process(target=stage_main, args=(w.ws.spec,), name=w.ws.label)
+        w.proc.start()
+
+    def _handle_report(self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker],
+                       result: RunResult) -> None:
+        w = workers.get((msg.get("stage"), msg.get("worker")))
+        if w is None or (w.proc is not None and msg.get("pid") != w.proc.pid):
+            return
+        kind = msg.get("type")
+        if kind == "ready":
+            w.ready = True
+            if "source_info" in msg:
+                result.source_info = msg["source_info"]
+        elif kind == "metrics":
+            w.metrics = msg["metrics"]
+        elif kind == "error":
+            self._failure(w, msg.get("error", "error"), msg.get("traceback", ""))
+        elif kind == "done":
+            w.done = True
+
+    def _failure(self, w: _Worker, message: str, tb: str) -> None:
+        opts = w.ws.stage.options
+        if opts.on_error == "restart" and w.restarts < opts.max_restarts and self.state == "go":
+            w.restarts += 1
+            self.errors.append((w.ws.label, f"{message} (restarting, {w.restarts}/{opts.max_restarts})", tb))
+            w.history.append(w.metrics)
+            w.metrics = {}
+            if w.proc is not None and w.proc.is_alive():
+                w.proc.join(5)
+            self._spawn(w)
+            return
+        self.errors.append((w.ws.label, message, tb))
+        self._begin_abort()
+
+    def _begin_stop(self) -> None:
+        if self.state == "go":
+            self.state = "stop"
+            self._deadline = time.monotonic() + self.engine.stop_timeout
+
+    def _begin_abort(self) -> None:
+        if self.state != "abort":
+            self.state = "abort"
+            self._deadline = time.monotonic() + self.engine.term_timeout
+
+    def _escalate(self, workers: list[_Worker]) -> None:
+        if self._deadline is None or time.monotonic() < self._deadline:
+            return
+        alive = [w for w in workers if w.proc.is_alive()]
+        if self.state == "stop":
+            self.state = "abort"
+            self._deadline = time.monotonic() + self.engine.term_timeout
+            return
+        if not self._termed:
+            for w in alive:
+                w.proc.terminate()
+            self._termed = True
+            self._deadline = time.monotonic() + self.engine.term_timeout
+        else:
+            for w in alive:
+                w.proc.kill()
+            self._deadline = time.monotonic() + 60.0
+
+    # -- main loop -----------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Run the pipeline to its end, a stop request or a failure."""
+        run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-"))
+        alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
+        ctx = zmq.Context()
+        control = ctx.socket(zmq.PUB)
+        control.setsockopt(zmq.LINGER, 0)
+        report = ctx.socket(zmq.PULL)
+        report.setsockopt(zmq.LINGER, 0)
+        control_ep, report_ep = alloc("control"), alloc("report")
+        control.bind(control_ep)
+        report.bind(report_ep)
+        specs = build_specs(self.config, alloc, control_ep, report_ep)
+        workers = {(ws.spec["stage"], ws.worker): _Worker(ws) for ws in specs}
+        result = RunResult(exit_code=0, stages={})
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        status: StatusLine | None = None
+        exporter = None
+        if self.engine.metrics_port:
+            from vidaffect.runtime.prom import PrometheusExporter
+
+            exporter = PrometheusExporter(self.engine.metrics_port, self.engine.name)
+        t_go = time.monotonic()
+        try:
+            for w in reversed(list(workers.values())):
+                self._spawn(w)
+            self.state = "starting"
+            started = time.monotonic()
+            last_control = 0.0
+            while True:
+                now = time.monotonic()
+                if self.stop_requested:
+                    if self.state in ("starting", "go") and self.stop_requested == 1:
+                        result.interrupted = True
+                        if self.state == "starting":
+                            self._begin_abort()
+                        else:
+                            self._begin_stop()
+                    elif self.stop_requested > 1:
+                        result.interrupted = True
+                        self._begin_abort()
+                if self.state == "starting":
+                    if all(w.ready for w in workers.values()):
+                        self.state = "go"
+                        t_go = time.monotonic()
+                        if self.show_status:
+                            status = StatusLine(result.source_info.get("frame_count"))
+                    elif now - started > STARTUP_TIMEOUT_S:
+                        self.errors.append(("supervisor", "stages did not become ready in time", ""))
+                        self._begin_abort()
+                if now - last_control >= CONTROL_EVERY_S and self.state != "starting":
+                    control.send(self.state.encode())
+                    last_control = now
+                if report.poll(50):
+                    while True:
+                        try:
+                            msg = msgpack.unpackb(report.recv(zmq.NOBLOCK), raw=False)
+                        except zmq.Again:
+                            break
+                        except Exception:
+                            continue
+                        if isinstance(msg, dict):
+                            self._handle_report(msg, workers, result)
+                for w in workers.values():
+                    if w.proc is not None and not w.proc.is_alive() and not w.done:
+                        code = w.proc.exitcode
+                        if self._termed:
+                            w.done = True
+                            continue
+                        time.sleep(0.05)  # a final report may still be in flight
+                        self._drain_reports(report, workers, result)
+                        if not w.done:
+                            w.done = True
+                            self._failure(w, f"process exited with code {code} without reporting", "")
+                if status is not None or exporter is not None:
+                    merged = self._merged(workers)
+                    if status is not None:
+                        status.update(merged)
+                    if exporter is not None:
+                        exporter.update(merged)
+                if all(w.done and w.proc is not None and not w.proc.is_alive() for w in workers.values()):
+                    break
+                self._escalate(list(workers.values()))
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            for w in workers.values():
+                if w.proc is not None and w.proc.is_alive():
+                    w.proc.kill()
+                if w.proc is not None:
+                    w.proc.join(5)
+            if status is not None:
+                status.close()
+            if exporter is not None:
+                exporter.close()
+            control.close()
+            report.close()
+            ctx.term()
+            cleanup_ipc(run_dir)
+        result.wall_s = time.monotonic() - t_go
+        result.stages = self._merged(workers)
+        result.errors = self.errors
+        hard_errors = [e for e in self.errors if "(restarting" not in e[1]]
+        result.exit_code = 1 if hard_errors else 0
+        return result
+
+    def _drain_reports(self, report: zmq.Socket, workers: dict[tuple[str, int], _Worker],
+                       result: RunResult) -> None:
+        while True:
+            try:
+                msg = msgpack.unpackb(report.recv(zmq.NOBLOCK), raw=False)
+            except zmq.Again:
+                return
+            except Exception:
+                continue
+            if isinstance(msg, dict):
+                self._handle_report(msg, workers, result)
+
+    @staticmethod
+    def _merged(workers: dict[tuple[str, int], _Worker]) -> dict[str, dict[str, Any]]:
+        by_stage: dict[str, list[dict[str, Any]]] = {}
+        for w in workers.values():
+            snaps = [m for m in w.history + [w.metrics] if m]
+            by_stage.setdefault(w.ws.spec["stage"], []).extend(snaps)
+        return {name: merge(snaps) for name, snaps in by_stage.items()}
+
+
+def run_pipeline(config: PipelineConfig, show_status: bool | None = None) -> RunResult:
+    """Run ``config`` to completion; see :class:`Supervisor`."""
+    return Supervisor(config, show_status).run()
+
+
+def raise_for_errors(result: RunResult) -> None:
+    """Raise :class:`StageError` naming the first failed stage, with its traceback."""
+    for label, message, tb in result.errors:
+        if "(restarting" not in message:
+            raise StageError(f"stage {label} failed: {message}\n{tb}".rstrip())
+
+
+__all__ = ["RunResult", "Supervisor", "run_pipeline", "raise_for_errors"]

@@ -1,0 +1,136 @@
+"""ZeroMQ sockets between stages: endpoint allocation, socket options, blocking sends.
+
+Between stages: PUSH (upstream, connects) -> PULL (downstream worker, binds its own endpoint).
+An upstream stage keeps one PUSH socket per downstream worker, so it can load-balance frames
+over workers and broadcast end-of-stream to all of them. High-water marks are small so a live
+pipeline never queues more than a few frames (backpressure reaches the source, which drops
+the oldest frame).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from itertools import count
+from pathlib import Path
+from typing import Any, Callable
+
+import zmq
+
+from vidaffect.codec import ZERO_COPY_MIN
+
+LINGER_MS = 2000
+
+
+class EndpointAllocator:
+    """Hands out endpoints: ``ipc://RUN_DIR/NAME.sock`` or ``tcp://HOST:PORT``."""
+
+    def __init__(self, transport: str, run_dir: Path, host: str = "127.0.0.1",
+                 port_base: int | None = None) -> None:
+        self.transport, self.run_dir, self.host = transport, run_dir, host
+        self._ports = count(port_base) if port_base else None
+
+    def __call__(self, name: str) -> str:
+        if self.transport == "ipc":
+            return f"ipc://{self.run_dir / name}.sock"
+        port = next(self._ports) if self._ports else free_tcp_port(self.host)
+        return f"tcp://{self.host}:{port}"
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def connect_address(endpoint: str) -> str:
+    """The address to connect to for a bound endpoint (``0.0.0.0``/``*`` becomes loopback)."""
+    return endpoint.replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:")
+
+
+def pull_socket(ctx: zmq.Context, endpoint: str, hwm: int) -> zmq.Socket:
+    sock = ctx.socket(zmq.PULL)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(endpoint)
+    return sock
+
+
+def push_socket(ctx: zmq.Context, endpoint: str, hwm: int) -> zmq.Socket:
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.LINGER, LINGER_MS)
+    sock.connect(connect_address(endpoint))
+    return sock
+
+
+def send_parts(sock: zmq.Socket, parts: list[Any], flags: int = 0) -> None:
+    """Send a multipart message; buffers of ``ZERO_COPY_MIN`` bytes or more go without copy."""
+    last = len(parts) - 1
+    for i, part in enumerate(parts):
+        nbytes = memoryview(part).nbytes
+        sock.send(part, flags=flags | (zmq.SNDMORE if i < last else 0), copy=nbytes < ZERO_COPY_MIN)
+
+
+class Fanout:
+    """The PUSH sockets of one downstream stage (one per worker), with load balancing.
+
+    ``send`` gives a message to the first writable worker in round-robin order, waiting while
+    all are full (backpressure) and calling ``should_abort`` every ``poll_ms`` so a stop
+    request is never blocked by a stuck consumer. ``broadcast`` sends to every worker (EOS).
+    """
+
+    def __init__(self, sockets: list[zmq.Socket], should_abort: Callable[[], bool],
+                 poll_ms: int = 100) -> None:
+        self.sockets, self.should_abort, self.poll_ms = sockets, should_abort, poll_ms
+        self._next = 0
+        self.poller = zmq.Poller()
+        for s in sockets:
+            self.poller.register(s, zmq.POLLOUT)
+
+    def _wait_writable(self, candidates: list[zmq.Socket]) -> zmq.Socket | None:
+        while True:
+            ready = dict(self.poller.poll(self.poll_ms))
+            for s in candidates:
+                if ready.get(s, 0) & zmq.POLLOUT:
+                    return s
+            if self.should_abort():
+                return None
+
+    def send(self, parts: list[Any]) -> bool:
+        """Send to one worker; False when aborted before it could be sent."""
+        n = len(self.sockets)
+        order = [self.sockets[(self._next + i) % n] for i in range(n)]
+        sock = self._wait_writable(order)
+        if sock is None:
+            return False
+        self._next = (self.sockets.index(sock) + 1) % n
+        send_parts(sock, parts)
+        return True
+
+    def broadcast(self, parts: list[Any]) -> bool:
+        """Send to every worker; False when aborted before all got it."""
+        for s in self.sockets:
+            if self._wait_writable([s]) is None:
+                return False
+            send_parts(s, parts)
+        return True
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+
+
+def cleanup_ipc(run_dir: Path) -> None:
+    """Remove the socket files of an ipc run directory and the directory itself."""
+    if run_dir.is_dir():
+        for f in run_dir.iterdir():
+            try:
+                f.unlink()
+            except OSError:
+                pass
+        try:
+            os.rmdir(run_dir)
+        except OSError:
+            pass
