@@ -217,14 +217,14 @@ class StreamSource(_CaptureSource):
         open_timeout_ms: int = Field(10000, ge=100, description="give up opening after this")
         read_timeout_ms: int = Field(5000, ge=100, description="a read stalled this long ends the stream")
 
-    config: Config
+        @field_validator("uri")
+        @classmethod
+        def _check_url(cls, v: str) -> str:
+            if "://" not in v:
+                raise ValueError("expected a URL such as rtsp://host:8554/stream")
+            return v
 
-    @field_validator("uri")
-    @classmethod
-    def _check_url(cls, v: str) -> str:
-        if "://" not in v:
-            raise ValueError("expected a URL such as rtsp://host:8554/stream")
-        return v
+    config: Config
 
     def _open_capture(self) -> cv2.VideoCapture:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.config.open_timeout_ms,

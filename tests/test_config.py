@@ -11,9 +11,12 @@ from vidaffect.config import apply_override, load_config, validate
 from vidaffect.errors import ConfigError
 
 
+CLIP = str(Path(__file__).resolve().parent / "conftest.py")  # any existing file
+
+
 def pipeline(**over: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "source": {"type": "video", "uri": "clip.mp4"},
+        "source": {"type": "video", "uri": CLIP},
         "detector": {"type": "haar"},
         "sinks": [{"type": "record", "path": "out.txt"}],
     }
@@ -24,7 +27,7 @@ def pipeline(**over: Any) -> dict[str, Any]:
 def test_valid_pipeline(write_pipeline) -> None:
     cfg = load_config(write_pipeline(pipeline()))
     assert [s.kind for s in cfg.stages] == ["source", "detector", "sink"]
-    assert cfg.source.plugin.uri == "clip.mp4"
+    assert cfg.source.plugin.uri == CLIP
     assert cfg.detector is not None and cfg.detector.options.workers == 1
 
 
@@ -38,6 +41,7 @@ def test_valid_pipeline(write_pipeline) -> None:
         ({"detector": {"type": "haar", "workers": 0}}, "stage 'detector' › workers: Input should be greater"),
         ({"detector": {"type": "haar", "scale_factor": "big"}}, "› scale_factor: Input should be a valid number"),
         ({"source": {"type": "video"}}, "stage 'source' › uri: required key is missing"),
+        ({"source": {"type": "video", "uri": "/no/such.mp4"}}, "stage 'source' › uri: video file not found: /no/such.mp4"),
         ({"source": None}, "stage 'source': required section is missing"),
         ({"sinks": []}, "at least one sink"),
         ({"sinks": [{"type": "record"}]}, "stage 'sinks[0] (record)' › path: required key is missing"),
@@ -72,9 +76,9 @@ def test_yaml_syntax_error_and_missing_file(tmp_path: Path) -> None:
 
 def test_overrides(write_pipeline) -> None:
     path = write_pipeline(pipeline())
-    cfg = load_config(path, ["source.uri=other.mp4", "detector.min_neighbors=7",
+    cfg = load_config(path, [f"source.uri={__file__}", "detector.min_neighbors=7",
                              "sinks.0.path=x.txt", "pipeline.hwm=2"])
-    assert cfg.source.plugin.uri == "other.mp4"
+    assert cfg.source.plugin.uri == __file__
     assert cfg.detector.plugin.min_neighbors == 7
     assert cfg.sinks[0].plugin.path == "x.txt"
     assert cfg.engine.hwm == 2

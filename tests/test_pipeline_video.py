@@ -47,7 +47,7 @@ def test_crowd_clip_has_several_faces_per_frame(tmp_path: Path) -> None:
     proc = run_cli("run", str(tmp_path / "p.yaml"), "--no-status")
     assert proc.returncode == 0, proc.stderr
     events = read_events(out_jsonl)
-    assert len(events) == clip_frames(VIDEOS / "facenet_video.mp4")
+    assert len(events) == clip_frames(VIDEOS / "facenet_video.mp4"), proc.stderr
     counts = sorted(len(e["faces"]) for e in events)
     assert counts[len(counts) // 2] >= 3  # median frame shows several faces
 

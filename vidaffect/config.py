@@ -106,6 +106,8 @@ def _suggest(key: str, valid: list[str]) -> str:
 
 def _describe_expected(err: dict[str, Any]) -> str:
     msg = err["msg"]
+    if err["type"] == "value_error":
+        return str(err.get("ctx", {}).get("error", msg))
     if "input" in err and err["type"] != "missing":
         return f"{msg}, got {err['input']!r}"
     return msg

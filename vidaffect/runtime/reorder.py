@@ -23,6 +23,7 @@ class _StreamState:
     eos_seen: int = 0
     total: int = 0
     done: bool = False
+    seen: bool = False
 
 
 class Reorderer:
@@ -33,10 +34,13 @@ class Reorderer:
         window: maximum frames held per stream before skipping a missing one.
         ordered: False for a worker of a fanned-out stage (it sees only some frames): frames
             pass straight through and only EOS is merged.
+        resync: a restarted worker: each stream starts at the first sequence number seen
+            (earlier frames were handled, or lost, by the previous process).
     """
 
-    def __init__(self, producers: int, window: int = 64, ordered: bool = True) -> None:
-        self.producers, self.window, self.ordered = producers, window, ordered
+    def __init__(self, producers: int, window: int = 64, ordered: bool = True,
+                 resync: bool = False) -> None:
+        self.producers, self.window, self.ordered, self.resync = producers, window, ordered, resync
         self.streams: dict[str, _StreamState] = {}
         self.lost = 0
         self.late = 0
@@ -57,6 +61,9 @@ class Reorderer:
             return out + [(header | {"seq": st.total}, None)]
         if not self.ordered:
             return [(header, frame)]
+        if self.resync and not st.seen:
+            st.next_seq = frame.seq
+        st.seen = True
         if frame.seq < st.next_seq:
             self.late += 1
             return []
@@ -81,9 +88,26 @@ class Reorderer:
                 st.next_seq = skip_to
             else:
                 break
-        if final and st.next_seq < st.total and self.ordered:
+        if final and st.next_seq < st.total and self.ordered and (st.seen or not self.resync):
             self.lost += st.total - st.next_seq
             st.next_seq = st.total
+        return out
+
+    def force_end(self, totals: dict[str, int]) -> list[Item]:
+        """End every unfinished stream as if all producers had sent EOS (EOS lost in a crash).
+
+        Args:
+            totals: frames each stream emitted (the source's EOS ``seq``).
+        """
+        out: list[Item] = []
+        for stream, total in totals.items():
+            st = self.streams.setdefault(stream, _StreamState())
+            if st.done:
+                continue
+            st.eos_seen = self.producers - 1
+            header = {"v": 1, "kind": "eos", "stream": stream, "seq": total, "ts_ns": 0,
+                      "pts_ms": None, "bufs": [], "meta": {"eos_lost": True}}
+            out += self.push(header, None)
         return out
 
     def all_done(self, streams: list[str]) -> bool:

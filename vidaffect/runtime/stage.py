@@ -72,6 +72,8 @@ class StageContext:
         self.control.connect(spec["control"])
         self.metrics = StageMetrics()
         self.state = {"go": False, "stop": False, "abort": False}
+        self.upstream_ended: dict[str, int] | None = None
+        self.eos_totals: dict[str, int] = {}
         self._last_report = 0.0
         self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"]) if spec.get("input") else None
         self.outputs = [
@@ -99,6 +101,13 @@ class StageContext:
             word = msg.decode(errors="replace")
             if word in self.state:
                 self.state[word] = True
+            elif word.startswith("upstream_ended|"):
+                # "upstream_ended|<stage>|<stream>=<frames>,...": every producer of this
+                # stage has exited; an EOS still missing was lost with a crashed worker.
+                _, stage, totals = word.split("|", 2)
+                if stage == self.spec["stage"]:
+                    pairs = (item.split("=") for item in totals.split(",") if "=" in item)
+                    self.upstream_ended = {k: int(v) for k, v in pairs}
 
     def should_abort(self) -> bool:
         self.poll_control()
@@ -111,9 +120,11 @@ class StageContext:
     def broadcast(self, parts: list[Any]) -> bool:
         return all(out.broadcast(parts) for out in self.outputs)
 
-    def close(self) -> None:
+    def close(self, deliver: bool) -> None:
+        """Close every socket; with ``deliver`` wait until queued frames and EOS reach the
+        next stage (a clean end), else drop them at once (abort, SIGTERM)."""
         for out in self.outputs:
-            out.close()
+            out.close(linger_ms=-1 if deliver else 0)
         if self.inp is not None:
             self.inp.close()
         self.control.close()
@@ -204,25 +215,32 @@ def run_source(sc: StageContext, source: Source) -> None:
         reader.join(timeout=2.0)
     if not sc.state["abort"]:
         sc.broadcast(encode_eos(stream, seq, {"dropped": m.dropped}))
+        sc.eos_totals[stream] = seq
 
 
 def run_processor(sc: StageContext, plugin: Plugin) -> None:
     """Receive frames, apply the detector/classifier/sink plugin, pass them on in order."""
     spec = sc.spec
     assert sc.inp is not None
-    reorder = Reorderer(spec["producers"], spec["reorder_window"], ordered=spec["ordered"])
+    reorder = Reorderer(spec["producers"], spec["reorder_window"], ordered=spec["ordered"],
+                        resync=spec.get("restarted", False))
     poller = zmq.Poller()
     poller.register(sc.inp, zmq.POLLIN)
     poller.register(sc.control, zmq.POLLIN)
     m = sc.metrics
     streams = spec["streams"]
     kind = spec["kind"]
+    idle_since = time.monotonic()
     while not reorder.all_done(streams):
         events = dict(poller.poll(100))
         if sc.should_abort():
             return
         if sc.inp not in events:
+            if sc.upstream_ended is not None and time.monotonic() - idle_since > 0.5:
+                for hdr, item in reorder.force_end(sc.upstream_ended):
+                    _forward(sc, plugin, kind, hdr, item)
             continue
+        idle_since = time.monotonic()
         parts = sc.inp.recv_multipart(copy=False)
         try:
             header, frame = decode(parts)
@@ -235,27 +253,36 @@ def run_processor(sc: StageContext, plugin: Plugin) -> None:
         if frame is not None:
             m.frames_in += 1
         for hdr, item in reorder.push(header, frame):
-            if item is None:
-                if kind == "sink":
-                    plugin.end_of_stream(hdr["stream"], hdr["meta"])  # type: ignore[attr-defined]
-                if not sc.broadcast(encode_eos(hdr["stream"], hdr["seq"], hdr["meta"])):
-                    return
-                continue
-            t0 = time.perf_counter()
-            if kind == "detector":
-                dets = plugin.detect([item.image])[0]  # type: ignore[attr-defined]
-                item.meta["faces"] = dets.to_faces()
-            elif kind == "classifier":
-                plugin.classify([item])  # type: ignore[attr-defined]
-            else:
-                plugin.write(item)  # type: ignore[attr-defined]
-            m.busy_s += time.perf_counter() - t0
-            m.faces += len(item.meta.get("faces", ()))
-            m.observe_latency(item.ts_ns)
-            if sc.outputs and not sc.send_all(encode_frame(item)):
+            if not _forward(sc, plugin, kind, hdr, item):
                 return
-            m.frames_out += 1
         m.lost = reorder.lost
+    m.lost = reorder.lost
+
+
+def _forward(sc: StageContext, plugin: Plugin, kind: str, hdr: dict[str, Any],
+             item: Frame | None) -> bool:
+    """Apply the plugin to one in-order item and pass it on; False when aborted."""
+    m = sc.metrics
+    if item is None:
+        if kind == "sink":
+            plugin.end_of_stream(hdr["stream"], hdr["meta"])  # type: ignore[attr-defined]
+        sc.eos_totals[hdr["stream"]] = hdr["seq"]
+        return sc.broadcast(encode_eos(hdr["stream"], hdr["seq"], hdr["meta"]))
+    t0 = time.perf_counter()
+    if kind == "detector":
+        dets = plugin.detect([item.image])[0]  # type: ignore[attr-defined]
+        item.meta["faces"] = dets.to_faces()
+    elif kind == "classifier":
+        plugin.classify([item])  # type: ignore[attr-defined]
+    else:
+        plugin.write(item)  # type: ignore[attr-defined]
+    m.busy_s += time.perf_counter() - t0
+    m.faces += len(item.meta.get("faces", ()))
+    m.observe_latency(item.ts_ns)
+    if sc.outputs and not sc.send_all(encode_frame(item)):
+        return False
+    m.frames_out += 1
+    return True
 
 
 def stage_main(spec: dict[str, Any]) -> None:
@@ -268,6 +295,7 @@ def stage_main(spec: dict[str, Any]) -> None:
     sc = StageContext(spec)
     plugin: Plugin | None = None
     code = 0
+    terminated = False
     try:
         cls = get_registry().get(spec["kind"], spec["plugin"])
         plugin = cls(cls.Config(**spec["plugin_options"]))
@@ -281,7 +309,7 @@ def stage_main(spec: dict[str, Any]) -> None:
             sc.send_report("ready")
             run_processor(sc, plugin)
     except Terminated:
-        code = 0
+        terminated = True
     except BaseException as exc:  # report everything, including KeyboardInterrupt-like exits
         code = 1
         sc.send_report("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
@@ -293,8 +321,8 @@ def stage_main(spec: dict[str, Any]) -> None:
             code = 1
             sc.send_report("error", error=f"close failed: {exc}", traceback=traceback.format_exc())
         sc.maybe_report(force=True)
-        sc.send_report("done", code=code)
-        sc.close()
+        sc.send_report("done", code=code, eos=sc.eos_totals)
+        sc.close(deliver=not sc.state["abort"] and code == 0 and not terminated)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

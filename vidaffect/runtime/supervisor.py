@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -64,8 +65,7 @@ class _Worker:
     ready: bool = False
     done: bool = False
     restarts: int = 0
-    metrics: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics_by_pid: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class Supervisor:
@@ -81,6 +81,8 @@ class Supervisor:
         self.stop_requested = 0
         self._deadline: float | None = None
         self._termed = False
+        self.eos_totals: dict[str, int] = {}
+        self._upstream_gone: dict[str, float] = {}
 
     # -- signals -------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -95,27 +97,33 @@ class Supervisor:
     def _handle_report(self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker],
                        result: RunResult) -> None:
         w = workers.get((msg.get("stage"), msg.get("worker")))
-        if w is None or (w.proc is not None and msg.get("pid") != w.proc.pid):
+        if w is None:
             return
         kind = msg.get("type")
+        if kind == "metrics" and isinstance(msg.get("metrics"), dict):
+            w.metrics_by_pid[int(msg.get("pid", 0))] = msg["metrics"]  # all incarnations count
+            return
+        if w.proc is not None and msg.get("pid") != w.proc.pid:
+            return
         if kind == "ready":
             w.ready = True
             if "source_info" in msg:
                 result.source_info = msg["source_info"]
-        elif kind == "metrics":
-            w.metrics = msg["metrics"]
         elif kind == "error":
             self._failure(w, msg.get("error", "error"), msg.get("traceback", ""))
         elif kind == "done":
             w.done = True
+            if w.ws.stage.kind == "source":
+                self.eos_totals.update(msg.get("eos") or {})
 
     def _failure(self, w: _Worker, message: str, tb: str) -> None:
         opts = w.ws.stage.options
         if opts.on_error == "restart" and w.restarts < opts.max_restarts and self.state == "go":
             w.restarts += 1
-            self.errors.append((w.ws.label, f"{message} (restarting, {w.restarts}/{opts.max_restarts})", tb))
-            w.history.append(w.metrics)
-            w.metrics = {}
+            message = f"{message} (restarting, {w.restarts}/{opts.max_restarts})"
+            print(f"vidaffect: stage {w.ws.label} failed: {message}\n{tb}".rstrip(), file=sys.stderr)
+            self.errors.append((w.ws.label, message, tb))
+            w.ws.spec["restarted"] = True
             if w.proc is not None and w.proc.is_alive():
                 w.proc.join(5)
             self._spawn(w)
@@ -234,6 +242,8 @@ class Supervisor:
                         exporter.update(merged)
                 if all(w.done and w.proc is not None and not w.proc.is_alive() for w in workers.values()):
                     break
+                if self.state in ("go", "stop"):
+                    self._notify_upstream_ended(control, workers)
                 self._escalate(list(workers.values()))
         finally:
             for s, h in old.items():
@@ -258,6 +268,34 @@ class Supervisor:
         result.exit_code = 1 if hard_errors else 0
         return result
 
+    def _notify_upstream_ended(self, control: zmq.Socket,
+                               workers: dict[tuple[str, int], _Worker]) -> None:
+        """Tell a stage whose producers have all exited that its streams are over.
+
+        Normally EOS arrives on the data path long before; this covers an EOS lost with a
+        crashed (and restarted) worker, so the pipeline finishes instead of waiting forever.
+        """
+        if not self.eos_totals:
+            return
+        order: list[str] = []
+        for key in workers:
+            if key[0] not in order:
+                order.append(key[0])
+        finished = {
+            name: all(w.done and not w.proc.is_alive() for k, w in workers.items() if k[0] == name)
+            for name in order
+        }
+        chain = [n for n in order if not n.startswith("sink-")]
+        now = time.monotonic()
+        for i, name in enumerate(order):
+            upstream = chain[:i] if name in chain else chain
+            if not upstream or finished[name] or not all(finished[u] for u in upstream):
+                continue
+            since = self._upstream_gone.setdefault(name, now)
+            if now - since > 2.0 and int((now - since) * 5) % 5 == 0:
+                totals = ",".join(f"{k}={v}" for k, v in self.eos_totals.items())
+                control.send(f"upstream_ended|{name}|{totals}".encode())
+
     def _drain_reports(self, report: zmq.Socket, workers: dict[tuple[str, int], _Worker],
                        result: RunResult) -> None:
         while True:
@@ -274,7 +312,7 @@ class Supervisor:
     def _merged(workers: dict[tuple[str, int], _Worker]) -> dict[str, dict[str, Any]]:
         by_stage: dict[str, list[dict[str, Any]]] = {}
         for w in workers.values():
-            snaps = [m for m in w.history + [w.metrics] if m]
+            snaps = list(w.metrics_by_pid.values())
             by_stage.setdefault(w.ws.spec["stage"], []).extend(snaps)
         return {name: merge(snaps) for name, snaps in by_stage.items()}
 

@@ -19,7 +19,7 @@ import zmq
 
 from vidaffect.codec import ZERO_COPY_MIN
 
-LINGER_MS = 2000
+LINGER_MS = 0  # set per close: deliver on a clean end, drop on abort
 
 
 class EndpointAllocator:
@@ -117,9 +117,10 @@ class Fanout:
             send_parts(s, parts)
         return True
 
-    def close(self) -> None:
+    def close(self, linger_ms: int = 0) -> None:
+        """Close the sockets; ``linger_ms`` -1 waits until queued messages are delivered."""
         for s in self.sockets:
-            s.close()
+            s.close(linger=linger_ms)
 
 
 def cleanup_ipc(run_dir: Path) -> None:

@@ -1,0 +1,15 @@
+"""Built-in sinks: annotated video file, display window, JSON events over ZeroMQ, JSONL file."""
+
+from __future__ import annotations
+
+import vidaffect
+from vidaffect_plugins.sinks.display import DisplaySink
+from vidaffect_plugins.sinks.jsonl import JsonlSink
+from vidaffect_plugins.sinks.video import VideoSink
+from vidaffect_plugins.sinks.zmq_events import ZmqEventsSink
+
+
+@vidaffect.hookimpl
+def register_sinks(register: vidaffect.Register) -> None:
+    for cls in (VideoSink, DisplaySink, JsonlSink, ZmqEventsSink):
+        register(cls)

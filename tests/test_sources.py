@@ -1,0 +1,115 @@
+"""OpenCV sources on real files: frame counts, fps subsampling, resize, loop, folders, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DATA, NEEDS_DATA
+from vidaffect.errors import SourceError
+from vidaffect_plugins.capture import ImageFolderSource, StreamSource, VideoFileSource
+
+CLIP = DATA / "videos" / "liveportrait_d0.mp4"
+
+
+def read_all(src, limit: int = 10_000) -> list[tuple[np.ndarray, float | None]]:
+    out = []
+    while len(out) < limit:
+        item = src.read()
+        if item is None:
+            break
+        out.append(item)
+    return out
+
+
+def n_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+@NEEDS_DATA
+def test_video_file_every_frame_offline() -> None:
+    src = VideoFileSource(VideoFileSource.Config(uri=str(CLIP)))
+    info = src.open()
+    frames = read_all(src)
+    src.close()
+    assert not info.live and info.fps == pytest.approx(25, abs=0.1)
+    assert len(frames) == n_frames(CLIP) == info.frame_count
+    img, pts = frames[10]
+    assert img.shape == (512, 512, 3) and img.dtype == np.uint8
+    assert pts == pytest.approx(400.0)
+
+
+@NEEDS_DATA
+def test_fps_subsampling_and_resize() -> None:
+    src = VideoFileSource(VideoFileSource.Config(uri=str(CLIP), fps=12.5, resize=256))
+    info = src.open()
+    frames = read_all(src)
+    assert len(frames) == info.frame_count == (n_frames(CLIP) + 1) // 2
+    assert frames[0][0].shape == (256, 256, 3)
+    assert frames[1][1] == pytest.approx(80.0)
+
+
+@NEEDS_DATA
+def test_loop_restarts_the_file() -> None:
+    src = VideoFileSource(VideoFileSource.Config(uri=str(CLIP), loop=True))
+    info = src.open()
+    frames = read_all(src, limit=n_frames(CLIP) + 5)
+    assert info.frame_count is None
+    assert len(frames) == n_frames(CLIP) + 5
+    assert np.array_equal(frames[0][0], frames[n_frames(CLIP)][0])
+
+
+@NEEDS_DATA
+def test_live_mode_file_is_paced_at_its_fps() -> None:
+    import time
+
+    src = VideoFileSource(VideoFileSource.Config(uri=str(CLIP), mode="live"))
+    assert src.open().live
+    t0 = time.monotonic()
+    read_all(src, limit=26)
+    assert time.monotonic() - t0 >= 0.95  # 26 frames at 25 fps take a second
+
+
+@NEEDS_DATA
+def test_image_folder_one_frame_per_image(tmp_path: Path) -> None:
+    src = ImageFolderSource(ImageFolderSource.Config(uri=str(DATA / "photos")))
+    info = src.open()
+    frames = read_all(src)
+    assert len(frames) == info.frame_count == 8
+    first = cv2.imread(str(sorted((DATA / "photos").glob("*.jpg"))[0]))
+    assert np.array_equal(frames[0][0], first)
+
+
+def test_missing_file_and_folder_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="video file not found"):
+        VideoFileSource.Config(uri=str(tmp_path / "none.mp4"))
+    with pytest.raises(SourceError, match="folder not found"):
+        ImageFolderSource(ImageFolderSource.Config(uri=str(tmp_path / "none"))).open()
+    with pytest.raises(SourceError, match="no images"):
+        ImageFolderSource(ImageFolderSource.Config(uri=str(tmp_path))).open()
+
+
+def test_corrupt_video_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    src = VideoFileSource(VideoFileSource.Config(uri=str(bad)))
+    with pytest.raises(SourceError, match="bad.mp4"):
+        src.open()
+
+
+def test_unreachable_stream_is_a_clear_error() -> None:
+    from vidaffect.runtime.transport import free_tcp_port
+
+    url = f"rtsp://127.0.0.1:{free_tcp_port()}/none"
+    src = StreamSource(StreamSource.Config(uri=url, open_timeout_ms=1000))
+    with pytest.raises(SourceError, match="cannot open rtsp://127.0.0.1"):
+        src.open()
+    with pytest.raises(ValueError, match="expected a URL"):
+        StreamSource.Config(uri="camera")

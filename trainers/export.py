@@ -1,0 +1,41 @@
+"""Export a run's best checkpoint as a small fp16 file for shipping.
+
+    python -m trainers.export RUN_DIR/best.safetensors vidaffect/weights/fer2013-resnet18.safetensors \
+        [--metrics report/metrics.json]
+
+``--metrics`` merges an evaluation's figures (``top1``, ``macro_f1``, ...) into the metadata,
+prefixed ``test_``, so the shipped file carries the numbers the README reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from vidaffect.models.checkpoint import load_checkpoint, save_checkpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainers.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    p.add_argument("--metrics", help="evaluation metrics.json to record in the metadata")
+    args = p.parse_args(argv)
+    model, meta = load_checkpoint(args.checkpoint)
+    if args.metrics:
+        with open(args.metrics) as f:
+            figures = json.load(f)
+        for key in ("top1", "macro_f1", "n", "data", "tta_flip"):
+            if key in figures:
+                meta.metrics[f"test_{key}"] = figures[key]
+    path = save_checkpoint(args.out, model, meta, dtype=torch.float16)
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, metrics {meta.metrics}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
