@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import DATA, NEEDS_DATA
+
 from vidaffect.frames import Frame
 from vidaffect.models import create_model
 from vidaffect.models.checkpoint import CheckpointMeta, save_checkpoint

@@ -10,7 +10,6 @@ import pytest
 from vidaffect.config import apply_override, load_config, validate
 from vidaffect.errors import ConfigError
 
-
 CLIP = str(Path(__file__).resolve().parent / "conftest.py")  # any existing file
 
 

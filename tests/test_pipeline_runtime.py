@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import REPO, read_events, run_cli, vidaffect_cmd, video_frames
+
 from vidaffect.runtime.transport import free_tcp_port
 from vidaffect.subscribe import iter_events
 

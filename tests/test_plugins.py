@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pluggy
 import pytest
-
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import REPO, read_events, run_cli
+
 from vidaffect import plugins
 from vidaffect.api import Sink
 from vidaffect.errors import PluginError

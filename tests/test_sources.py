@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DATA, NEEDS_DATA
+
 from vidaffect.errors import SourceError
 from vidaffect_plugins.capture import ImageFolderSource, StreamSource, VideoFileSource
 

@@ -13,7 +13,8 @@ to decode, raising :class:`MessageError` (the receiver drops and counts it).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import msgpack
 import numpy as np

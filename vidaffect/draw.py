@@ -7,7 +7,8 @@ so labels stay readable from ~512 px up to 1080p and beyond.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np

@@ -89,8 +89,8 @@ def get_registry() -> Registry:
         for plugin in pm.get_plugins():
             origin = pm.get_name(plugin) or repr(plugin)
             for kind in PLUGIN_KINDS:
-                hook = getattr(pm.subset_hook_caller(f"register_{kind}s", remove_plugins=[
-                    p for p in pm.get_plugins() if p is not plugin]), "__call__")
+                hook = (pm.subset_hook_caller(f"register_{kind}s", remove_plugins=[
+                    p for p in pm.get_plugins() if p is not plugin])).__call__
                 hook(register=lambda cls, kind=kind, origin=origin: registry.register(kind, cls, origin))
         _registry = registry
     return _registry

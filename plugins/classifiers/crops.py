@@ -20,12 +20,12 @@ def square_crop(image: np.ndarray, bbox: list[float] | np.ndarray, margin: float
     x1, y1, x2, y2 = (float(v) for v in bbox)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     side = max(x2 - x1, y2 - y1, 1.0) * (1 + 2 * margin)
-    l, t = int(round(cx - side / 2)), int(round(cy - side / 2))
+    left, t = int(round(cx - side / 2)), int(round(cy - side / 2))
     s = max(1, int(round(side)))
     h, w = image.shape[:2]
-    pad_l, pad_t = max(0, -l), max(0, -t)
-    pad_r, pad_b = max(0, l + s - w), max(0, t + s - h)
-    crop = image[max(0, t):min(h, t + s), max(0, l):min(w, l + s)]
+    pad_l, pad_t = max(0, -left), max(0, -t)
+    pad_r, pad_b = max(0, left + s - w), max(0, t + s - h)
+    crop = image[max(0, t):min(h, t + s), max(0, left):min(w, left + s)]
     if crop.size == 0:
         return np.zeros((s, s, 3), np.uint8)
     if pad_l or pad_t or pad_r or pad_b:

@@ -9,8 +9,9 @@ workers of a fanned-out stage see only some frames and pass them on unordered.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from vidaffect.config import PipelineConfig, StageConfig
 

@@ -214,15 +214,7 @@ class Supervisor:
                     control.send(self.state.encode())
                     last_control = now
                 if report.poll(50):
-                    while True:
-                        try:
-                            msg = msgpack.unpackb(report.recv(zmq.NOBLOCK), raw=False)
-                        except zmq.Again:
-                            break
-                        except Exception:
-                            continue
-                        if isinstance(msg, dict):
-                            self._handle_report(msg, workers, result)
+                    self._drain_reports(report, workers, result)
                 for w in workers.values():
                     if w.proc is not None and not w.proc.is_alive() and not w.done:
                         code = w.proc.exitcode

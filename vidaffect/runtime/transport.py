@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 
