@@ -10,8 +10,8 @@ import jsonschema
 import numpy as np
 import pytest
 import zmq
-
 from pipeline_helpers import video_frames
+
 from vidaffect.draw import annotate
 from vidaffect.errors import VidaffectError
 from vidaffect.events import build_frame_event, load_event_schema
