@@ -164,3 +164,35 @@ def test_tcp_transport(tmp_path: Path, transport: str) -> None:
     assert proc.returncode == 0, proc.stderr
     seqs = [int(line.split()[1]) for line in record.read_text().splitlines()[:-1]]
     assert seqs == list(range(video_frames(CLIP)[0]))
+
+
+def _running(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@NEEDS_DATA
+def test_stages_exit_when_supervisor_is_killed(tmp_path: Path) -> None:
+    record = tmp_path / "r.txt"
+    cfg = write(tmp_path, {
+        "source": {"type": "fake_camera", "uri": str(CLIP)},
+        "detector": {"type": "haar"},
+        "sinks": [{"type": "record", "path": str(record)}],
+    })
+    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (record.exists() and record.read_text().count("\n") > 10):
+        time.sleep(0.2)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) >= 3
+    proc.kill()
+    proc.communicate()
+    deadline = time.monotonic() + 20
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in children if _running(p)]
+    assert not alive, "stage processes outlived their supervisor"

@@ -73,6 +73,7 @@ class StageContext:
         self.metrics = StageMetrics()
         self.state = {"go": False, "stop": False, "abort": False}
         self.upstream_ended: dict[str, int] | None = None
+        self.parent_pid = os.getppid()
         self.eos_totals: dict[str, int] = {}
         self._last_report = 0.0
         self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"]) if spec.get("input") else None
@@ -112,6 +113,8 @@ class StageContext:
     def should_abort(self) -> bool:
         self.poll_control()
         self.maybe_report()
+        if os.getppid() != self.parent_pid:  # the supervisor died (SIGKILL): don't linger
+            self.state["abort"] = True
         return self.state["abort"]
 
     def send_all(self, parts: list[Any]) -> bool:
@@ -135,8 +138,7 @@ class StageContext:
 def _wait_for_go(sc: StageContext) -> bool:
     while not (sc.state["go"] or sc.state["stop"] or sc.state["abort"]):
         time.sleep(0.02)
-        sc.poll_control()
-        sc.maybe_report()
+        sc.should_abort()
     return not sc.state["abort"] and not sc.state["stop"]
 
 
