@@ -1,0 +1,80 @@
+"""Live sources: drop-oldest keeps latency bounded; metrics are served while running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from conftest import DATA, NEEDS_DATA
+from pipeline_helpers import REPO, run_cli, vidaffect_cmd
+
+from vidaffect.runtime.transport import free_tcp_port
+
+CLIP = DATA / "videos" / "liveportrait_d0.mp4"
+
+
+@NEEDS_DATA
+def test_slow_pipeline_drops_oldest_and_latency_stays_bounded(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(json.dumps({
+        "pipeline": {"metrics_file": str(metrics)},
+        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100},  # 4 s at 25 fps
+        "sinks": [{"type": "slow", "delay_s": 0.1}, {"type": "record", "path": str(tmp_path / "r.txt")}],
+    }))
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    stages = json.loads(metrics.read_text())
+    source, slow = stages["source"], stages["sink-0-slow"]
+    assert source["frames_in"] == 100
+    assert source["dropped"] >= 30  # the sink manages ~10 fps of the 25
+    assert source["frames_out"] + source["dropped"] == 100
+    assert slow["frames_out"] == source["frames_out"]  # what was sent was delivered
+    assert slow["latency_p95_ms"] < 1500  # a few frames of queue, not the whole clip
+
+
+@NEEDS_DATA
+def test_prometheus_metrics_served_during_run(tmp_path: Path) -> None:
+    port = free_tcp_port()
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(json.dumps({
+        "pipeline": {"metrics_port": port, "name": "promtest"},
+        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 150},
+        "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+    }))
+    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    body = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and 'stage="source"' not in body:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        except OSError:
+            time.sleep(0.3)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert 'vidaffect_stage_frames_out{pipeline="promtest",stage="source"}' in body
+
+
+@NEEDS_DATA
+def test_events_command_prints_json(tmp_path: Path) -> None:
+    port = free_tcp_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    sub = subprocess.Popen(vidaffect_cmd("events", endpoint, "--count", "5"), cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(json.dumps({
+        "source": {"type": "video", "uri": str(CLIP)},
+        "detector": {"type": "haar"},
+        "sinks": [{"type": "zmq_events", "endpoint": endpoint}],
+    }))
+    time.sleep(2)  # let the subscriber start (PUB/SUB delivers only to joined subscribers)
+    proc = run_cli("run", str(cfg), "--no-status")
+    out, _ = sub.communicate(timeout=60)
+    assert proc.returncode == 0
+    lines = out.splitlines()
+    assert len(lines) == 5
+    assert all(json.loads(line)["type"] == "frame" for line in lines)
