@@ -131,7 +131,7 @@ def test_crashed_stage_reported_with_traceback_and_pipeline_stops(tmp_path: Path
     assert "Traceback (most recent call last)" in proc.stderr
     assert time.monotonic() - t0 < 90
     n, _ = video_frames(out)
-    assert n == 10  # the frames that got through are in a finalised file
+    assert 1 <= n <= 10  # a finalised, playable file with the frames that got through
 
 
 @NEEDS_DATA
