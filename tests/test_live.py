@@ -33,7 +33,7 @@ def test_slow_pipeline_drops_oldest_and_latency_stays_bounded(tmp_path: Path) ->
     assert source["dropped"] >= 30  # the sink manages ~10 fps of the 25
     assert source["frames_out"] + source["dropped"] == 100
     assert slow["frames_out"] == source["frames_out"]  # what was sent was delivered
-    assert slow["latency_p95_ms"] < 1500  # a few frames of queue, not the whole clip
+    assert slow["latency_p95_ms"] < 2000  # a few frames of queue (high-water marks), not the 4 s clip
 
 
 @NEEDS_DATA
