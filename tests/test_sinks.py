@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
+import cv2
 import jsonschema
 import numpy as np
 import pytest
 import zmq
 from pipeline_helpers import video_frames
 
-from vidaffect.draw import annotate
+from vidaffect.draw import FALLBACK_COLOUR, PALETTE, annotate
 from vidaffect.errors import VidaffectError
-from vidaffect.events import build_frame_event, load_event_schema
+from vidaffect.events import EVENT_SCHEMA_ID, build_frame_event, encode_event, load_event_schema
 from vidaffect.frames import Frame
+from vidaffect_plugins.sinks import register_sinks
 from vidaffect_plugins.sinks.display import DisplaySink
 from vidaffect_plugins.sinks.jsonl import JsonlSink
 from vidaffect_plugins.sinks.video import VideoSink
@@ -42,6 +45,37 @@ def test_annotate_copies_and_draws() -> None:
     assert np.array_equal(frame(0).image, f.image)  # input untouched
 
 
+def test_annotate_draws_inside_the_box_in_the_label_colour() -> None:
+    img = np.full((120, 160, 3), 40, np.uint8)
+    img.setflags(write=False)
+    face = {"bbox": [40.0, 50.0, 100.0, 110.0], "score": 0.9, "track_id": 3,
+            "emotion": {"label": "sad", "score": 0.7, "probs": [0.05] * 4 + [0.7] + [0.05] * 2}}
+    out = annotate(img, [face], LABELS)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert tuple(out[80, 40]) == PALETTE["sad"]  # left edge of the box
+    assert tuple(out[110, 70]) == PALETTE["sad"]  # bottom edge
+    assert np.any(out[45:111, 40:101] != 40)  # something drawn in the box region
+    assert np.all(out[115:, 110:] == 40)  # far corner untouched
+    plain = annotate(img, [{"bbox": [40, 50, 100, 110], "score": 0.9}])
+    assert tuple(plain[80, 40]) == FALLBACK_COLOUR  # no emotion: fallback colour
+
+
+@pytest.mark.parametrize(("bbox", "side"), [([20, 30, 60, 80], "right"), ([150, 30, 190, 80], "left")])
+def test_prob_bars_sit_beside_the_box_inside_the_image(bbox: list[int], side: str) -> None:
+    img = np.full((200, 200, 3), 40, np.uint8)
+    face = {"bbox": bbox, "score": 0.9,
+            "emotion": {"label": "happy", "score": 0.6, "probs": [0.05, 0.05, 0.05, 0.6, 0.1, 0.1, 0.05]}}
+    without = annotate(img, [face], LABELS)
+    with_bars = annotate(img, [face], LABELS, prob_bars=True)
+    changed = np.any(with_bars != without, axis=2)
+    cols = np.nonzero(changed.any(axis=0))[0]
+    assert cols.size > 0
+    if side == "right":
+        assert cols.min() > bbox[2]
+    else:
+        assert cols.max() < bbox[0]
+
+
 def test_video_sink_writes_every_frame_and_finalises(tmp_path: Path) -> None:
     sink = VideoSink(VideoSink.Config(path=str(tmp_path / "a" / "v.mp4")))
     sink.open()
@@ -49,6 +83,35 @@ def test_video_sink_writes_every_frame_and_finalises(tmp_path: Path) -> None:
         sink.write(frame(i))
     sink.close()
     assert video_frames(tmp_path / "a" / "v.mp4") == (12, (96, 64))
+
+
+def test_video_sink_closed_early_stays_readable(tmp_path: Path) -> None:
+    sink = VideoSink(VideoSink.Config(path=str(tmp_path / "cut.mp4"), fps=12.0))
+    sink.open()
+    assert not (tmp_path / "cut.mp4").exists()  # opened lazily, on the first frame
+    for i in range(3):  # e.g. Ctrl-C after 3 of 10 frames: close() without end_of_stream
+        sink.write(frame(i, size=(64, 48)))
+    sink.close()
+    assert sink.frames_written == 3
+    assert video_frames(tmp_path / "cut.mp4") == (3, (64, 48))
+    cap = cv2.VideoCapture(str(tmp_path / "cut.mp4"))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0, abs=0.01)
+    cap.release()
+
+
+def test_video_sink_fps_comes_from_the_source(tmp_path: Path) -> None:
+    sink = VideoSink(VideoSink.Config(path=str(tmp_path / "v.mp4")))
+    sink.open()
+    for i in range(10):
+        f = frame(i, size=(64, 48))
+        f.meta["fps"] = 10.0
+        sink.write(f)
+    sink.end_of_stream("cam0", {})
+    sink.close()
+    assert video_frames(tmp_path / "v.mp4") == (10, (64, 48))
+    cap = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0, abs=0.01)
+    cap.release()
 
 
 def test_video_sink_second_stream_and_odd_sizes(tmp_path: Path) -> None:
@@ -60,6 +123,7 @@ def test_video_sink_second_stream_and_odd_sizes(tmp_path: Path) -> None:
     sink.close()
     assert video_frames(tmp_path / "v.mp4") == (2, (96, 64))
     assert video_frames(tmp_path / "v.b.mp4") == (1, (96, 64))
+    assert sink.frames_written == 3 and sink.paths == {"a": tmp_path / "v.mp4", "b": tmp_path / "v.b.mp4"}
 
 
 def test_path_under_a_file_is_clear_error(tmp_path: Path) -> None:
@@ -80,12 +144,66 @@ def test_jsonl_events_validate_against_schema(tmp_path: Path) -> None:
     for line in lines:
         event = json.loads(line)
         jsonschema.validate(event, schema)
-        assert event["faces"][0]["emotion"]["probs"]["happy"] == 0.6
+        face = event["faces"][0]
+        assert face["emotion"]["probs"]["happy"] == 0.6
+        assert list(face["emotion"]["probs"]) == LABELS
+        assert face["bbox"] == [10.0, 8.0, 50.0, 56.0] and len(face["landmarks"]) == 5
+        assert face["track_id"] is None
+    assert [json.loads(line)["seq"] for line in lines] == [0, 1, 2]
+
+
+def test_jsonl_lines_are_on_disk_before_close(tmp_path: Path) -> None:
+    sink = JsonlSink(JsonlSink.Config(path=str(tmp_path / "deep" / "e.jsonl")))
+    sink.open()
+    sink.write(frame(0))
+    sink.write(frame(1))
+    lines = (tmp_path / "deep" / "e.jsonl").read_text().splitlines()
+    sink.close()
+    assert [json.loads(line)["seq"] for line in lines] == [0, 1]
+    assert sink.lines == 2
+
+
+def test_event_fields_and_encoding() -> None:
+    schema = load_event_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$id"] == EVENT_SCHEMA_ID
+    f = frame(5, "cam2", size=(64, 48))
+    f.faces.append({"bbox": [1, 2, 3, 4], "score": 0.5, "track_id": 7})  # no emotion, no landmarks
+    event = build_frame_event(f)
+    jsonschema.validate(event, schema)
+    assert (event["stream"], event["seq"], event["frame_size"]) == ("cam2", 5, [64, 48])
+    assert event["ts_event_ns"] >= event["ts_capture_ns"] == f.ts_ns
+    assert event["pts_ms"] == 200.0 and event["labels"] == LABELS
+    assert event["faces"][1] == {"bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5, "track_id": 7, "emotion": None}
+    raw = encode_event(event)
+    assert b" " not in raw and json.loads(raw.decode("utf-8")) == event
+
+
+def test_event_probs_without_matching_labels_is_an_error() -> None:
+    f = frame(0)
+    f.meta["labels"] = LABELS[:3]
+    with pytest.raises(ValueError, match="7 values"):
+        build_frame_event(f)
 
 
 def test_schema_rejects_a_broken_event() -> None:
     event = build_frame_event(frame(0))
     del event["faces"][0]["bbox"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(event, load_event_schema())
+
+
+@pytest.mark.parametrize("breakage", [
+    lambda e: e.update(type="tracks"),
+    lambda e: e.update(version=2),
+    lambda e: e.update(extra=1),
+    lambda e: e["faces"][0].update(colour="red"),
+    lambda e: e["faces"][0]["emotion"]["probs"].update(happy=1.5),
+    lambda e: e["faces"][0].update(bbox=[1, 2, 3]),
+])
+def test_schema_is_strict(breakage) -> None:  # type: ignore[no-untyped-def]
+    event = build_frame_event(frame(0))
+    breakage(event)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(event, load_event_schema())
 
@@ -110,20 +228,36 @@ def test_zmq_events_reach_a_real_subscriber() -> None:
     assert got is not None and got[0] == b"cam7"
     event = json.loads(got[1])
     assert event["stream"] == "cam7"
+    assert event["faces"][0]["emotion"]["label"] == "happy"
     jsonschema.validate(event, load_event_schema())
+    assert sink.events_sent == 2 * seq
 
 
 def test_zmq_bind_conflict_is_clear_error() -> None:
     first = ZmqEventsSink(ZmqEventsSink.Config(endpoint="tcp://127.0.0.1:*"))
     first.open()
     second = ZmqEventsSink(ZmqEventsSink.Config(endpoint=first.endpoint))
-    with pytest.raises(VidaffectError, match="cannot bind"):
-        second.open()
-    first.close()
+    try:
+        with pytest.raises(VidaffectError, match="cannot bind") as info:
+            second.open()
+        assert first.endpoint in str(info.value)
+    finally:
+        first.close()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="DISPLAY matters on Linux only")
 def test_display_without_a_screen_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    with pytest.raises(VidaffectError, match="no display available"):
+    with pytest.raises(VidaffectError, match="no display available") as info:
         DisplaySink(DisplaySink.Config()).open()
+    assert "video sink" in str(info.value)
+
+
+def test_register_sinks_registers_the_four_sinks() -> None:
+    registered: list[type] = []
+    register_sinks(registered.append)
+    assert [cls.name for cls in registered] == ["video", "display", "jsonl", "zmq_events"]
+    for cls in registered:
+        assert cls.summary and "\n" not in cls.summary
+        assert all(f.description for f in cls.Config.model_fields.values())

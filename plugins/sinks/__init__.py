@@ -8,8 +8,11 @@ from vidaffect_plugins.sinks.jsonl import JsonlSink
 from vidaffect_plugins.sinks.video import VideoSink
 from vidaffect_plugins.sinks.zmq_events import ZmqEventsSink
 
+SINKS = (VideoSink, DisplaySink, JsonlSink, ZmqEventsSink)
+
 
 @vidaffect.hookimpl
 def register_sinks(register: vidaffect.Register) -> None:
-    for cls in (VideoSink, DisplaySink, JsonlSink, ZmqEventsSink):
+    """Register the built-in sinks: ``video``, ``display``, ``jsonl``, ``zmq_events``."""
+    for cls in SINKS:
         register(cls)

@@ -13,33 +13,78 @@ from vidaffect.draw import annotate
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 
+QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
+
+
+def display_available() -> bool:
+    """False on Linux/BSD without ``DISPLAY`` or ``WAYLAND_DISPLAY``; True elsewhere."""
+    if sys.platform.startswith(("linux", "freebsd", "openbsd")):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
 
 class DisplaySink(Sink):
-    """Shows annotated frames with ``cv2.imshow``; ``q`` or Esc sets ``quit_requested``."""
+    """Shows annotated frames with ``cv2.imshow``, one resizable window per stream.
+
+    Each frame is followed by ``cv2.waitKey(1)``; pressing ``q`` or Esc in a window sets
+    :attr:`quit_requested` (the runtime may read it to stop the pipeline).
+
+    Attributes:
+        quit_requested: True once the user pressed ``q`` or Esc.
+        windows: titles of the windows opened so far.
+    """
 
     name = "display"
-    summary = "window showing annotated frames (needs a desktop)"
+    summary = "window showing annotated frames (needs a desktop; q or Esc quits)"
 
     class Config(PluginConfig):
-        title: str = Field("vidaffect", description="window title (the stream id is appended)")
-        prob_bars: bool = Field(True, description="draw a probability bar per label")
+        title: str = Field("vidaffect", min_length=1,
+                           description="window title; ' [<stream id>]' is appended")
+        prob_bars: bool = Field(True, description="draw a probability bar per label beside each face")
 
     config: Config
+    quit_requested: bool = False
 
     def open(self) -> None:
-        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise VidaffectError("display sink: no display available (DISPLAY is not set); "
-                                 "use the video sink to write an annotated file instead")
+        """Check that a display exists.
+
+        Raises:
+            VidaffectError: no display is available (Linux without DISPLAY/WAYLAND_DISPLAY).
+        """
+        if not display_available():
+            raise VidaffectError("display sink: no display available (neither DISPLAY nor "
+                                 "WAYLAND_DISPLAY is set); use the video sink to write an "
+                                 "annotated file instead")
         self.windows: set[str] = set()
         self.quit_requested = False
 
     def write(self, frame: Frame) -> None:
+        """Show the annotated frame in its stream's window and poll the keyboard.
+
+        Raises:
+            VidaffectError: OpenCV has no GUI support (e.g. opencv-python-headless).
+        """
         title = f"{self.config.title} [{frame.stream}]"
-        self.windows.add(title)
-        cv2.imshow(title, annotate(frame.image, frame.faces, frame.meta.get("labels"), self.config.prob_bars))
-        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+        img = annotate(frame.image, frame.faces, frame.meta.get("labels"), self.config.prob_bars)
+        try:
+            if title not in self.windows:
+                cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+                self.windows.add(title)
+            cv2.imshow(title, img)
+            key = cv2.waitKey(1)
+        except cv2.error as exc:
+            raise VidaffectError(f"display sink: cannot show a window ({exc.err}); OpenCV may "
+                                 "lack GUI support; use the video sink instead") from None
+        if key != -1 and (key & 0xFF) in QUIT_KEYS:
             self.quit_requested = True
 
     def close(self) -> None:
-        for title in getattr(self, "windows", ()):
-            cv2.destroyWindow(title)
+        """Close this sink's windows (windows the user already closed are skipped)."""
+        windows, self.windows = getattr(self, "windows", set()), set()
+        for title in windows:
+            try:
+                cv2.destroyWindow(title)
+            except cv2.error:
+                pass
+        if windows:
+            cv2.waitKey(1)  # let HighGUI process the close events

@@ -2,37 +2,65 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
+from vidaffect.errors import VidaffectError
 from vidaffect.events import build_frame_event, encode_event
 from vidaffect.frames import Frame
 from vidaffect_plugins.sinks.paths import prepare_output
 
 
 class JsonlSink(Sink):
-    """Appends events (schema ``vidaffect/schemas/event.v1.json``) to a file, one per line."""
+    """Writes one event per frame to a UTF-8 JSON Lines file.
+
+    Each line is :func:`vidaffect.events.build_frame_event` encoded compactly, valid against
+    ``vidaffect/schemas/event.v1.json``; all streams share the file (events carry ``stream``).
+    The file is truncated on open, flushed every ``flush_every`` lines, at each end of stream
+    and on close, so a reader tailing it sees whole lines.
+
+    Attributes:
+        lines: lines written so far.
+    """
 
     name = "jsonl"
     summary = "JSON Lines file of per-frame events"
 
     class Config(PluginConfig):
-        path: str = Field(description="output file (overwritten)")
-        flush_every: int = Field(1, ge=1, description="flush to disk every N lines")
+        path: str = Field(min_length=1, description="output file (overwritten)")
+        flush_every: int = Field(1, ge=1, le=100_000, description="flush to disk every N lines")
 
     config: Config
+    lines: int = 0
 
     def open(self) -> None:
+        """Create the folder and open the file.
+
+        Raises:
+            VidaffectError: the file cannot be created (unwritable folder, path is a folder).
+        """
         path = prepare_output(self.config.path, "jsonl")
-        self.file = path.open("wb")
+        try:
+            self.file = path.open("wb")
+        except OSError as exc:
+            raise VidaffectError(f"jsonl sink: cannot write {path}: {exc.strerror}") from None
         self.lines = 0
 
     def write(self, frame: Frame) -> None:
+        """Append the frame's event as one line."""
         self.file.write(encode_event(build_frame_event(frame)) + b"\n")
         self.lines += 1
         if self.lines % self.config.flush_every == 0:
             self.file.flush()
 
+    def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
+        """Flush, so the stream's last events are on disk."""
+        self.file.flush()
+
     def close(self) -> None:
-        if hasattr(self, "file"):
-            self.file.close()
+        """Flush and close the file."""
+        file = getattr(self, "file", None)
+        if file is not None and not file.closed:
+            file.close()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
+from typing import Any
 
 import cv2
+import numpy as np
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
@@ -13,47 +17,94 @@ from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect_plugins.sinks.paths import prepare_output, stream_path
 
+DEFAULT_FPS = 25.0
+
+
+def safe_stream_name(stream: str) -> str:
+    """``stream`` with characters other than letters, digits, ``.``, ``_``, ``-`` replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stream) or "_"
+
 
 class VideoSink(Sink):
     """Writes annotated frames with OpenCV's ``VideoWriter`` (MPEG-4 Part 2 ``mp4v`` by default).
 
-    The writer opens on the first frame of a stream (its size and the source's fps) and is
-    released in ``close()``, which the runtime always calls (end of stream, Ctrl-C, SIGTERM,
-    a crash elsewhere), so the file is always finalised and playable. Frames of another size
-    than the first (a folder of photos) are letterboxed into the first frame's size.
+    Output: uint8 BGR frames, drawn by :func:`vidaffect.draw.annotate`, written straight to
+    ``path`` (no temporary file). The writer of a stream opens on that stream's first frame
+    (its size; fps from the ``fps`` option, else ``frame.meta["fps"]``, else 25) and is
+    released at the stream's end or in ``close()``, which the runtime always calls (Ctrl-C,
+    SIGTERM, a crash elsewhere), so the file is finalised and playable even when cut short.
+    Frames of another size than the stream's first (a folder of photos) are letterboxed
+    into the first frame's size.
+
+    Several streams: the first stream seen writes to ``path`` as is; every other stream to
+    ``<stem>.<stream>.<suffix>`` beside it (``out.mp4`` -> ``out.cam2.mp4``; characters
+    unfit for file names become ``_``).
+
+    Attributes:
+        frames_written: frames written so far, all streams together.
+        paths: output file per stream id.
     """
 
     name = "video"
     summary = "annotated video file (box, label, confidence, optional probability bars)"
 
     class Config(PluginConfig):
-        path: str = Field(description="output file; other streams get name.<stream>.ext")
-        fourcc: str = Field("mp4v", min_length=4, max_length=4, description="codec FourCC")
-        fps: float | None = Field(None, gt=0, description="frame rate (default: the source's)")
-        prob_bars: bool = Field(False, description="draw a probability bar per label")
+        path: str = Field(min_length=1, description="output file; other streams get name.<stream>.ext")
+        fourcc: str = Field("mp4v", min_length=4, max_length=4,
+                            description="codec FourCC, e.g. 'mp4v' (.mp4) or 'MJPG' (.avi)")
+        fps: float | None = Field(None, gt=0, le=1000,
+                                  description="frame rate of the file (default: the source's, else 25)")
+        prob_bars: bool = Field(False, description="draw a probability bar per label beside each face")
 
     config: Config
+    frames_written: int = 0
 
     def open(self) -> None:
+        """Create the output folder and check it is writable.
+
+        Raises:
+            VidaffectError: the folder cannot be created or written to.
+        """
         self.path = prepare_output(self.config.path, "video")
         self.writers: dict[str, tuple[cv2.VideoWriter, tuple[int, int]]] = {}
+        self.paths: dict[str, Path] = {}
         self.first_stream: str | None = None
         self.frames_written = 0
 
+    def _fps(self, frame: Frame) -> float:
+        if self.config.fps is not None:
+            return self.config.fps
+        fps = frame.meta.get("fps")
+        try:
+            fps = float(fps)
+        except (TypeError, ValueError):
+            return DEFAULT_FPS
+        return fps if math.isfinite(fps) and 0 < fps <= 1000 else DEFAULT_FPS
+
     def _writer(self, frame: Frame) -> tuple[cv2.VideoWriter, tuple[int, int]]:
-        if frame.stream not in self.writers:
-            if self.first_stream is None:
-                self.first_stream = frame.stream
-            path: Path = stream_path(self.path, frame.stream, self.first_stream)
-            fps = self.config.fps or float(frame.meta.get("fps") or 25.0)
-            size = frame.size
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*self.config.fourcc), fps, size)
-            if not writer.isOpened():
-                raise VidaffectError(f"video sink: cannot open {path} for writing ({self.config.fourcc})")
-            self.writers[frame.stream] = (writer, size)
-        return self.writers[frame.stream]
+        if frame.stream in self.writers:
+            return self.writers[frame.stream]
+        if self.first_stream is None:
+            self.first_stream = frame.stream
+        path = stream_path(self.path, safe_stream_name(frame.stream), safe_stream_name(self.first_stream))
+        fps, size, fourcc = self._fps(frame), frame.size, self.config.fourcc
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        if not writer.isOpened():
+            writer.release()
+            raise VidaffectError(
+                f"video sink: cannot open {path} for writing (fourcc {fourcc!r}, "
+                f"{size[0]}x{size[1]} at {fps:g} fps); check that the folder is writable and "
+                "that the codec suits the file type ('mp4v' for .mp4, 'MJPG' for .avi)")
+        self.writers[frame.stream] = (writer, size)
+        self.paths[frame.stream] = path
+        return writer, size
 
     def write(self, frame: Frame) -> None:
+        """Annotate ``frame`` and append it to its stream's file.
+
+        Raises:
+            VidaffectError: the stream's file cannot be opened for writing.
+        """
         writer, size = self._writer(frame)
         img = annotate(frame.image, frame.faces, frame.meta.get("labels"), self.config.prob_bars)
         if (img.shape[1], img.shape[0]) != size:
@@ -61,21 +112,21 @@ class VideoSink(Sink):
         writer.write(img)
         self.frames_written += 1
 
-    def end_of_stream(self, stream: str, info: dict) -> None:
+    def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
+        """Finalise the stream's file now (the other streams keep writing)."""
         item = self.writers.pop(stream, None)
         if item is not None:
             item[0].release()
 
     def close(self) -> None:
-        for writer, _ in getattr(self, "writers", {}).values():
+        """Release every open writer, which finalises the files (MP4 index included)."""
+        writers, self.writers = getattr(self, "writers", {}), {}
+        for writer, _ in writers.values():
             writer.release()
-        self.writers = {}
 
 
-def letterbox(img, size: tuple[int, int]):  # type: ignore[no-untyped-def]
-    """``img`` scaled to fit ``size`` (width, height), centred on black; uint8 BGR."""
-    import numpy as np
-
+def letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` (uint8 BGR) scaled to fit ``size`` ``(width, height)``, centred on black."""
     w, h = size
     s = min(w / img.shape[1], h / img.shape[0])
     nw, nh = max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))

@@ -1,9 +1,15 @@
 """The ``zmq_events`` sink: JSON events on a ZeroMQ PUB socket, topic = stream id.
 
-Subscribers filter by stream with ``SUBSCRIBE`` on the topic (``b""`` for all streams) and
-receive two-part messages ``[topic, json]``. The send high-water mark bounds what is queued
-for a slow subscriber: beyond it PUB drops messages for that subscriber, so a subscriber that
-stops reading never slows the pipeline.
+Messages are two parts ``[topic, json]``: the topic is the frame's stream id (UTF-8), the
+second part an event of ``vidaffect/schemas/event.v1.json`` (compact UTF-8 JSON).
+Subscribers filter by stream with ``sock.setsockopt(zmq.SUBSCRIBE, b"cam0")`` (``b""``
+for all streams). ZeroMQ matches topics by prefix, so ``b"cam1"`` also receives
+``cam10``; compare the first part exactly when that matters. ``vidaffect events`` (see
+:mod:`vidaffect.subscribe`) is a ready-made subscriber.
+
+The send high-water mark bounds what is queued for each subscriber: beyond it PUB drops
+messages for that subscriber, so a subscriber that stops reading never slows the
+pipeline. Subscribers that connect late miss earlier events (PUB/SUB has no replay).
 """
 
 from __future__ import annotations
@@ -18,33 +24,54 @@ from vidaffect.frames import Frame
 
 
 class ZmqEventsSink(Sink):
-    """Publishes one JSON event per frame (schema ``vidaffect/schemas/event.v1.json``)."""
+    """Publishes one JSON event per frame on a bound PUB socket (topic = stream id).
+
+    Attributes:
+        endpoint: the endpoint actually bound (a ``*`` port resolved), set by ``open``.
+        events_sent: events handed to ZeroMQ.
+    """
 
     name = "zmq_events"
     summary = "JSON events on a ZeroMQ PUB socket (topic = stream id)"
 
     class Config(PluginConfig):
-        endpoint: str = Field("tcp://127.0.0.1:5560", description="address to bind (loopback by default)")
-        hwm: int = Field(1000, ge=1, description="send high-water mark per subscriber (messages)")
-        linger_ms: int = Field(1000, ge=0, description="time to deliver queued events at close")
+        endpoint: str = Field("tcp://127.0.0.1:5560", min_length=1,
+                              description="address to bind (loopback by default; 'tcp://*:5560' "
+                                          "for all interfaces, port '*' for any free port)")
+        hwm: int = Field(1000, ge=1, le=10_000_000,
+                         description="send high-water mark per subscriber (messages); "
+                                     "beyond it events are dropped for that subscriber")
+        linger_ms: int = Field(1000, ge=0, le=60_000,
+                               description="time close() waits to deliver queued events (ms)")
 
     config: Config
+    events_sent: int = 0
 
     def open(self) -> None:
-        self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.PUB)
+        """Create the PUB socket (in this process, on ``zmq.Context.instance()``) and bind.
+
+        Raises:
+            VidaffectError: the endpoint cannot be bound (address in use, malformed endpoint).
+        """
+        self.sock = zmq.Context.instance().socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, self.config.hwm)
         self.sock.setsockopt(zmq.LINGER, self.config.linger_ms)
         try:
             self.sock.bind(self.config.endpoint)
         except zmq.ZMQError as exc:
             self.sock.close(0)
+            del self.sock
             raise VidaffectError(f"zmq_events sink: cannot bind {self.config.endpoint}: {exc}") from None
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.events_sent = 0
 
     def write(self, frame: Frame) -> None:
+        """Publish ``[stream id, event JSON]``; never blocks (PUB drops at the high-water mark)."""
         self.sock.send_multipart([frame.stream.encode(), encode_event(build_frame_event(frame))])
+        self.events_sent += 1
 
     def close(self) -> None:
-        if hasattr(self, "sock"):
-            self.sock.close()
+        """Close the socket, waiting up to ``linger_ms`` for queued events to go out."""
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            sock.close(self.config.linger_ms)
