@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -29,14 +28,12 @@ from trainers.fer2013.data import FaceSet, load
 from trainers.fer2013.train import predict
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from vidaffect.paths import data_dir
 
 
 def default_data() -> Path:
-    """``$VIDAFFECT_DATA/fer2013``; ``VIDAFFECT_DATA`` defaults to the repo's ``../shared/data``."""
-    root = os.environ.get("VIDAFFECT_DATA") or REPO_ROOT.parent / "shared" / "data"
-    return Path(root) / "fer2013"
+    """``$VIDAFFECT_DATA/fer2013`` (see :func:`vidaffect.paths.data_dir`)."""
+    return data_dir() / "fer2013"
 
 
 def dataset_name(data: str | Path, split: str) -> str:

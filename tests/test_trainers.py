@@ -1,0 +1,379 @@
+"""Tests of the FER-2013 trainer: loaders, split, training/resume, checkpoints, evaluate, compare.
+
+Everything runs on tiny synthetic data written into ``tmp_path``; ``VIDAFFECT_CACHE`` points
+into ``tmp_path`` so the loaders' npz cache never touches ``~/.cache``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainers import metrics
+from trainers.fer2013 import evaluate
+from trainers.fer2013.__main__ import main as cli
+from trainers.fer2013.data import FER_LABELS, load, load_csv, load_folder, stratified_split
+from vidaffect.errors import CheckpointError
+from vidaffect.models import create_model, list_models
+from vidaffect.models.checkpoint import (
+    CheckpointMeta,
+    build_model,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VIDAFFECT_CACHE", str(cache))
+    return cache
+
+
+def class_level(k: int) -> int:
+    """Mean grey level of the synthetic faces of class index ``k`` (recoverable from pixels)."""
+    return 20 + 30 * k
+
+
+def write_folder(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """``root/<class>/<i>.png``: 48x48 noise around :func:`class_level` of the FER index."""
+    rng = np.random.default_rng(seed)
+    for name, n in counts.items():
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        k = FER_LABELS.index(name.lower()) if name.lower() in FER_LABELS else 0
+        for i in range(n):
+            img = np.clip(rng.normal(class_level(k), 4, (48, 48)), 0, 255).astype(np.uint8)
+            assert cv2.imwrite(str(d / f"{i}.png"), img)
+    return root
+
+
+def write_csv(path: Path, rows: list[tuple[int, str]], seed: int = 0) -> Path:
+    """fer2013.csv with ``(emotion, Usage)`` rows and random 48x48 pixels."""
+    rng = np.random.default_rng(seed)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for emotion, usage in rows:
+            w.writerow([emotion, " ".join(map(str, rng.integers(0, 256, 48 * 48))), usage])
+    return path
+
+
+# --- data ----------------------------------------------------------------------------------
+
+CSV_ROWS = [(i % 7, "Training") for i in range(14)]
+CSV_ROWS += [(3, "PublicTest"), (5, "PublicTest"), (6, "PrivateTest")]
+
+
+def test_load_csv_usage_filter_and_label_order(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "fer2013.csv", CSV_ROWS)
+    train = load_csv(path, "Training")
+    assert train.images.shape == (14, 48, 48) and train.images.dtype == np.uint8
+    assert train.labels.dtype == np.int64
+    assert train.labels.tolist() == [i % 7 for i in range(14)]
+    assert train.label_names == FER_LABELS
+    assert load(path, "test").labels.tolist() == [3, 5]
+    assert load(path, "private").labels.tolist() == [6]
+    assert len(load_csv(path)) == len(CSV_ROWS)
+    with path.open() as f:  # pixels are kept in row-major order
+        first = next(csv.DictReader(f))
+    assert train.images[0].ravel().tolist() == [int(v) for v in first["pixels"].split()]
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "match"),
+    [
+        ("emotion,Usage\n0,Training\n", ValueError, "missing column"),
+        ("emotion,pixels,Usage\n0,1 2 3,Training\n", ValueError, "not a square"),
+        ("emotion,pixels,Usage\n7,1 2 3 4,Training\n", ValueError, "emotion labels"),
+        ("emotion,pixels,Usage\n0,1 2 3 4,PublicTest\n", ValueError, "no rows"),
+    ],
+)
+def test_load_csv_errors(tmp_path: Path, text: str, error: type[Exception], match: str) -> None:
+    (tmp_path / "bad.csv").write_text(text)
+    with pytest.raises(error, match=match):
+        load_csv(tmp_path / "bad.csv", "Training")
+
+
+def test_load_folder_uses_fer_order_whatever_the_folder_names(tmp_path: Path, _cache: Path) -> None:
+    # created in reverse order, one capitalised: the class order must still be FER's
+    counts = {name: 2 for name in reversed(FER_LABELS)}
+    counts["Happy"] = counts.pop("happy")
+    write_folder(tmp_path / "data" / "train", counts)
+    faces = load(tmp_path / "data", "train")
+    assert faces.label_names == FER_LABELS
+    assert faces.class_counts().tolist() == [2] * 7
+    for k in range(7):  # each image carries its class in its grey level
+        assert abs(faces.images[faces.labels == k].mean() - class_level(k)) < 2
+    assert list(_cache.glob("data/folder-*.npz")), "cache not written under VIDAFFECT_CACHE"
+    again = load_folder(tmp_path / "data" / "train")  # from the cache
+    np.testing.assert_array_equal(again.images, faces.images)
+    np.testing.assert_array_equal(again.labels, faces.labels)
+
+
+def test_load_folder_cache_sees_a_file_moved_between_classes(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "faces", {"happy": 2, "sad": 2})
+    assert load_folder(root).class_counts()[[3, 4]].tolist() == [2, 2]
+    os.rename(root / "happy" / "0.png", root / "sad" / "9.png")  # same count, same mtimes
+    assert load_folder(root).class_counts()[[3, 4]].tolist() == [1, 3]
+
+
+def test_load_layout_without_the_split_raises(tmp_path: Path) -> None:
+    write_folder(tmp_path / "data" / "train", {"happy": 1})
+    with pytest.raises(FileNotFoundError, match="no test/"):
+        load(tmp_path / "data", "test")
+
+
+def test_stratified_split_keeps_proportions_and_is_seeded() -> None:
+    labels = np.repeat(np.arange(3), [100, 50, 20])
+    keep, hold = stratified_split(labels, 0.2, seed=1)
+    assert np.bincount(labels[hold]).tolist() == [20, 10, 4]
+    assert np.bincount(labels[keep]).tolist() == [80, 40, 16]
+    assert np.intersect1d(keep, hold).size == 0 and len(keep) + len(hold) == len(labels)
+    again = stratified_split(labels, 0.2, seed=1)
+    np.testing.assert_array_equal(again[1], hold)
+    assert not np.array_equal(stratified_split(labels, 0.2, seed=2)[1], hold)
+    with pytest.raises(ValueError, match="fraction"):
+        stratified_split(labels, -0.1, seed=0)
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def test_metrics_match_hand_computed_values() -> None:
+    y_true = np.array([0, 0, 1, 1, 2, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 2, 0, 0])
+    cm = metrics.confusion_matrix(y_true, y_pred, 4)
+    assert cm.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [2, 0, 1, 0], [0, 0, 0, 0]]
+    p, r, f1, support = metrics.precision_recall_f1(cm)
+    np.testing.assert_allclose(p, [1 / 3, 2 / 3, 1, 0])
+    np.testing.assert_allclose(r, [1 / 2, 1, 1 / 3, 0])
+    np.testing.assert_allclose(f1, [0.4, 0.8, 0.5, 0])
+    assert support.tolist() == [2, 2, 3, 0]
+    assert metrics.accuracy(cm) == pytest.approx(4 / 7)
+    assert metrics.macro_f1(cm) == pytest.approx((0.4 + 0.8 + 0.5) / 3)  # class 3 absent
+    report = metrics.classification_report(cm, ["a", "b", "c", "d"])
+    assert "macro avg" in report and "0.5667" in report and "0.5714" in report
+    with pytest.raises(ValueError, match="outside"):
+        metrics.confusion_matrix(np.array([0, 4]), np.array([0, 0]), 4)
+
+
+# --- models and checkpoints ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_registered_model_forward(arch: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(arch, num_classes=7, in_channels=1).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(2, 1, 48, 48))
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+
+
+def test_checkpoint_round_trip_fp16(tmp_path: Path) -> None:
+    meta = CheckpointMeta(
+        arch="lenet5", labels=list(FER_LABELS), input_size=(48, 48), in_channels=1,
+        mean=[0.5], std=[0.25], training={"data": "synthetic"}, metrics={"val_top1": 0.5},
+    )
+    torch.manual_seed(0)
+    model = build_model(meta).eval()
+    with torch.no_grad():  # larger weights than the init, so the logits are not all ~0
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    x = torch.randn(8, 1, 48, 48)
+    path = save_checkpoint(tmp_path / "m.safetensors", model, meta, dtype=torch.float16)
+    assert all(t.dtype == torch.float16 for t in load_file(str(path)).values())
+    loaded, meta2 = load_checkpoint(path)
+    assert meta2 == meta and read_meta(path) == meta
+    assert not loaded.training
+    with torch.inference_mode():
+        a, b = model(x), loaded(x)
+    assert b.dtype == torch.float32
+    torch.testing.assert_close(b, a, rtol=1e-2, atol=1e-2 * float(a.abs().max()))
+    assert (a.argmax(1) == b.argmax(1)).float().mean() >= 0.75
+
+
+def test_load_checkpoint_errors(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "junk.safetensors")
+
+
+# --- training ------------------------------------------------------------------------------
+
+TRAIN_ARGS = ["--arch", "lenet5", "--batch-size", "8", "--threads", "1", "--quiet",
+              "--val-frac", "0.25", "--optimizer", "adam", "--lr", "0.01"]
+
+
+def train(data: Path, out: Path, *extra: str) -> int:
+    return cli(["train", "--data", str(data), "--out", str(out), *TRAIN_ARGS, *extra])
+
+
+@pytest.fixture(scope="module")
+def fer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Kaggle-layout FER folder: train/ 6 per class, test/ 1..7 per class (distinct counts)."""
+    root = tmp_path_factory.mktemp("fer")
+    write_folder(root / "train", {n: 6 for n in FER_LABELS})
+    write_folder(root / "test", {n: k + 1 for k, n in enumerate(FER_LABELS)}, seed=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_dir(fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-epoch lenet5 run on :func:`fer_dir`."""
+    out = tmp_path_factory.mktemp("run") / "lenet"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VIDAFFECT_CACHE", str(out.parent / "cache"))
+        assert train(fer_dir, out, "--epochs", "2") == 0
+    return out
+
+
+def test_two_step_training_writes_checkpoints(fer_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert train(fer_dir, out, "--epochs", "5", "--max-steps", "2") == 0
+    assert (out / "last.pt").is_file() and (out / "best.safetensors").is_file()
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1  # 28 train images / batch 8 = 3 steps: stopped inside epoch 1
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    model, meta = load_checkpoint(out / "best.safetensors")
+    assert meta.arch == "lenet5" and meta.labels == list(FER_LABELS)
+    assert meta.input_size == (48, 48) and 0 < meta.mean[0] < 1 and meta.std[0] > 0
+    assert meta.metrics["epoch"] == 1
+
+
+def test_training_set_smaller_than_a_batch_still_trains(fer_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert train(fer_dir, out, "--epochs", "1", "--batch-size", "64") == 0
+    assert json.loads((out / "history.json").read_text())[0]["train_loss"] > 0
+
+
+def test_limit_above_the_data_size_uses_all_of_it(fer_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert train(fer_dir, out, "--epochs", "1", "--max-steps", "1", "--limit", "50") == 0
+    assert read_meta(out / "best.safetensors").training["train_size"] == 28  # 42 - 14 val
+
+
+def test_resume_continues_from_last_epoch(
+    fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train(fer_dir, out, "--epochs", "1") == 0
+    first = json.loads((out / "history.json").read_text())
+    capsys.readouterr()
+    assert train(fer_dir, out, "--epochs", "2") == 0
+    assert "at epoch 1" in capsys.readouterr().out
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0] == first[0]
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+
+
+# --- evaluate and compare ------------------------------------------------------------------
+
+REPORT_FILES = ["metrics.json", "classification_report.txt", "confusion_matrix.png",
+                "confusion_matrix.csv", "learning_curves.png", "gallery.png"]
+
+
+def test_evaluate_cli_prints_json_and_writes_report(
+    run_dir: Path, fer_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = run_dir / "best.safetensors"
+    assert cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(fer_dir), "--threads", "1",
+                "--tta-flip"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert set(result) == {"checkpoint", "data", "n", "top1", "macro_f1", "per_class", "tta_flip"}
+    assert result["n"] == 28 and result["tta_flip"] is True
+    assert list(result["per_class"]) == list(FER_LABELS)
+    assert [v["support"] for v in result["per_class"].values()] == [1, 2, 3, 4, 5, 6, 7]
+    report = run_dir / f"report-{fer_dir.name}-test"
+    for name in REPORT_FILES:
+        assert (report / name).stat().st_size > 0, name
+    rows = (report / "confusion_matrix.csv").read_text().splitlines()
+    cm = np.array([[int(v) for v in r.split(",")[1:]] for r in rows[1:]])
+    assert cm.shape == (7, 7) and cm.sum() == 28
+    assert result["top1"] == pytest.approx(np.trace(cm) / 28)
+    assert json.loads((report / "metrics.json").read_text())["confusion_matrix"] == cm.tolist()
+
+
+def test_evaluate_maps_labels_by_name(run_dir: Path, fer_dir: Path, tmp_path: Path) -> None:
+    """A checkpoint whose label order is reversed is scored against the right classes."""
+    model, meta = load_checkpoint(run_dir / "best.safetensors")
+    meta.labels = list(reversed(meta.labels))
+    ckpt = save_checkpoint(tmp_path / "reversed.safetensors", model, meta)
+    report = tmp_path / "report"
+    summary = cli_json(["evaluate", "--checkpoint", str(ckpt), "--data", str(fer_dir),
+                        "--threads", "1", "--report", str(report)])
+    assert list(summary["per_class"]) == list(reversed(FER_LABELS))
+    assert {k: v["support"] for k, v in summary["per_class"].items()} == {
+        n: k + 1 for k, n in enumerate(FER_LABELS)
+    }
+    assert not (report / "learning_curves.png").exists()  # no history.json next to it
+
+
+def test_evaluate_default_data_follows_vidaffect_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIDAFFECT_DATA", str(tmp_path))
+    assert evaluate.default_data() == tmp_path / "fer2013"
+    assert evaluate.dataset_name(tmp_path / "fer2013.csv", "private") == "fer2013-private"
+
+
+def test_evaluate_rejects_a_class_unknown_to_the_model(run_dir: Path, tmp_path: Path) -> None:
+    data = write_folder(tmp_path / "odd", {"happy": 1, "contempt": 1})
+    args = ["evaluate", "--checkpoint", str(run_dir / "best.safetensors"), "--data", str(data),
+            "--threads", "1", "--report", str(tmp_path / "r")]
+    assert cli(args) == 1
+    with pytest.raises(CheckpointError, match="contempt"):
+        evaluate.map_labels(load(data), list(FER_LABELS))
+
+
+def cli_json(argv: list[str]) -> Any:
+    """Run the CLI, assert exit code 0, parse its stdout as JSON."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert cli(argv) == 0
+    return json.loads(buf.getvalue())
+
+
+def test_compare_prints_a_row_per_checkpoint(
+    run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, meta = load_checkpoint(run_dir / "best.safetensors")
+    other = save_checkpoint(tmp_path / "other.safetensors", model, meta, dtype=torch.float16)
+    targets = [str(run_dir), str(other)]
+    assert cli(["compare", *targets, "--threads", "1", "--repeats", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["name", "arch", "params(M)"]
+    assert [ln.split()[0] for ln in lines[1:3]] == ["lenet", "other"]
+    assert all(ln.split()[-1] == "-" for ln in lines[1:3])  # no test metrics without --data
+
+    rows = cli_json(["compare", *targets, "--data", str(fer_dir), "--threads", "1",
+                     "--repeats", "2", "--json"])
+    assert len(rows) == 2
+    for row in rows:
+        assert row["arch"] == "lenet5"
+        assert row["params_m"] == pytest.approx(61451 / 1e6)  # LeNet-5, 7 classes
+        # conv1 6x44x44x25 + conv2 16x18x18x150 + fc 400x120 + 120x84 + 84x7
+        assert row["mmacs"] == pytest.approx(1.126668)
+        assert row["ms_b1"] > 0 and row["ms_b32"] > 0
+        assert 0 <= row["test_top1"] <= 1 and row["test_source"].endswith("test")
