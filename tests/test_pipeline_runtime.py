@@ -196,3 +196,14 @@ def test_stages_exit_when_supervisor_is_killed(tmp_path: Path) -> None:
         time.sleep(0.2)
         alive = [p for p in children if _running(p)]
     assert not alive, "stage processes outlived their supervisor"
+
+
+def test_dead_camera_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = write(tmp_path, {
+        "source": {"type": "webcam", "uri": "7"},
+        "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+    })
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
+    assert proc.returncode == 1
+    assert "stage source failed: SourceError: webcam source: cannot open camera 7" in proc.stderr
+    assert "Traceback" not in proc.stderr

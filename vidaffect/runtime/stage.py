@@ -28,6 +28,7 @@ import zmq
 
 from vidaffect.api import Plugin, Source
 from vidaffect.codec import MessageError, decode, encode_eos, encode_frame
+from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect.runtime.metrics import StageMetrics
 from vidaffect.runtime.reorder import Reorderer
@@ -46,6 +47,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def _set_threads(n: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(n)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # failures are reported by vidaffect
     try:
         import cv2
 
@@ -312,6 +314,9 @@ def stage_main(spec: dict[str, Any]) -> None:
             run_processor(sc, plugin)
     except Terminated:
         terminated = True
+    except VidaffectError as exc:  # a user-facing problem (no camera, unwritable path): no traceback
+        code = 1
+        sc.send_report("error", error=f"{type(exc).__name__}: {exc}", traceback="")
     except BaseException as exc:  # report everything, including KeyboardInterrupt-like exits
         code = 1
         sc.send_report("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())

@@ -315,10 +315,11 @@ def run_pipeline(config: PipelineConfig, show_status: bool | None = None) -> Run
 
 
 def raise_for_errors(result: RunResult) -> None:
-    """Raise :class:`StageError` naming the first failed stage, with its traceback."""
-    for label, message, tb in result.errors:
-        if "(restarting" not in message:
-            raise StageError(f"stage {label} failed: {message}\n{tb}".rstrip())
+    """Raise :class:`StageError` naming every failed stage, with tracebacks of crashes."""
+    hard = [f"stage {label} failed: {message}\n{tb}".rstrip()
+            for label, message, tb in result.errors if "(restarting" not in message]
+    if hard:
+        raise StageError("\n".join(hard))
 
 
 __all__ = ["RunResult", "Supervisor", "run_pipeline", "raise_for_errors"]
