@@ -36,6 +36,7 @@ def test_valid_pipeline(write_pipeline) -> None:
         ({"detector": {"type": "haar", "min_neighbours": 3}},
          "stage 'detector' › min_neighbours: unknown key (did you mean 'min_neighbors'?)"),
         ({"detector": {"type": "haar", "workrs": 2}}, "(did you mean 'workers'?)"),
+        ({"sinks": [{"type": "record", "path": "x", "workers": 2}]}, "a sink runs as one process"),
         ({"detector": {"type": "mtcnnn"}}, "stage 'detector' › type: unknown detector 'mtcnnn'"),
         ({"detector": {"type": "haar", "workers": 0}}, "stage 'detector' › workers: Input should be greater"),
         ({"detector": {"type": "haar", "scale_factor": "big"}}, "› scale_factor: Input should be a valid number"),

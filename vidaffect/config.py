@@ -158,6 +158,8 @@ def _validate_stage(label: str, kind: str, raw: Any, errors: list[str]) -> Stage
         plugin = cls.Config(**plugin_raw)
     except ValidationError as exc:
         stage_errors += _format_errors(where, exc, valid)
+    if common is not None and kind in ("source", "sink") and common.workers != 1:
+        stage_errors.append(f"{where} › workers: a {kind} runs as one process (workers: 1), got {common.workers}")
     errors.extend(stage_errors)
     if stage_errors or common is None or plugin is None:
         return None
