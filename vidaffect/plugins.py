@@ -86,12 +86,10 @@ def get_registry() -> Registry:
     if _registry is None:
         pm = get_plugin_manager()
         registry = Registry()
-        for plugin in pm.get_plugins():
-            origin = pm.get_name(plugin) or repr(plugin)
-            for kind in PLUGIN_KINDS:
-                hook = (pm.subset_hook_caller(f"register_{kind}s", remove_plugins=[
-                    p for p in pm.get_plugins() if p is not plugin])).__call__
-                hook(register=lambda cls, kind=kind, origin=origin: registry.register(kind, cls, origin))
+        for kind in PLUGIN_KINDS:
+            for impl in getattr(pm.hook, f"register_{kind}s").get_hookimpls():
+                impl.function(register=lambda cls, kind=kind, origin=impl.plugin_name:
+                              registry.register(kind, cls, origin))
         _registry = registry
     return _registry
 

@@ -260,7 +260,7 @@ def run_processor(sc: StageContext, plugin: Plugin) -> None:
             if not _forward(sc, plugin, kind, hdr, item):
                 return
         m.lost = reorder.lost
-    m.lost = reorder.lost
+    m.lost = reorder.lost  # losses found when the stream was force-ended
 
 
 def _forward(sc: StageContext, plugin: Plugin, kind: str, hdr: dict[str, Any],
