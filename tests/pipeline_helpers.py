@@ -40,8 +40,10 @@ def video_frames(path: Path) -> tuple[int, tuple[int, int]]:
     return n, size
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def read_events(path: Path, kind: str = "frame") -> list[dict[str, Any]]:
+    """Events of one ``type`` (``frame`` or ``change``) from a jsonl sink's file."""
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in events if e["type"] == kind]
 
 
 def clip_frames(path: Path) -> int:

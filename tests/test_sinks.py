@@ -16,7 +16,7 @@ from pipeline_helpers import video_frames
 
 from vidaffect.draw import FALLBACK_COLOUR, PALETTE, annotate
 from vidaffect.errors import VidaffectError
-from vidaffect.events import EVENT_SCHEMA_ID, build_frame_event, encode_event, load_event_schema
+from vidaffect.events import EVENT_SCHEMA_ID, build_change_event, build_frame_event, encode_event, load_event_schema
 from vidaffect.frames import Frame
 from vidaffect_plugins.sinks import register_sinks
 from vidaffect_plugins.sinks.display import DisplaySink
@@ -195,7 +195,8 @@ def test_schema_rejects_a_broken_event() -> None:
 
 @pytest.mark.parametrize("breakage", [
     lambda e: e.update(type="tracks"),
-    lambda e: e.update(version=2),
+    lambda e: e.update(version=1),
+    lambda e: e.update(type="change"),
     lambda e: e.update(extra=1),
     lambda e: e["faces"][0].update(colour="red"),
     lambda e: e["faces"][0]["emotion"]["probs"].update(happy=1.5),
@@ -206,6 +207,18 @@ def test_schema_is_strict(breakage) -> None:  # type: ignore[no-untyped-def]
     breakage(event)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(event, load_event_schema())
+
+
+def test_change_events_validate_and_are_strict() -> None:
+    change = {"track_id": 3, "from": "neutral", "to": "happy", "score": 0.61}
+    event = build_change_event("cam0", 57, change, 1_700_000_000_000_000_000, 1900.0)
+    schema = load_event_schema()
+    jsonschema.validate(event, schema)
+    jsonschema.validate(build_change_event("cam0", 90, {"track_id": 3, "from": "happy", "to": None,
+                                                        "score": None}, 1), schema)
+    for broken in ({**event, "faces": []}, {**event, "track_id": -1}, {**event, "score": 2.0}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
 
 
 def test_zmq_events_reach_a_real_subscriber() -> None:

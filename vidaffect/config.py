@@ -1,7 +1,7 @@
 """Pipeline configuration: YAML -> one validated :class:`PipelineConfig`.
 
-A pipeline file has four stage sections (``source``, ``detector``, ``classifier``, ``sinks``)
-and a few engine settings. Each stage names its plugin with ``type``; the remaining keys are
+A pipeline file has four stage sections (``source`` or ``sources``, ``detector``,
+``classifier``, ``sinks``), the engine settings (``pipeline``) and optionally ``tracking``. Each stage names its plugin with ``type``; the remaining keys are
 the stage options (``workers``, ``on_error``, ...) plus the plugin's own options, validated
 by the plugin's ``Config`` model. Every problem is reported at once, as
 ``FILE: stage › key: message`` with a "did you mean" for misspelt keys, before any process
@@ -37,6 +37,16 @@ class StageOptions(BaseModel):
     max_restarts: int = Field(3, ge=0, description="restarts allowed before the pipeline stops")
     threads: int | None = Field(
         None, ge=1, le=64, description="torch/OpenCV threads per worker (default: cores / workers)"
+    )
+    batch: int = Field(
+        16, ge=1, le=256,
+        description="most frames handed to the plugin in one call: frames already queued are "
+                    "taken together (faces batched across frames), never waited for",
+    )
+    stream: str | None = Field(
+        None, min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="sources only: stream id of this source (event topic); default "
+                    "pipeline.stream_id for one source, cam0, cam1, ... for a list",
     )
 
 
@@ -75,7 +85,35 @@ class EngineSettings(BaseModel):
         None, ge=1, le=65535, description="serve Prometheus metrics on this port (loopback)"
     )
     metrics_file: str | None = Field(None, description="write final per-stage metrics JSON here")
-    stream_id: str = Field("cam0", description="stream id of the source (event topic)")
+    stream_id: str = Field("cam0", description="stream id of a single source (event topic)")
+
+
+class TrackingSettings(BaseModel):
+    """The ``tracking`` section: face tracks across frames and per-track smoothing.
+
+    The detector stage runs the detector on every ``detect_every``-th frame of a stream, and
+    also on the next frame whenever a track is new (not yet confirmed), was missed by the
+    last detection, or leaves the frame; in between, face boxes are the Kalman predictions
+    of a ByteTrack tracker (Zhang et al., "ByteTrack: Multi-Object Tracking by Associating
+    Every Detection Box", ECCV 2022; the implementation of the ``trackers`` package). Sinks
+    then smooth each track's emotion probabilities and report label changes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="track faces (set false to detect on every frame)")
+    detect_every: int = Field(5, ge=1, le=300, description="run the detector at least every N frames")
+    lost_after_s: float = Field(
+        1.0, gt=0, le=60, description="seconds a track survives without a matching detection"
+    )
+    min_iou: float = Field(0.2, gt=0, lt=1, description="IoU needed to match a detection to a track")
+    smoothing: Literal["ema", "window", "none"] = Field(
+        "ema", description="per-track smoothing of emotion probabilities"
+    )
+    alpha: float = Field(
+        0.3, gt=0, le=1, description="ema: weight of the newest frame (1 = no smoothing)"
+    )
+    window: int = Field(8, ge=1, le=1000, description="window: frames averaged")
 
 
 class PipelineConfig(BaseModel):
@@ -85,18 +123,29 @@ class PipelineConfig(BaseModel):
 
     path: str
     engine: EngineSettings
-    source: StageConfig
+    sources: list[StageConfig]
     detector: StageConfig | None
     classifier: StageConfig | None
     sinks: list[StageConfig]
+    tracking: TrackingSettings | None = None
+
+    @property
+    def source(self) -> StageConfig:
+        """The first (often the only) source."""
+        return self.sources[0]
+
+    @property
+    def streams(self) -> list[str]:
+        """Stream ids, one per source, in the order of ``sources``."""
+        return [str(s.options.stream) for s in self.sources]
 
     @property
     def stages(self) -> list[StageConfig]:
-        """Stages in flow order: source, detector, classifier, sinks."""
-        return [s for s in (self.source, self.detector, self.classifier) if s] + self.sinks
+        """Stages in flow order: sources, detector, classifier, sinks."""
+        return self.sources + [s for s in (self.detector, self.classifier) if s] + self.sinks
 
 
-_TOP_KEYS = {"pipeline", "source", "detector", "classifier", "sinks"}
+_TOP_KEYS = {"pipeline", "source", "sources", "detector", "classifier", "sinks", "tracking"}
 
 
 def _suggest(key: str, valid: list[str]) -> str:
@@ -160,6 +209,8 @@ def _validate_stage(label: str, kind: str, raw: Any, errors: list[str]) -> Stage
         stage_errors += _format_errors(where, exc, valid)
     if common is not None and kind in ("source", "sink") and common.workers != 1:
         stage_errors.append(f"{where} › workers: a {kind} runs as one process (workers: 1), got {common.workers}")
+    if common is not None and kind != "source" and common.stream is not None:
+        stage_errors.append(f"{where} › stream: only sources have a stream id")
     errors.extend(stage_errors)
     if stage_errors or common is None or plugin is None:
         return None
@@ -186,11 +237,18 @@ def validate(data: Any, path: str = "<config>") -> PipelineConfig:
     except TypeError:
         errors.append("pipeline: expected a mapping of settings")
 
+    tracking = None
+    if data.get("tracking") is not None:
+        try:
+            tracking = TrackingSettings(**data["tracking"])
+        except ValidationError as exc:
+            errors += _format_errors("tracking", exc, sorted(TrackingSettings.model_fields))
+        except TypeError:
+            errors.append("tracking: expected a mapping of settings")
+    sources = _validate_sources(data, engine, errors)
     stages: dict[str, StageConfig | None] = {}
-    for section in ("source", "detector", "classifier"):
+    for section in ("detector", "classifier"):
         if data.get(section) is None:
-            if section == "source":
-                errors.append("stage 'source': required section is missing")
             stages[section] = None
             continue
         stages[section] = _validate_stage(section, section, data[section], errors)
@@ -211,11 +269,51 @@ def validate(data: Any, path: str = "<config>") -> PipelineConfig:
                 sinks.append(stage)
     if errors:
         raise ConfigError(f"{path}: invalid pipeline\n  " + "\n  ".join(errors))
-    assert engine is not None and stages["source"] is not None
+    assert engine is not None and sources
+    if len(sources) == 1 and sources[0].options.stream is None:
+        sources[0].options.stream = engine.stream_id
     return PipelineConfig(
-        path=path, engine=engine, source=stages["source"], detector=stages["detector"],
+        path=path, engine=engine, sources=sources, detector=stages["detector"],
         classifier=stages["classifier"], sinks=sinks,
+        tracking=tracking if tracking is not None and tracking.enabled else None,
     )
+
+
+def _validate_sources(data: dict[str, Any], engine: EngineSettings | None,
+                      errors: list[str]) -> list[StageConfig]:
+    """``source`` (one mapping) or ``sources`` (a list): stages named ``source`` or
+    ``source-<stream>``, each with a distinct stream id."""
+    if data.get("source") is not None and data.get("sources") is not None:
+        errors.append("top level › sources: give either 'source' or 'sources', not both")
+        return []
+    if data.get("source") is not None:
+        stage = _validate_stage("source", "source", data["source"], errors)
+        return [stage] if stage is not None else []
+    raw = data.get("sources")
+    if raw is None:
+        errors.append("stage 'source': required section is missing ('source' or 'sources')")
+        return []
+    if not isinstance(raw, list) or not raw:
+        errors.append("stage 'sources': expected a non-empty list of sources")
+        return []
+    out: list[StageConfig] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        stage = _validate_stage(f"sources[{i}]", "source", item, errors)
+        if stage is None:
+            continue
+        stream = stage.options.stream or (f"cam{i}" if len(raw) > 1 else None)
+        if stream is None:  # a one-item list: pipeline.stream_id, set by validate()
+            out.append(stage)
+            continue
+        if stream in seen:
+            errors.append(f"stage 'sources[{i}]' › stream: {stream!r} is already the stream of {seen[stream]}")
+            continue
+        seen[stream] = f"sources[{i}]"
+        stage.options.stream = stream
+        stage.name = "source" if len(raw) == 1 else f"source-{stream}"
+        out.append(stage)
+    return out
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:

@@ -107,7 +107,8 @@ def annotate(image_bgr: np.ndarray, faces: Sequence[dict[str, Any]],
              labels: Sequence[str] | None = None, prob_bars: bool = False) -> np.ndarray:
     """Draw face results onto a copy of ``image_bgr``.
 
-    Per face: the box in the colour of its emotion label, a filled tag ``"happy 0.87"``
+    Per face: the box in the colour of its emotion label (the track's ``smoothed`` emotion
+    when there is one, else the frame's ``emotion``), a filled tag ``"happy 0.87"``
     (emotion label and probability; ``"face 0.99"`` with the detector score when there is
     no emotion), `` #3`` appended when the face has a ``track_id``, and with ``prob_bars``
     a small panel of horizontal bars, one per label, beside the box and inside the image.
@@ -133,7 +134,7 @@ def annotate(image_bgr: np.ndarray, faces: Sequence[dict[str, Any]],
     st = _Style(out.shape[1], out.shape[0])
     for face in faces:
         x1, y1, x2, y2 = (int(round(float(v))) for v in face["bbox"])
-        emotion = face.get("emotion")
+        emotion = face.get("smoothed") or face.get("emotion")  # a track's smoothed label if any
         if emotion is not None:
             colour = label_colour(emotion.get("label"))
             text = f"{emotion['label']} {float(emotion['score']):.2f}"

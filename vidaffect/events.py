@@ -1,15 +1,21 @@
-"""Per-frame JSON events: what the ``jsonl`` and ``zmq_events`` sinks emit.
+"""JSON events: what the ``jsonl`` and ``zmq_events`` sinks emit.
 
-One event per frame, validated by the JSON Schema at :data:`EVENT_SCHEMA_PATH`
-(draft 2020-12, ``$id`` :data:`EVENT_SCHEMA_ID`)::
+One ``frame`` event per frame, and with tracking one ``change`` event each time a track's
+smoothed label changes or the track ends; both are validated by the JSON Schema at
+:data:`EVENT_SCHEMA_PATH` (draft 2020-12, ``$id`` :data:`EVENT_SCHEMA_ID`)::
 
-    {"schema": "vidaffect.event", "version": 1, "type": "frame",
+    {"schema": "vidaffect.event", "version": 2, "type": "frame",
      "stream": "cam0", "seq": 41, "ts_capture_ns": 1718000000000000000,
      "ts_event_ns": 1718000000030000000, "pts_ms": 1640.0, "frame_size": [1280, 720],
      "labels": ["angry", ..., "neutral"],
      "faces": [{"bbox": [x1, y1, x2, y2], "score": 0.99, "landmarks": [[x, y], ...],
                 "track_id": 3, "emotion": {"label": "happy", "score": 0.87,
-                                           "probs": {"angry": 0.01, ...}}}]}
+                                           "probs": {"angry": 0.01, ...}},
+                "smoothed": {"label": "happy", "score": 0.74, "probs": {...}}}]}
+
+    {"schema": "vidaffect.event", "version": 2, "type": "change", "stream": "cam0",
+     "seq": 57, "ts_capture_ns": ..., "ts_event_ns": ..., "pts_ms": 2280.0,
+     "track_id": 3, "from": "neutral", "to": "happy", "score": 0.52}
 
 Coordinates are pixels of the full frame (xyxy, origin top-left); timestamps are integer
 nanoseconds since the Unix epoch (``time.time_ns()``). Unlike the pipeline's face dicts,
@@ -27,9 +33,9 @@ from typing import Any
 from vidaffect.frames import Frame
 
 EVENT_SCHEMA_NAME = "vidaffect.event"
-EVENT_VERSION = 1
-EVENT_SCHEMA_ID = "https://vidaffect.dev/schemas/event.v1.json"
-EVENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.v1.json"
+EVENT_VERSION = 2
+EVENT_SCHEMA_ID = "https://vidaffect.dev/schemas/event.v2.json"
+EVENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.v2.json"
 
 _PROB_DIGITS = 4
 
@@ -72,7 +78,43 @@ def _face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any
     out["track_id"] = None if track_id is None else int(track_id)
     emotion = face.get("emotion")
     out["emotion"] = None if emotion is None else _emotion_event(emotion, labels)
+    if face.get("smoothed") is not None:
+        out["smoothed"] = _emotion_event(face["smoothed"], labels)
     return out
+
+
+def build_change_event(stream: str, seq: int, change: dict[str, Any], ts_capture_ns: int,
+                       pts_ms: float | None = None, now_ns: int | None = None) -> dict[str, Any]:
+    """The ``"change"`` event of one entry of ``frame.meta["changes"]``
+    (see :class:`vidaffect.smoothing.Smoother`).
+
+    Args:
+        stream, seq: the stream and the frame where the change happened.
+        change: ``{"track_id", "from", "to", "score"}``.
+        ts_capture_ns, pts_ms: the frame's capture time and position.
+        now_ns: ``ts_event_ns``; default ``time.time_ns()``.
+    """
+    score = change.get("score")
+    return {
+        "schema": EVENT_SCHEMA_NAME, "version": EVENT_VERSION, "type": "change",
+        "stream": str(stream), "seq": int(seq), "ts_capture_ns": int(ts_capture_ns),
+        "ts_event_ns": time.time_ns() if now_ns is None else int(now_ns),
+        "pts_ms": None if pts_ms is None else float(pts_ms),
+        "track_id": int(change["track_id"]), "from": change.get("from"), "to": change.get("to"),
+        "score": None if score is None else _num(score, _PROB_DIGITS),
+    }
+
+
+def frame_change_events(frame: Frame) -> list[dict[str, Any]]:
+    """The ``"change"`` events of ``frame`` (its ``meta["changes"]``), in order."""
+    return [build_change_event(frame.stream, frame.seq, c, frame.ts_ns, frame.pts_ms)
+            for c in frame.meta.get("changes", ())]
+
+
+def stream_end_change_events(stream: str, info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``"change"`` events ending the tracks still open at a stream's end (EOS ``info``)."""
+    seq = int(info.get("frames", 0) or 0)
+    return [build_change_event(stream, seq, c, time.time_ns()) for c in info.get("changes", ())]
 
 
 def build_frame_event(frame: Frame, now_ns: int | None = None) -> dict[str, Any]:

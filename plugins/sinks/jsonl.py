@@ -1,4 +1,4 @@
-"""The ``jsonl`` sink: one JSON event per frame per line (the same events ``zmq_events`` publishes)."""
+"""The ``jsonl`` sink: one JSON event per line (the same events ``zmq_events`` publishes)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,22 @@ from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import VidaffectError
-from vidaffect.events import build_frame_event, encode_event
+from vidaffect.events import (
+    build_frame_event,
+    encode_event,
+    frame_change_events,
+    stream_end_change_events,
+)
 from vidaffect.frames import Frame
 from vidaffect_plugins.sinks.paths import prepare_output
 
 
 class JsonlSink(Sink):
-    """Writes one event per frame to a UTF-8 JSON Lines file.
+    """Writes events to a UTF-8 JSON Lines file: per frame its ``frame`` event, then its
+    ``change`` events (with tracking).
 
-    Each line is :func:`vidaffect.events.build_frame_event` encoded compactly, valid against
-    ``vidaffect/schemas/event.v1.json``; all streams share the file (events carry ``stream``).
+    Each line is one event encoded compactly, valid against
+    ``vidaffect/schemas/event.v2.json``; all streams share the file (events carry ``stream``).
     The file is truncated on open, flushed every ``flush_every`` lines, at each end of stream
     and on close, so a reader tailing it sees whole lines.
 
@@ -49,14 +55,19 @@ class JsonlSink(Sink):
         self.lines = 0
 
     def write(self, frame: Frame) -> None:
-        """Append the frame's event as one line."""
-        self.file.write(encode_event(build_frame_event(frame)) + b"\n")
-        self.lines += 1
-        if self.lines % self.config.flush_every == 0:
-            self.file.flush()
+        """Append the frame's event (and its change events) as lines."""
+        self._lines([build_frame_event(frame)] + frame_change_events(frame))
+
+    def _lines(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.file.write(encode_event(event) + b"\n")
+            self.lines += 1
+            if self.lines % self.config.flush_every == 0:
+                self.file.flush()
 
     def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
-        """Flush, so the stream's last events are on disk."""
+        """Write the change events ending open tracks, and flush."""
+        self._lines(stream_end_change_events(stream, info))
         self.file.flush()
 
     def close(self) -> None:

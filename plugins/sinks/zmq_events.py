@@ -1,7 +1,9 @@
 """The ``zmq_events`` sink: JSON events on a ZeroMQ PUB socket, topic = stream id.
 
 Messages are two parts ``[topic, json]``: the topic is the frame's stream id (UTF-8), the
-second part an event of ``vidaffect/schemas/event.v1.json`` (compact UTF-8 JSON).
+second part an event of ``vidaffect/schemas/event.v2.json`` (compact UTF-8 JSON): a
+``frame`` event per frame and, with tracking, ``change`` events when a track's smoothed
+label changes or the track ends.
 Subscribers filter by stream with ``sock.setsockopt(zmq.SUBSCRIBE, b"cam0")`` (``b""``
 for all streams). ZeroMQ matches topics by prefix, so ``b"cam1"`` also receives
 ``cam10``; compare the first part exactly when that matters. ``vidaffect events`` (see
@@ -14,17 +16,24 @@ pipeline. Subscribers that connect late miss earlier events (PUB/SUB has no repl
 
 from __future__ import annotations
 
+from typing import Any
+
 import zmq
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import VidaffectError
-from vidaffect.events import build_frame_event, encode_event
+from vidaffect.events import (
+    build_frame_event,
+    encode_event,
+    frame_change_events,
+    stream_end_change_events,
+)
 from vidaffect.frames import Frame
 
 
 class ZmqEventsSink(Sink):
-    """Publishes one JSON event per frame on a bound PUB socket (topic = stream id).
+    """Publishes JSON events on a bound PUB socket (topic = stream id).
 
     Attributes:
         endpoint: the endpoint actually bound (a ``*`` port resolved), set by ``open``.
@@ -66,9 +75,20 @@ class ZmqEventsSink(Sink):
         self.events_sent = 0
 
     def write(self, frame: Frame) -> None:
-        """Publish ``[stream id, event JSON]``; never blocks (PUB drops at the high-water mark)."""
-        self.sock.send_multipart([frame.stream.encode(), encode_event(build_frame_event(frame))])
+        """Publish ``[stream id, event JSON]`` for the frame and each of its label changes;
+        never blocks (PUB drops at the high-water mark)."""
+        topic = frame.stream.encode()
+        self.sock.send_multipart([topic, encode_event(build_frame_event(frame))])
         self.events_sent += 1
+        for event in frame_change_events(frame):
+            self.sock.send_multipart([topic, encode_event(event)])
+            self.events_sent += 1
+
+    def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
+        """Publish the ``change`` events ending the stream's open tracks."""
+        for event in stream_end_change_events(stream, info):
+            self.sock.send_multipart([stream.encode(), encode_event(event)])
+            self.events_sent += 1
 
     def close(self) -> None:
         """Close the socket, waiting up to ``linger_ms`` for queued events to go out."""

@@ -1,6 +1,6 @@
 """From a validated pipeline to one spec per stage worker process.
 
-Flow: source -> detector -> classifier -> every sink. Each worker of a stage binds its own
+Flow: every source -> detector -> classifier -> every sink. Each worker of a stage binds its own
 input endpoint; every worker of the upstream stage connects a PUSH socket to each of them.
 A stage with one worker restores frame order (its input may come from a fanned-out stage);
 workers of a fanned-out stage see only some frames and pass them on unordered.
@@ -37,39 +37,46 @@ def default_threads(config: PipelineConfig) -> int:
 
 def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control: str,
                 report: str) -> list[WorkerSpec]:
-    """One :class:`WorkerSpec` per process, in flow order."""
+    """One :class:`WorkerSpec` per process, in flow order (sources first).
+
+    Every source feeds the first processing stage; its stream id tags each of its frames.
+    With tracking on, a stream's frames all go to the same detector worker (chosen by
+    stream id), which holds that stream's tracker; without it, frames are load-balanced.
+    """
     engine = config.engine
-    chain: list[StageConfig] = [s for s in (config.source, config.detector, config.classifier) if s]
+    chain: list[StageConfig] = [s for s in (config.detector, config.classifier) if s]
     inputs: dict[str, list[str]] = {}
-    for stage in chain[1:] + config.sinks:
+    for stage in chain + config.sinks:
         inputs[stage.name] = [endpoint(f"{stage.name}-{w}") for w in range(stage.options.workers)]
     threads = default_threads(config)
-    streams = [engine.stream_id]
+    streams = config.streams
+    tracking = config.tracking.model_dump() if config.tracking else None
+    first = [chain[0]] if chain else list(config.sinks)
     specs: list[WorkerSpec] = []
-    for i, stage in enumerate(chain + config.sinks):
-        if i < len(chain) - 1:
-            downstream = [chain[i + 1]]
-        elif i == len(chain) - 1:
-            downstream = list(config.sinks)
+    stages = config.sources + chain + config.sinks
+    for stage in stages:
+        if stage.kind == "source":
+            downstream, producers = first, 0
+        elif stage in chain:
+            i = chain.index(stage)
+            downstream = [chain[i + 1]] if i + 1 < len(chain) else list(config.sinks)
+            producers = 1 if i == 0 else chain[i - 1].options.workers
         else:
-            downstream = []
-        if i == 0:
-            producers = 0
-        elif i < len(chain):
-            producers = chain[i - 1].options.workers
-        else:
-            producers = chain[-1].options.workers
+            downstream, producers = [], (chain[-1].options.workers if chain else 1)
         for w in range(stage.options.workers):
             spec = {
                 "stage": stage.name, "kind": stage.kind, "worker": w,
                 "workers": stage.options.workers, "plugin": stage.options.type,
                 "plugin_options": stage.plugin_dict,
                 "threads": stage.options.threads or (threads if stage.kind in ("detector", "classifier") else 1),
+                "batch": stage.options.batch,
                 "input": inputs[stage.name][w] if stage.name in inputs else None,
                 "outputs": [inputs[d.name] for d in downstream],
+                "sticky": stage.kind == "source" and tracking is not None,
                 "producers": producers, "ordered": stage.options.workers == 1,
                 "reorder_window": engine.reorder_window, "hwm": engine.hwm,
-                "streams": streams, "stream_id": engine.stream_id,
+                "streams": streams, "stream_id": stage.options.stream,
+                "tracking": tracking if stage.kind in ("detector", "sink") else None,
                 "control": control, "report": report,
             }
             specs.append(WorkerSpec(stage, w, spec))

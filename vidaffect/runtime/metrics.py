@@ -22,6 +22,7 @@ class StageMetrics:
         malformed: messages that failed to decode (dropped and counted).
         lost: frames missing after reordering (a crashed worker's frames in flight).
         faces: faces seen in frames passed on.
+        detected: frames the detector ran on (with tracking, the others get tracked boxes).
         busy_s: seconds spent inside the plugin (detect, classify, write, read).
         latency_ms: recent capture -> output latencies (milliseconds).
     """
@@ -32,6 +33,7 @@ class StageMetrics:
     malformed: int = 0
     lost: int = 0
     faces: int = 0
+    detected: int = 0
     busy_s: float = 0.0
     started: float = field(default_factory=time.perf_counter)
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
@@ -46,6 +48,7 @@ class StageMetrics:
         return {
             "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
             "malformed": self.malformed, "lost": self.lost, "faces": self.faces,
+            "detected": self.detected,
             "busy_s": round(self.busy_s, 3), "wall_s": round(time.perf_counter() - self.started, 3),
             "latency_p50_ms": pct(50), "latency_p95_ms": pct(95), "latency_p99_ms": pct(99),
         }

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from typing import Any
 
 import msgpack
@@ -119,8 +120,9 @@ class StageContext:
             self.state["abort"] = True
         return self.state["abort"]
 
-    def send_all(self, parts: list[Any]) -> bool:
-        return all(out.send(parts) for out in self.outputs)
+    def send_all(self, parts: list[Any], key: int | None = None) -> bool:
+        """Send to one worker of each downstream stage (``key``: always the same worker)."""
+        return all(out.send(parts, key) for out in self.outputs)
 
     def broadcast(self, parts: list[Any]) -> bool:
         return all(out.broadcast(parts) for out in self.outputs)
@@ -153,6 +155,7 @@ def run_source(sc: StageContext, source: Source) -> None:
     """
     stream = sc.spec["stream_id"]
     info = sc.spec["source_info"]
+    key = zlib.crc32(stream.encode()) if sc.spec.get("sticky") else None
     m = sc.metrics
     seq = 0
     if not _wait_for_go(sc):
@@ -163,7 +166,7 @@ def run_source(sc: StageContext, source: Source) -> None:
     def emit(image: Any, pts: float | None, ts_ns: int) -> bool:
         nonlocal seq
         frame = Frame(image, stream, seq, ts_ns, pts, dict(base_meta))
-        if not sc.send_all(encode_frame(frame)):
+        if not sc.send_all(encode_frame(frame), key):
             return False
         seq += 1
         m.frames_out += 1
@@ -223,7 +226,12 @@ def run_source(sc: StageContext, source: Source) -> None:
 
 
 def run_processor(sc: StageContext, plugin: Plugin) -> None:
-    """Receive frames, apply the detector/classifier/sink plugin, pass them on in order."""
+    """Receive frames, apply the detector/classifier/sink plugin, pass them on in order.
+
+    Frames already queued on the input (up to the stage's ``batch``) are taken together, so
+    a classifier sees the faces of several frames in one forward pass; nothing waits for a
+    batch to fill.
+    """
     spec = sc.spec
     assert sc.inp is not None
     reorder = Reorderer(spec["producers"], spec["reorder_window"], ordered=spec["ordered"],
@@ -233,7 +241,7 @@ def run_processor(sc: StageContext, plugin: Plugin) -> None:
     poller.register(sc.control, zmq.POLLIN)
     m = sc.metrics
     streams = spec["streams"]
-    kind = spec["kind"]
+    apply = _Applier(sc, plugin)
     idle_since = time.monotonic()
     while not reorder.all_done(streams):
         events = dict(poller.poll(100))
@@ -241,52 +249,112 @@ def run_processor(sc: StageContext, plugin: Plugin) -> None:
             return
         if sc.inp not in events:
             if sc.upstream_ended is not None and time.monotonic() - idle_since > 0.5:
-                for hdr, item in reorder.force_end(sc.upstream_ended):
-                    _forward(sc, plugin, kind, hdr, item)
+                if not apply(reorder.force_end(sc.upstream_ended)):
+                    return
             continue
         idle_since = time.monotonic()
-        parts = sc.inp.recv_multipart(copy=False)
-        try:
-            header, frame = decode(parts)
-        except MessageError:
-            m.malformed += 1
-            continue
-        if header["stream"] not in streams:
-            m.malformed += 1
-            continue
-        if frame is not None:
-            m.frames_in += 1
-        for hdr, item in reorder.push(header, frame):
-            if not _forward(sc, plugin, kind, hdr, item):
-                return
+        ready: list[tuple[dict[str, Any], Frame | None]] = []
+        for _ in range(spec.get("batch", 1)):
+            try:
+                parts = sc.inp.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            try:
+                header, frame = decode(parts)
+            except MessageError:
+                m.malformed += 1
+                continue
+            if header["stream"] not in streams:
+                m.malformed += 1
+                continue
+            if frame is not None:
+                m.frames_in += 1
+            ready.extend(reorder.push(header, frame))
+        if not apply(ready):
+            return
         m.lost = reorder.lost
     m.lost = reorder.lost  # losses found when the stream was force-ended
 
 
-def _forward(sc: StageContext, plugin: Plugin, kind: str, hdr: dict[str, Any],
-             item: Frame | None) -> bool:
-    """Apply the plugin to one in-order item and pass it on; False when aborted."""
-    m = sc.metrics
-    if item is None:
-        if kind == "sink":
-            plugin.end_of_stream(hdr["stream"], hdr["meta"])  # type: ignore[attr-defined]
-        sc.eos_totals[hdr["stream"]] = hdr["seq"]
-        return sc.broadcast(encode_eos(hdr["stream"], hdr["seq"], hdr["meta"]))
-    t0 = time.perf_counter()
-    if kind == "detector":
-        dets = plugin.detect([item.image])[0]  # type: ignore[attr-defined]
-        item.meta["faces"] = dets.to_faces()
-    elif kind == "classifier":
-        plugin.classify([item])  # type: ignore[attr-defined]
-    else:
-        plugin.write(item)  # type: ignore[attr-defined]
-    m.busy_s += time.perf_counter() - t0
-    m.faces += len(item.meta.get("faces", ()))
-    m.observe_latency(item.ts_ns)
-    if sc.outputs and not sc.send_all(encode_frame(item)):
-        return False
-    m.frames_out += 1
-    return True
+class _Applier:
+    """Applies a stage's plugin to in-order items and passes them on.
+
+    Runs of frames between EOS markers are handed to the plugin together. The detector stage
+    also tracks faces (when the pipeline has a ``tracking`` section); sink stages smooth each
+    track's emotion and report label changes before the sink sees the frame.
+    """
+
+    def __init__(self, sc: StageContext, plugin: Plugin) -> None:
+        self.sc, self.plugin, self.kind = sc, plugin, sc.spec["kind"]
+        tracking = sc.spec.get("tracking")
+        self.tracking = self.smoother = None
+        if tracking and self.kind == "detector":
+            from vidaffect.tracking import Tracking
+
+            self.tracking = Tracking(tracking)
+        elif tracking and self.kind == "sink":
+            from vidaffect.smoothing import Smoother
+
+            self.smoother = Smoother(tracking["smoothing"], tracking["alpha"], tracking["window"])
+
+    def __call__(self, items: list[tuple[dict[str, Any], Frame | None]]) -> bool:
+        """Process ``items`` (frames and EOS markers, in order); False when aborted."""
+        run: list[Frame] = []
+        for hdr, item in items:
+            if item is not None:
+                run.append(item)
+                continue
+            if run and not self._frames(run):
+                return False
+            run = []
+            if not self._eos(hdr):
+                return False
+        return self._frames(run) if run else True
+
+    def _frames(self, frames: list[Frame]) -> bool:
+        m = self.sc.metrics
+        t0 = time.perf_counter()
+        if self.kind == "detector":
+            self._detect(frames)
+        elif self.kind == "classifier":
+            self.plugin.classify(frames)  # type: ignore[attr-defined]
+        else:
+            for frame in frames:
+                if self.smoother is not None:
+                    self.smoother.apply(frame)
+                self.plugin.write(frame)  # type: ignore[attr-defined]
+        m.busy_s += time.perf_counter() - t0
+        for frame in frames:
+            m.faces += len(frame.meta.get("faces", ()))
+            m.observe_latency(frame.ts_ns)
+            if self.sc.outputs and not self.sc.send_all(encode_frame(frame)):
+                return False
+            m.frames_out += 1
+        return True
+
+    def _detect(self, frames: list[Frame]) -> None:
+        m = self.sc.metrics
+        if self.tracking is None:
+            for frame, dets in zip(frames, self.plugin.detect([f.image for f in frames])):  # type: ignore[attr-defined]
+                frame.meta["faces"] = dets.to_faces()
+            m.detected += len(frames)
+            return
+        for frame in frames:
+            tracker = self.tracking.tracker(frame)
+            dets = None
+            if tracker.needs_detection(frame):
+                dets = self.plugin.detect([frame.image])[0]  # type: ignore[attr-defined]
+                m.detected += 1
+            frame.meta["tracks_ended"] = tracker.update(frame, dets)
+
+    def _eos(self, hdr: dict[str, Any]) -> bool:
+        stream, info = hdr["stream"], {**hdr["meta"], "frames": hdr["seq"]}
+        if self.kind == "sink":
+            if self.smoother is not None:
+                info["changes"] = self.smoother.end_stream(stream)
+            self.plugin.end_of_stream(stream, info)  # type: ignore[attr-defined]
+        self.sc.eos_totals[stream] = hdr["seq"]
+        return self.sc.broadcast(encode_eos(stream, hdr["seq"], hdr["meta"]))
 
 
 def stage_main(spec: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ class StatusLine:
         if not stages:
             return
         names = list(stages)
-        source = stages.get(names[0], {})
+        dropped = sum(int(v.get("dropped") or 0) for k, v in stages.items() if k.startswith("source"))
         sinks = [v for k, v in stages.items() if k.startswith("sink-")]
         last = sinks[0] if sinks else stages[names[-1]]
         done = int(last.get("frames_out") or 0)
@@ -32,7 +32,7 @@ class StatusLine:
             self.bar.update(done - self.done)
             self.done = done
         faces = max((int(s.get("faces") or 0) for s in stages.values()), default=0)
-        self.bar.set_postfix(faces=faces, dropped=int(source.get("dropped") or 0),
+        self.bar.set_postfix(faces=faces, dropped=dropped,
                              lost=sum(int(s.get("lost") or 0) for s in stages.values()), refresh=False)
 
     def close(self) -> None:

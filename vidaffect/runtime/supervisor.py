@@ -46,7 +46,8 @@ class RunResult:
         stages: merged metrics per stage name (see :class:`~.metrics.StageMetrics`).
         errors: ``(worker label, message, traceback)`` of every failure.
         wall_s: seconds from ``go`` to the last process exit.
-        source_info: what the source reported when it opened.
+        source_info: what the (first) source reported when it opened.
+        sources_info: what each source reported, by stream id.
         interrupted: the run was stopped by a signal before its end of stream.
     """
 
@@ -55,6 +56,7 @@ class RunResult:
     errors: list[tuple[str, str, str]] = field(default_factory=list)
     wall_s: float = 0.0
     source_info: dict[str, Any] = field(default_factory=dict)
+    sources_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     interrupted: bool = False
 
 
@@ -108,7 +110,9 @@ class Supervisor:
         if kind == "ready":
             w.ready = True
             if "source_info" in msg:
-                result.source_info = msg["source_info"]
+                result.sources_info[w.ws.spec["stream_id"]] = msg["source_info"]
+                result.source_info = result.sources_info[self.config.streams[0]] \
+                    if self.config.streams[0] in result.sources_info else msg["source_info"]
         elif kind == "error":
             self._failure(w, msg.get("error", "error"), msg.get("traceback", ""))
         elif kind == "done":
@@ -206,7 +210,8 @@ class Supervisor:
                         self.state = "go"
                         t_go = time.monotonic()
                         if self.show_status:
-                            status = StatusLine(result.source_info.get("frame_count"))
+                            counts = [i.get("frame_count") for i in result.sources_info.values()]
+                            status = StatusLine(None if None in counts else sum(counts))
                     elif now - started > STARTUP_TIMEOUT_S:
                         self.errors.append(("supervisor", "stages did not become ready in time", ""))
                         self._begin_abort()

@@ -99,9 +99,19 @@ class Fanout:
             if self.should_abort():
                 return None
 
-    def send(self, parts: list[Any]) -> bool:
-        """Send to one worker; False when aborted before it could be sent."""
+    def send(self, parts: list[Any], key: int | None = None) -> bool:
+        """Send to one worker; False when aborted before it could be sent.
+
+        With ``key``, always to worker ``key % n`` (a stream keeps its worker, which holds
+        per-stream state such as its face tracker); else to the next writable worker.
+        """
         n = len(self.sockets)
+        if key is not None:
+            sock = self._wait_writable([self.sockets[key % n]])
+            if sock is None:
+                return False
+            send_parts(sock, parts)
+            return True
         order = [self.sockets[(self._next + i) % n] for i in range(n)]
         sock = self._wait_writable(order)
         if sock is None:

@@ -1,0 +1,99 @@
+"""Per-track smoothing of emotion probabilities, and label-change events.
+
+A classifier's per-frame output flickers on ambiguous faces; a track's smoothed
+probabilities change only when the expression does. Two filters, chosen in the pipeline's
+``tracking`` section:
+
+* ``ema``: ``p_t = alpha * x_t + (1 - alpha) * p_{t-1}`` (exponential moving average);
+* ``window``: the mean of the last ``window`` frames' probabilities.
+
+The smoothed label is the argmax of the smoothed probabilities. Each change of a track's
+smoothed label is reported once, as ``{"track_id", "from", "to", "score"}``: ``from`` is None
+when a track gets its first label, ``to`` is None when the track ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vidaffect.frames import Frame
+
+
+@dataclass
+class _TrackState:
+    probs: np.ndarray | None = None
+    history: deque[np.ndarray] = field(default_factory=deque)
+    label: str | None = None
+
+
+class Smoother:
+    """Smooths the ``emotion`` of tracked faces, per stream and track.
+
+    Args:
+        method: ``"ema"``, ``"window"`` or ``"none"`` (labels still produce change events).
+        alpha: EMA weight of the newest frame, in (0, 1].
+        window: frames averaged by ``"window"``.
+    """
+
+    def __init__(self, method: str = "ema", alpha: float = 0.3, window: int = 8) -> None:
+        if method not in ("ema", "window", "none"):
+            raise ValueError(f"smoothing method must be ema, window or none, got {method!r}")
+        self.method, self.alpha, self.window = method, float(alpha), int(window)
+        self._tracks: dict[tuple[str, int], _TrackState] = {}
+
+    def _smooth(self, st: _TrackState, x: np.ndarray) -> np.ndarray:
+        if self.method == "ema":
+            st.probs = x if st.probs is None or st.probs.shape != x.shape else \
+                self.alpha * x + (1.0 - self.alpha) * st.probs
+        elif self.method == "window":
+            if st.history and st.history[0].shape != x.shape:
+                st.history.clear()
+            st.history.append(x)
+            while len(st.history) > self.window:
+                st.history.popleft()
+            st.probs = np.mean(np.stack(st.history), axis=0)
+        else:
+            st.probs = x
+        return st.probs
+
+    def apply(self, frame: Frame) -> list[dict[str, Any]]:
+        """Add ``smoothed`` to each tracked face with an ``emotion`` and return the changes.
+
+        Reads ``frame.meta["tracks_ended"]`` (ids whose tracks ended at this frame) and
+        sets ``frame.meta["changes"]`` to the returned list. A face's ``smoothed`` is
+        ``{"label", "score", "probs"}`` with ``probs`` in ``frame.meta["labels"]`` order.
+        """
+        labels = frame.meta.get("labels") or []
+        changes: list[dict[str, Any]] = []
+        for face in frame.faces:
+            tid, emotion = face.get("track_id"), face.get("emotion")
+            if tid is None or not emotion or not emotion.get("probs") or len(labels) != len(emotion["probs"]):
+                continue
+            st = self._tracks.setdefault((frame.stream, int(tid)), _TrackState())
+            p = self._smooth(st, np.asarray(emotion["probs"], np.float64))
+            k = int(p.argmax())
+            face["smoothed"] = {"label": labels[k], "score": round(float(p[k]), 4),
+                                "probs": [round(float(v), 4) for v in p]}
+            if labels[k] != st.label:
+                changes.append({"track_id": int(tid), "from": st.label, "to": labels[k],
+                                "score": round(float(p[k]), 4)})
+                st.label = labels[k]
+        for tid in frame.meta.get("tracks_ended", ()):
+            st = self._tracks.pop((frame.stream, int(tid)), None)
+            if st is not None and st.label is not None:
+                changes.append({"track_id": int(tid), "from": st.label, "to": None, "score": None})
+        frame.meta["changes"] = changes
+        return changes
+
+    def end_stream(self, stream: str) -> list[dict[str, Any]]:
+        """Changes ending every labelled track of ``stream`` (at its end of stream)."""
+        out = []
+        for key in [k for k in self._tracks if k[0] == stream]:
+            st = self._tracks.pop(key)
+            if st.label is not None:
+                out.append({"track_id": key[1], "from": st.label, "to": None, "score": None})
+        return out

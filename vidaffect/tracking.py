@@ -1,0 +1,193 @@
+"""Face tracks across frames: detect every N frames, let the tracker fill the frames between.
+
+One :class:`StreamTracker` per stream lives in the detector stage (all of a stream's frames
+reach the same detector worker, in order). It decides per frame whether the detector must
+run, feeds detections to a ByteTrack tracker (Zhang et al., ECCV 2022; the implementation
+of Roboflow's ``trackers`` package, which also predicts boxes with its Kalman filter) and
+turns the result into the pipeline's face dicts with a ``track_id``.
+
+When the detector runs:
+
+* on the first frame and then at least every ``detect_every`` frames;
+* on the next frame after a detection that left a track uncertain: a new face whose track
+  is not yet confirmed (ByteTrack confirms it on its second matching detection), or a
+  confirmed track that the detection missed;
+* when a predicted box leaves the frame (the face is probably exiting).
+
+Between detections a face's box is its track's Kalman prediction (clipped to the frame);
+its landmarks are the last detected landmarks moved and scaled with the box; its score is
+the last detection score. Times come from the source: ``pts_ms`` for files (video time, so an offline run
+tracks the same way at any processing speed), else the capture time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vidaffect.frames import Detections, Frame
+
+OUTSIDE_FRACTION = 0.15  # a predicted box this far out of the frame triggers a detection
+
+
+@dataclass
+class _Track:
+    bbox: np.ndarray  # last detected box, xyxy
+    score: float
+    landmarks: np.ndarray | None  # (5, 2) at the last detection
+
+
+class StreamTracker:
+    """Tracks the faces of one stream.
+
+    Args:
+        settings: the pipeline's ``tracking`` section as a dict (see
+            :class:`vidaffect.config.TrackingSettings`): ``detect_every``, ``lost_after_s``,
+            ``min_iou``.
+        fps: the stream's nominal frame rate; ByteTrack scales its Kalman steps by it.
+    """
+
+    def __init__(self, settings: dict[str, Any], fps: float) -> None:
+        self.settings = settings
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self._tracker: Any = None
+        self._last_t: float | None = None
+        self._since_detect = 0
+        self._uncertain = True
+        self._tracks: dict[int, _Track] = {}
+        self._visible: set[int] = set()
+        self.detections_run = 0
+
+    def _new_tracker(self) -> Any:
+        from trackers import ByteTrackTracker
+
+        s = self.settings
+        return ByteTrackTracker(
+            lost_track_buffer=max(1, round(float(s["lost_after_s"]) * 30)),  # in 30 fps frames
+            frame_rate=self.fps, minimum_consecutive_frames=1,
+            minimum_iou_threshold=float(s["min_iou"]),
+            track_activation_threshold=0.5, high_conf_det_threshold=0.6,
+        )
+
+    @staticmethod
+    def frame_time(frame: Frame) -> float:
+        """Seconds: the frame's position in a file, else its capture time."""
+        return frame.pts_ms / 1000.0 if frame.pts_ms is not None else frame.ts_ns / 1e9
+
+    def needs_detection(self, frame: Frame) -> bool:
+        """Whether the detector must run on ``frame`` (call once per frame, in order)."""
+        t = self.frame_time(frame)
+        if self._tracker is None or (self._last_t is not None and t < self._last_t):
+            return True  # start, or a looping file restarted: begin afresh
+        return self._uncertain or self._since_detect + 1 >= int(self.settings["detect_every"])
+
+    def update(self, frame: Frame, detections: Detections | None) -> list[int]:
+        """Set ``frame.meta["faces"]`` from ``detections`` (a detection frame) or from the
+        track predictions (``None``); return the ids of tracks that ended at this frame.
+
+        Each face dict has ``bbox`` (xyxy pixels), ``score``, ``landmarks`` (or None) and
+        ``track_id`` (int, or None for a face whose track is not confirmed yet).
+        """
+        import supervision as sv
+
+        t = self.frame_time(frame)
+        ended: list[int] = []
+        if self._tracker is None or (self._last_t is not None and t < self._last_t):
+            ended = sorted(self._tracks)
+            self._tracker, self._tracks, self._visible = self._new_tracker(), {}, set()
+            if detections is None:
+                detections = Detections.empty()
+        if self._last_t is not None and t == self._last_t:
+            t += 1e-6  # ByteTrack skips the prediction step on a repeated timestamp
+        self._last_t = t
+        width, height = frame.size
+        if detections is not None:
+            self.detections_run += 1
+            self._since_detect = 0
+            det = sv.Detections(xyxy=detections.boxes.astype(np.float32).reshape(-1, 4),
+                                confidence=detections.scores.astype(np.float32),
+                                data={"index": np.arange(len(detections))})
+            result = self._tracker.update(det, timestamp=t)
+            ids = {int(i): int(tid) for i, tid in zip(result.data["index"], result.tracker_id)}
+            faces = detections.to_faces()
+            visible: set[int] = set()
+            for i, face in enumerate(faces):
+                tid = ids.get(i, -1)
+                face["track_id"] = None if tid < 0 else tid
+                if tid >= 0:
+                    visible.add(tid)
+                    lm = None if detections.landmarks is None else detections.landmarks[i].copy()
+                    self._tracks[tid] = _Track(detections.boxes[i].copy(), float(detections.scores[i]), lm)
+            missed = self._visible - visible
+            unconfirmed = any(f["track_id"] is None for f in faces)
+            self._visible = visible
+            self._uncertain = unconfirmed or bool(missed)
+        else:
+            self._since_detect += 1
+            self._tracker.update(sv.Detections.empty(), timestamp=t)
+            tracked = self._tracker.tracked_objects
+            faces = []
+            for box, tid in zip(tracked.xyxy, tracked.tracker_id):
+                tid = int(tid)
+                if tid not in self._visible or tid not in self._tracks:
+                    continue
+                if _outside(box, width, height) > OUTSIDE_FRACTION:
+                    self._uncertain = True
+                box = np.clip(np.asarray(box, np.float32), 0, [width, height, width, height])
+                if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                    faces.append(self._predicted_face(tid, box))
+        alive = {int(tid) for tid in self._tracker.tracked_objects.tracker_id}
+        for tid in sorted(set(self._tracks) - alive):
+            del self._tracks[tid]
+            self._visible.discard(tid)
+            ended.append(tid)
+        frame.meta["faces"] = faces
+        frame.meta["detected"] = detections is not None
+        return ended
+
+    def _predicted_face(self, tid: int, box: np.ndarray) -> dict[str, Any]:
+        track = self._tracks[tid]
+        x1, y1, x2, y2 = (float(v) for v in box)
+        face: dict[str, Any] = {"bbox": [round(v, 2) for v in (x1, y1, x2, y2)],
+                                "score": round(track.score, 4), "track_id": tid}
+        if track.landmarks is not None:
+            ox1, oy1, ox2, oy2 = (float(v) for v in track.bbox)
+            sx = (x2 - x1) / max(ox2 - ox1, 1e-6)
+            sy = (y2 - y1) / max(oy2 - oy1, 1e-6)
+            pts = (track.landmarks - [ox1, oy1]) * [sx, sy] + [x1, y1]
+            face["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in pts]
+        return face
+
+    def end_all(self) -> list[int]:
+        """Ids of every live track (the stream has ended)."""
+        ended = sorted(self._tracks)
+        self._tracks.clear()
+        self._visible.clear()
+        return ended
+
+
+def _outside(box: np.ndarray, width: int, height: int) -> float:
+    """Fraction of the box's area outside the ``width`` x ``height`` frame."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+    if area <= 0:
+        return 1.0
+    ix = max(0.0, min(x2, width) - max(x1, 0.0))
+    iy = max(0.0, min(y2, height) - max(y1, 0.0))
+    return 1.0 - ix * iy / area
+
+
+class Tracking:
+    """The trackers of every stream a detector worker sees."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.streams: dict[str, StreamTracker] = {}
+
+    def tracker(self, frame: Frame) -> StreamTracker:
+        st = self.streams.get(frame.stream)
+        if st is None:
+            st = self.streams[frame.stream] = StreamTracker(self.settings, frame.meta.get("fps") or 30.0)
+        return st
