@@ -37,6 +37,7 @@ class CaptureConfig(PluginConfig):
     mode: Literal["auto", "offline", "live"] = Field(
         "auto", description="offline: never drop; live: drop oldest when busy (files paced)"
     )
+    max_frames: int | None = Field(None, ge=1, description="end the stream after this many frames")
 
     @field_validator("resize")
     @classmethod
@@ -71,15 +72,21 @@ class _CaptureSource(Source):
     config: CaptureConfig
     default_live = False
 
+    @classmethod
+    def is_live(cls, config: PluginConfig) -> bool:
+        mode = getattr(config, "mode", "auto")
+        return cls.default_live if mode == "auto" else mode == "live"
+
     def __init__(self, config: CaptureConfig) -> None:
         super().__init__(config)
         self.cap: cv2.VideoCapture | None = None
-        self.live = self.default_live if config.mode == "auto" else config.mode == "live"
+        self.live = self.is_live(config)
         self.size = (0, 0)
         self.native_fps = 0.0
         self.step = 1.0
         self._next_index = 0.0
         self._index = 0
+        self._emitted = 0
         self._t0: float | None = None
 
     def _open_capture(self) -> cv2.VideoCapture:
@@ -106,6 +113,8 @@ class _CaptureSource(Source):
         self.size = _output_size(first.shape[1], first.shape[0], self.config.resize)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         frame_count = math.ceil(count / self.step) if count > 0 and not self.default_live else None
+        if self.config.max_frames is not None and frame_count is not None:
+            frame_count = min(frame_count, self.config.max_frames)
         return SourceInfo(self.size[0], self.size[1], min(target, self.native_fps),
                           frame_count, self.live, self.describe())
 
@@ -118,6 +127,8 @@ class _CaptureSource(Source):
         return img if ok else None
 
     def read(self) -> tuple[np.ndarray, float | None] | None:
+        if self.config.max_frames is not None and self._emitted >= self.config.max_frames:
+            return None
         while True:
             img = self._grab()
             if img is None:
@@ -130,6 +141,7 @@ class _CaptureSource(Source):
             pts = index * 1000.0 / self.native_fps
             if self.live and not self.default_live:
                 self._pace(pts)
+            self._emitted += 1
             return _resize(img, self.size), pts
 
     def _pace(self, pts_ms: float) -> None:
@@ -174,7 +186,7 @@ class VideoFileSource(_CaptureSource):
     def open(self) -> SourceInfo:
         info = super().open()
         if self.config.loop:
-            info.frame_count = None
+            info.frame_count = self.config.max_frames
         return info
 
     def _grab(self) -> np.ndarray | None:
@@ -264,9 +276,14 @@ class ImageFolderSource(Source):
             raise SourceError(f"images source: cannot decode {self.files[0]}")
         w, h = _output_size(first.shape[1], first.shape[0], self.config.resize)
         count = None if self.config.loop else len(self.files)
+        if self.config.max_frames is not None:
+            count = min(count or self.config.max_frames, self.config.max_frames)
+        self._emitted = 0
         return SourceInfo(w, h, self.config.fps or 1.0, count, self.live, str(root))
 
     def read(self) -> tuple[np.ndarray, float | None] | None:
+        if self.config.max_frames is not None and self._emitted >= self.config.max_frames:
+            return None
         while True:
             if self._i >= len(self.files):
                 if not self.config.loop:
@@ -279,6 +296,7 @@ class ImageFolderSource(Source):
                 continue  # unreadable file: skipped (the folder may hold other files)
             h, w = img.shape[:2]
             size = _output_size(w, h, self.config.resize)
+            self._emitted += 1
             return _resize(img, size), None
 
 

@@ -48,6 +48,10 @@ def test_valid_pipeline(write_pipeline) -> None:
         ({"detectr": {"type": "haar"}}, "top level › detectr: unknown section (did you mean 'detector'?)"),
         ({"pipeline": {"transport": "udp"}}, "pipeline › transport: Input should be 'ipc' or 'tcp'"),
         ({"classifier": {"type": "fer", "checkpoint": "nope"}}, "checkpoint 'nope' is neither a shipped model"),
+        ({"tracking": {"detect_evry": 3}}, "tracking › detect_evry: unknown key (did you mean 'detect_every'?)"),
+        ({"tracking": {"smoothing": "median"}}, "tracking › smoothing: Input should be 'ema', 'window' or 'none'"),
+        ({"detector": {"type": "haar", "stream": "x"}}, "stage 'detector' › stream: only sources have a stream id"),
+        ({"sources": [{"type": "video", "uri": CLIP}]}, "give either 'source' or 'sources', not both"),
     ],
 )
 def test_errors_name_file_stage_and_key(write_pipeline, change: dict, expected: str) -> None:
@@ -101,3 +105,27 @@ def test_shipped_configs_validate() -> None:
     for f in files:
         cfg = load_config(f)
         assert cfg.sinks
+
+
+def test_sources_list_gets_stream_ids_and_stage_names(write_pipeline) -> None:
+    data = pipeline(sources=[{"type": "video", "uri": CLIP}, {"type": "video", "uri": CLIP, "stream": "door"}],
+                    tracking={"detect_every": 3})
+    del data["source"]
+    cfg = load_config(write_pipeline(data))
+    assert cfg.streams == ["cam0", "door"]
+    assert [s.name for s in cfg.sources] == ["source-cam0", "source-door"]
+    assert cfg.tracking is not None and cfg.tracking.detect_every == 3
+
+
+def test_one_source_uses_pipeline_stream_id(write_pipeline) -> None:
+    cfg = load_config(write_pipeline(pipeline(pipeline={"stream_id": "lobby"})))
+    assert cfg.streams == ["lobby"] and cfg.source.name == "source"
+    assert cfg.tracking is None  # tracking is off unless the file has a tracking section
+
+
+def test_duplicate_stream_ids_are_an_error(write_pipeline) -> None:
+    data = pipeline(sources=[{"type": "video", "uri": CLIP, "stream": "a"},
+                             {"type": "video", "uri": CLIP, "stream": "a"}])
+    del data["source"]
+    with pytest.raises(ConfigError, match=r"sources\[1\]' › stream: 'a' is already the stream of sources\[0\]"):
+        load_config(write_pipeline(data))

@@ -64,3 +64,28 @@ def test_photo_folder_face_counts_match_reference(tmp_path: Path) -> None:
     assert len(events) == len(expected)
     for ref, event in zip(sorted(expected, key=lambda r: r["file"]), events):
         assert abs(len(event["faces"]) - ref["faces_p95"]) <= 1, (ref, len(event["faces"]))
+
+
+@NEEDS_DATA
+def test_two_streams_share_the_detector_and_classifier(tmp_path: Path) -> None:
+    out_jsonl, out_mp4 = tmp_path / "events.jsonl", tmp_path / "annotated.mp4"
+    clips = {"left": VIDEOS / "liveportrait_d3.mp4", "right": VIDEOS / "fer_woman2.mp4"}
+    (tmp_path / "p.yaml").write_text(json.dumps({
+        "sources": [{"type": "video", "uri": str(path), "stream": name, "max_frames": 40}
+                    for name, path in clips.items()],
+        "detector": {"type": "mtcnn", "workers": 2, "max_side": 640},
+        "classifier": {"type": "fer"},
+        "tracking": {"detect_every": 4},
+        "sinks": [{"type": "jsonl", "path": str(out_jsonl)}, {"type": "video", "path": str(out_mp4)}],
+    }))
+    proc = run_cli("run", str(tmp_path / "p.yaml"), "--no-status")
+    assert proc.returncode == 0, proc.stderr
+    events = read_events(out_jsonl)
+    for name in clips:
+        mine = [e for e in events if e["stream"] == name]
+        assert [e["seq"] for e in mine] == list(range(40))  # complete and in order per stream
+        assert sum(bool(e["faces"]) for e in mine) >= 36
+        assert len({f["track_id"] for e in mine[1:] for f in e["faces"]}) <= 2
+    # one video file per stream, each with its own frame size
+    assert video_frames(out_mp4)[0] == 40
+    assert video_frames(tmp_path / "annotated.right.mp4")[0] == 40

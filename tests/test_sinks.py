@@ -16,7 +16,13 @@ from pipeline_helpers import video_frames
 
 from vidaffect.draw import FALLBACK_COLOUR, PALETTE, annotate
 from vidaffect.errors import VidaffectError
-from vidaffect.events import EVENT_SCHEMA_ID, build_change_event, build_frame_event, encode_event, load_event_schema
+from vidaffect.events import (
+    EVENT_SCHEMA_ID,
+    build_change_event,
+    build_frame_event,
+    encode_event,
+    load_event_schema,
+)
 from vidaffect.frames import Frame
 from vidaffect_plugins.sinks import register_sinks
 from vidaffect_plugins.sinks.display import DisplaySink

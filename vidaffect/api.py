@@ -29,7 +29,12 @@ class PluginConfig(BaseModel):
 
 
 class Plugin(ABC):
-    """Common base: a registered ``name``, a ``Config`` model and a one-line ``summary``."""
+    """Common base: a registered ``name``, a ``Config`` model and a one-line ``summary``.
+
+    Attributes:
+        streams: the pipeline's stream ids in the order of its sources, set by the runtime
+            before ``open`` (empty when a plugin is used on its own).
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type[PluginConfig]] = PluginConfig
@@ -37,6 +42,7 @@ class Plugin(ABC):
 
     def __init__(self, config: PluginConfig) -> None:
         self.config = config
+        self.streams: list[str] = []
 
     def close(self) -> None:
         """Release resources; called exactly once, also after errors."""
@@ -67,6 +73,14 @@ class Source(Plugin):
     """Produces frames. ``read`` blocks until the next frame or returns None at the end."""
 
     kind = "source"
+
+    @classmethod
+    def is_live(cls, config: PluginConfig) -> bool:
+        """Whether this source will run live (drop-oldest) with ``config``, known before it
+        opens, so the pipeline can size its queues for latency (live) or throughput (files).
+        The default reads a ``mode`` option (``"live"``); sources that are always live
+        (cameras) override it."""
+        return getattr(config, "mode", None) == "live"
 
     @abstractmethod
     def open(self) -> SourceInfo:

@@ -110,7 +110,7 @@ class StreamTracker:
                                 confidence=detections.scores.astype(np.float32),
                                 data={"index": np.arange(len(detections))})
             result = self._tracker.update(det, timestamp=t)
-            ids = {int(i): int(tid) for i, tid in zip(result.data["index"], result.tracker_id)}
+            ids = {int(i): int(tid) for i, tid in zip(result.data.get("index", ()), result.tracker_id)}
             faces = detections.to_faces()
             visible: set[int] = set()
             for i, face in enumerate(faces):

@@ -12,14 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from pydantic import Field, field_validator
 
 import vidaffect
 from vidaffect.api import Classifier, PluginConfig
 from vidaffect.errors import CheckpointError
 from vidaffect.frames import Frame
-from vidaffect.models.checkpoint import load_checkpoint, read_meta
+from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint
 from vidaffect_plugins.classifiers.crops import square_crop, to_model_input
 
@@ -50,25 +49,31 @@ class FERClassifier(Classifier):
     config: Config
 
     def open(self) -> None:
+        import torch
+
+        from vidaffect.models.checkpoint import load_checkpoint
+
         self.model, self.meta = load_checkpoint(resolve_checkpoint(self.config.checkpoint))
         self.model = self.model.to(memory_format=torch.channels_last)
         self.labels = list(self.meta.labels)
 
-    @torch.inference_mode()
     def predict(self, crops: list[np.ndarray]) -> np.ndarray:
         """Probabilities float32 (n, len(labels)) for uint8 BGR face crops."""
+        import torch
+
         if not crops:
             return np.zeros((0, len(self.labels)), np.float32)
         m = self.meta
         out = []
-        for i in range(0, len(crops), self.config.max_batch):
-            x = torch.from_numpy(to_model_input(crops[i:i + self.config.max_batch], m.input_size,
-                                                m.in_channels, m.mean, m.std))
-            x = x.contiguous(memory_format=torch.channels_last)
-            p = torch.softmax(self.model(x), dim=1)
-            if self.config.tta_flip:
-                p = (p + torch.softmax(self.model(torch.flip(x, dims=[3])), dim=1)) / 2
-            out.append(p.numpy())
+        with torch.inference_mode():
+            for i in range(0, len(crops), self.config.max_batch):
+                x = torch.from_numpy(to_model_input(crops[i:i + self.config.max_batch], m.input_size,
+                                                    m.in_channels, m.mean, m.std))
+                x = x.contiguous(memory_format=torch.channels_last)
+                p = torch.softmax(self.model(x), dim=1)
+                if self.config.tta_flip:
+                    p = (p + torch.softmax(self.model(torch.flip(x, dims=[3])), dim=1)) / 2
+                out.append(p.numpy())
         return np.concatenate(out)
 
     def classify(self, frames: list[Frame]) -> None:

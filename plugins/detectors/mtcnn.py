@@ -16,7 +16,6 @@ from typing import Literal
 
 import cv2
 import numpy as np
-import torch
 from pydantic import Field, model_validator
 
 import vidaffect
@@ -67,9 +66,11 @@ class MTCNNDetector(Detector):
         self.mtcnn = MTCNN(keep_all=True, min_face_size=c.min_face_size, factor=c.factor,
                            thresholds=list(c.thresholds), post_process=False, device="cpu")
 
-    @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
-        return [self._detect_one(img) for img in images]
+        import torch
+
+        with torch.inference_mode():
+            return [self._detect_one(img) for img in images]
 
     def _detect_one(self, image: np.ndarray) -> Detections:
         h, w = image.shape[:2]

@@ -36,9 +36,9 @@ class VideoSink(Sink):
     Frames of another size than the stream's first (a folder of photos) are letterboxed
     into the first frame's size.
 
-    Several streams: the first stream seen writes to ``path`` as is; every other stream to
-    ``<stem>.<stream>.<suffix>`` beside it (``out.mp4`` -> ``out.cam2.mp4``; characters
-    unfit for file names become ``_``).
+    Several streams: the pipeline's first stream (first seen, outside a pipeline) writes to
+    ``path`` as is; every other stream to ``<stem>.<stream>.<suffix>`` beside it
+    (``out.mp4`` -> ``out.cam2.mp4``; characters unfit for file names become ``_``).
 
     Attributes:
         frames_written: frames written so far, all streams together.
@@ -85,7 +85,7 @@ class VideoSink(Sink):
         if frame.stream in self.writers:
             return self.writers[frame.stream]
         if self.first_stream is None:
-            self.first_stream = frame.stream
+            self.first_stream = self.streams[0] if self.streams else frame.stream
         path = stream_path(self.path, safe_stream_name(frame.stream), safe_stream_name(self.first_stream))
         fps, size, fourcc = self._fps(frame), frame.size, self.config.fourcc
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)

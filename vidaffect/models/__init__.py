@@ -1,6 +1,19 @@
-"""Model architectures (registered by name) and checkpoint IO."""
+"""Model architectures (registered by name) and checkpoint IO.
 
-from vidaffect.models import fer as _fer  # noqa: F401  (registers the FER architectures)
-from vidaffect.models.registry import create_model, list_models, register_model
+``create_model``, ``list_models`` and ``register_model`` are imported on first use, so
+importing :mod:`vidaffect.models` (e.g. for :mod:`vidaffect.models.meta`) does not load torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["create_model", "list_models", "register_model"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from vidaffect.models import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'vidaffect.models' has no attribute {name!r}")

@@ -36,8 +36,14 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
     return decorator
 
 
+def _load_builtin() -> None:
+    """Import the modules that register the built-in architectures (idempotent)."""
+    from vidaffect.models import fer  # noqa: F401
+
+
 def list_models() -> list[str]:
     """Names of all registered architectures, sorted."""
+    _load_builtin()
     return sorted(_MODELS)
 
 
@@ -47,6 +53,7 @@ def create_model(name: str, num_classes: int, in_channels: int = 1, **kwargs: An
     Raises:
         CheckpointError: ``name`` is not a registered architecture.
     """
+    _load_builtin()
     try:
         factory = _MODELS[name]
     except KeyError:

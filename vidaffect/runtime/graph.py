@@ -35,6 +35,19 @@ def default_threads(config: PipelineConfig) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, compute))
 
 
+LIVE_HWM = 1
+"""High-water mark between stages of a live pipeline: at most one frame waits per hop,
+so the source's drop-oldest buffer, not a queue, absorbs a slow stage."""
+
+
+def is_live(config: PipelineConfig) -> bool:
+    """Whether any source runs live (cameras, streams, files in ``mode: live``)."""
+    from vidaffect.plugins import get_registry
+
+    reg = get_registry()
+    return any(reg.get("source", s.options.type).is_live(s.plugin) for s in config.sources)
+
+
 def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control: str,
                 report: str) -> list[WorkerSpec]:
     """One :class:`WorkerSpec` per process, in flow order (sources first).
@@ -52,6 +65,7 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
     streams = config.streams
     tracking = config.tracking.model_dump() if config.tracking else None
     first = [chain[0]] if chain else list(config.sinks)
+    live = is_live(config)
     specs: list[WorkerSpec] = []
     stages = config.sources + chain + config.sinks
     for stage in stages:
@@ -74,7 +88,8 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
                 "outputs": [inputs[d.name] for d in downstream],
                 "sticky": stage.kind == "source" and tracking is not None,
                 "producers": producers, "ordered": stage.options.workers == 1,
-                "reorder_window": engine.reorder_window, "hwm": engine.hwm,
+                "reorder_window": engine.reorder_window, "live": live,
+                "hwm": min(engine.hwm, LIVE_HWM) if live else engine.hwm,
                 "streams": streams, "stream_id": stage.options.stream,
                 "tracking": tracking if stage.kind in ("detector", "sink") else None,
                 "control": control, "report": report,

@@ -33,7 +33,7 @@ from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect.runtime.metrics import StageMetrics
 from vidaffect.runtime.reorder import Reorderer
-from vidaffect.runtime.transport import Fanout, pull_socket, push_socket
+from vidaffect.runtime.transport import SOCKET_BUFFER_BYTES, Fanout, pull_socket, push_socket
 
 REPORT_EVERY_S = 0.5
 
@@ -46,7 +46,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
-def _set_threads(n: int) -> None:
+def _set_threads(n: int, kind: str) -> None:
+    """Threads of this process: OpenCV always, torch only in compute stages (sources and
+    sinks never import it)."""
     os.environ["OMP_NUM_THREADS"] = str(n)
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # failures are reported by vidaffect
     try:
@@ -55,9 +57,10 @@ def _set_threads(n: int) -> None:
         cv2.setNumThreads(n)
     except ImportError:
         pass
-    import torch
+    if kind in ("detector", "classifier"):
+        import torch
 
-    torch.set_num_threads(n)
+        torch.set_num_threads(n)
 
 
 class StageContext:
@@ -79,9 +82,10 @@ class StageContext:
         self.parent_pid = os.getppid()
         self.eos_totals: dict[str, int] = {}
         self._last_report = 0.0
-        self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"]) if spec.get("input") else None
+        buf = None if spec.get("live") else SOCKET_BUFFER_BYTES
+        self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"], buf) if spec.get("input") else None
         self.outputs = [
-            Fanout([push_socket(self.ctx, ep, spec["hwm"]) for ep in group], self.should_abort)
+            Fanout([push_socket(self.ctx, ep, spec["hwm"], buf) for ep in group], self.should_abort)
             for group in spec["outputs"]
         ]
 
@@ -361,7 +365,7 @@ def stage_main(spec: dict[str, Any]) -> None:
     """Process entry point (``multiprocessing`` spawn target)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    _set_threads(spec["threads"])
+    _set_threads(spec["threads"], spec["kind"])
     from vidaffect.plugins import get_registry
 
     sc = StageContext(spec)
@@ -371,6 +375,7 @@ def stage_main(spec: dict[str, Any]) -> None:
     try:
         cls = get_registry().get(spec["kind"], spec["plugin"])
         plugin = cls(cls.Config(**spec["plugin_options"]))
+        plugin.streams = list(spec["streams"])
         if isinstance(plugin, Source):
             info = plugin.open()
             spec["source_info"] = dict(info.__dict__)

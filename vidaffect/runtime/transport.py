@@ -21,6 +21,13 @@ import zmq
 from vidaffect.codec import ZERO_COPY_MIN
 
 LINGER_MS = 0  # set per close: deliver on a clean end, drop on abort
+SOCKET_BUFFER_BYTES = 8 * 2**20
+"""Kernel send/receive buffer of stage sockets in offline pipelines: a 1080p BGR frame
+(5.9 MiB) fits, so it crosses in a few system calls; ``benchmarks/transport.py`` measured
+about 2x the throughput of the OS default (the kernel caps it at ``net.core.wmem_max`` /
+``rmem_max``). Live pipelines keep the OS default: frames parked in kernel buffers are
+invisible to the high-water mark, so they would add latency that the source's drop-oldest
+cannot remove."""
 
 
 class EndpointAllocator:
@@ -50,17 +57,23 @@ def connect_address(endpoint: str) -> str:
     return endpoint.replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:")
 
 
-def pull_socket(ctx: zmq.Context, endpoint: str, hwm: int) -> zmq.Socket:
+def pull_socket(ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | None = None) -> zmq.Socket:
+    """A bound PULL socket; ``buffer_bytes`` sets the kernel receive buffer (None: OS default)."""
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.RCVHWM, hwm)
+    if buffer_bytes:
+        sock.setsockopt(zmq.RCVBUF, buffer_bytes)
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind(endpoint)
     return sock
 
 
-def push_socket(ctx: zmq.Context, endpoint: str, hwm: int) -> zmq.Socket:
+def push_socket(ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | None = None) -> zmq.Socket:
+    """A connected PUSH socket; ``buffer_bytes`` sets the kernel send buffer (None: OS default)."""
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDHWM, hwm)
+    if buffer_bytes:
+        sock.setsockopt(zmq.SNDBUF, buffer_bytes)
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     sock.connect(connect_address(endpoint))
     return sock

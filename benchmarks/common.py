@@ -1,0 +1,136 @@
+"""Shared pieces of the benchmarks: resource sampling, percentiles, tables, pipelines."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from vidaffect.config import validate
+from vidaffect.runtime.supervisor import RunResult, run_pipeline
+
+
+class ResourceSampler:
+    """Samples the memory of this process and all its descendants every ``every_s`` seconds.
+
+    Memory is PSS (proportional set size: private pages plus each shared page divided by
+    the processes sharing it), so libraries mapped by several stage processes (torch,
+    OpenCV) count once, as they cost once.
+
+    CPU time comes from ``getrusage`` (this process plus the children it has waited for),
+    so it counts every stage process of a pipeline run once they have exited.
+
+    Attributes (after the ``with`` block):
+        peak_pss_mb: highest summed PSS of the process tree, in MiB.
+        cpu_s: user + system CPU seconds spent inside the block.
+        wall_s: seconds inside the block.
+    """
+
+    def __init__(self, every_s: float = 0.1) -> None:
+        self.every_s = every_s
+        self.peak_pss_mb = 0.0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def _cpu() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_full_info().pss
+                except psutil.Error:
+                    pass
+            self.peak_pss_mb = max(self.peak_pss_mb, total / 2**20)
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> ResourceSampler:
+        self._cpu0, self._t0 = self._cpu(), time.perf_counter()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.wall_s = time.perf_counter() - self._t0
+        self.cpu_s = self._cpu() - self._cpu0
+
+    @property
+    def cpu_percent(self) -> float:
+        """CPU use in percent of one core (200% = both cores of a 2-core machine busy)."""
+        return 100.0 * self.cpu_s / max(self.wall_s, 1e-9)
+
+
+def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 95, 99)) -> list[float | None]:
+    """Percentiles of ``values`` (None for an empty sequence)."""
+    if not len(values):
+        return [None for _ in qs]
+    arr = np.asarray(values, float)
+    return [float(np.percentile(arr, q)) for q in qs]
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]], file: Any = None) -> str:
+    """Print (and return) a Markdown table."""
+    cells = [[fmt(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    text = "\n".join([f"### {title}", "", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+                      *(line(r) for r in cells), ""])
+    print(text, file=file or sys.stdout, flush=True)
+    return text
+
+
+def run_config(data: dict[str, Any], name: str = "benchmark") -> tuple[RunResult, ResourceSampler]:
+    """Validate and run a pipeline (as a dict) under a :class:`ResourceSampler`.
+
+    Raises:
+        RuntimeError: the run failed (the stage errors are in the message).
+    """
+    config = validate(data, f"<{name}>")
+    with ResourceSampler() as res:
+        result = run_pipeline(config, show_status=False)
+    if result.exit_code != 0:
+        raise RuntimeError(f"{name}: pipeline failed: {result.errors}")
+    return result, res
+
+
+def read_jsonl(path: Path, kind: str = "frame") -> list[dict[str, Any]]:
+    """Events of one type from a jsonl sink's output."""
+    with open(path, encoding="utf-8") as f:
+        events = [json.loads(line) for line in f if line.strip()]
+    return [e for e in events if e.get("type") == kind]
+
+
+def set_threads(n: int) -> None:
+    """Torch and OpenCV threads of this process (the naive loop uses every core)."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+
+
+def cores() -> int:
+    return os.cpu_count() or 1

@@ -1,0 +1,105 @@
+"""Frames between two processes over ZeroMQ, next to an in-process memcpy (the ceiling).
+
+    python -m benchmarks.transport [--frames 300] [--hwm 4]
+
+For 640x480, 1280x720 and 1920x1080 BGR uint8 frames, in one run: a plain ``np.copyto`` of
+the frame's bytes in this process, then the engine's own path -- :func:`vidaffect.codec.
+encode_frame`, a PUSH socket with the pipeline's high-water mark, a PULL socket bound in a
+second (spawned) process, :func:`vidaffect.codec.decode` into a numpy frame -- over ipc://
+and tcp:// on loopback. The clock runs on the sender from the first send to the receiver's
+acknowledgement of the last frame; the receiver touches every frame (checks one byte).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from benchmarks.common import print_table
+from vidaffect.codec import decode, encode_frame
+from vidaffect.frames import Frame
+from vidaffect.runtime.transport import free_tcp_port, pull_socket, push_socket, send_parts
+
+SIZES = [(640, 480), (1280, 720), (1920, 1080)]
+
+
+def _receiver(endpoint: str, ack: str, n: int, hwm: int) -> None:
+    ctx = zmq.Context()
+    pull = pull_socket(ctx, endpoint, hwm)
+    out = ctx.socket(zmq.PUSH)
+    out.connect(ack)
+    out.send(b"ready")
+    checksum = 0
+    for _ in range(n):
+        _, frame = decode(pull.recv_multipart(copy=False))
+        assert frame is not None
+        checksum += int(frame.image[0, 0, 0])
+    out.send(str(checksum).encode())
+    out.close(linger=-1)
+    pull.close(linger=0)
+    ctx.term()
+
+
+def over_zmq(endpoint: str, image: np.ndarray, n: int, hwm: int) -> float:
+    """Seconds to move ``n`` frames of ``image`` to another process through ``endpoint``."""
+    ctx = zmq.Context()
+    ack = ctx.socket(zmq.PULL)
+    ack_port = ack.bind_to_random_port("tcp://127.0.0.1")
+    proc = mp.get_context("spawn").Process(
+        target=_receiver, args=(endpoint, f"tcp://127.0.0.1:{ack_port}", n, hwm))
+    proc.start()
+    assert ack.recv() == b"ready"
+    push = push_socket(ctx, endpoint, hwm)
+    frames = [Frame(image, "bench", i, time.time_ns()) for i in range(n)]
+    t0 = time.perf_counter()
+    for frame in frames:
+        send_parts(push, encode_frame(frame))
+    ack.recv()
+    elapsed = time.perf_counter() - t0
+    proc.join()
+    push.close(linger=0)
+    ack.close(linger=0)
+    ctx.term()
+    return elapsed
+
+
+def memcpy(image: np.ndarray, n: int) -> float:
+    dst = np.empty_like(image)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        np.copyto(dst, image)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=300, help="frames per measurement")
+    ap.add_argument("--hwm", type=int, default=4, help="high-water mark (the pipeline default)")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    rows = []
+    run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-transport-"))
+    for w, h in SIZES:
+        image = rng.integers(0, 256, (h, w, 3), np.uint8)
+        mb = image.nbytes / 1e9
+        t_mem = memcpy(image, args.frames)
+        row = [f"{w}x{h}", image.nbytes / 2**20, args.frames / t_mem, args.frames * mb / t_mem]
+        for name in ("ipc", "tcp"):
+            ep = f"ipc://{run_dir}/bench-{w}.sock" if name == "ipc" else f"tcp://127.0.0.1:{free_tcp_port()}"
+            t = over_zmq(ep, image, args.frames, args.hwm)
+            row += [args.frames / t, args.frames * mb / t, 100 * t_mem / t]
+        rows.append(row)
+    print_table(
+        f"frame transport, {args.frames} frames, high-water mark {args.hwm}",
+        ["frame", "MiB", "memcpy fps", "memcpy GB/s", "ipc fps", "ipc GB/s", "ipc % of memcpy",
+         "tcp fps", "tcp GB/s", "tcp % of memcpy"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Face tracking and per-track smoothing: the policy on synthetic boxes, then real clips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA, NEEDS_DATA
+from pipeline_helpers import read_events, run_cli
+
+from vidaffect.frames import Detections, Frame
+from vidaffect.smoothing import Smoother
+from vidaffect.tracking import StreamTracker
+
+VIDEOS = DATA / "videos"
+SETTINGS = {"detect_every": 5, "lost_after_s": 0.5, "min_iou": 0.2}
+LABELS = ["angry", "happy", "neutral"]
+
+
+def frame(i: int, fps: float = 30.0, size: int = 400) -> Frame:
+    return Frame(np.zeros((size, size, 3), np.uint8), "s", i, 0, pts_ms=i * 1000 / fps)
+
+
+def box_at(i: int) -> list[float]:
+    x = 50 + 3 * i  # moves 3 px per frame to the right
+    return [x, 100, x + 80, 180]
+
+
+def dets(*boxes: list[float]) -> Detections:
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.99, np.float32))
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_detects_to_confirm_then_every_n_and_predicts_between() -> None:
+    st = StreamTracker(SETTINGS, fps=30)
+    detected = []
+    for i in range(30):
+        f = frame(i)
+        need = st.needs_detection(f)
+        detected.append(need)
+        st.update(f, dets(box_at(i)) if need else None)
+        assert len(f.faces) == 1
+        if i >= 1:  # confirmed by its second detection, then one id for good
+            assert f.faces[0]["track_id"] == 0
+        if not need and i > 5:
+            assert iou(f.faces[0]["bbox"], box_at(i)) > 0.8  # the Kalman prediction follows
+    assert detected[:2] == [True, True]  # a new track is detected again to confirm it
+    assert sum(detected) <= 2 + 30 // SETTINGS["detect_every"] + 1
+    assert st.detections_run == sum(detected)
+
+
+def test_first_face_is_unconfirmed() -> None:
+    st = StreamTracker(SETTINGS, fps=30)
+    f = frame(0)
+    st.update(f, dets(box_at(0)))
+    assert f.faces[0]["track_id"] is None and f.meta["detected"] is True
+
+
+def test_missed_detection_triggers_a_detection_next_frame() -> None:
+    st = StreamTracker({**SETTINGS, "detect_every": 10}, fps=30)
+    for i in range(3):
+        st.update(frame(i), dets(box_at(i)))
+    f = frame(3)
+    st.update(f, dets())  # the detector missed the face
+    assert f.faces == []
+    assert st.needs_detection(frame(4))
+
+
+def test_track_ends_after_lost_after_s_and_a_returning_face_gets_a_new_id() -> None:
+    st = StreamTracker(SETTINGS, fps=30)
+    for i in range(5):
+        st.update(frame(i), dets(box_at(i)))
+    ended: list[int] = []
+    i = 5
+    while not ended and i < 60:  # the face is gone
+        ended = st.update(frame(i), dets() if st.needs_detection(frame(i)) else None)
+        i += 1
+    assert ended == [0]
+    assert (i - 5) / 30 <= SETTINGS["lost_after_s"] + 0.2
+    for j in range(i, i + 3):
+        f = frame(j)
+        st.update(f, dets(box_at(0)))
+    assert f.faces[0]["track_id"] not in (None, 0)
+
+
+def test_restarting_timestamps_start_a_new_tracker() -> None:
+    st = StreamTracker(SETTINGS, fps=30)
+    for i in range(3):
+        st.update(frame(i), dets(box_at(i)))
+    assert st.needs_detection(frame(0))  # time went back (a looping file)
+    assert st.update(frame(0), dets(box_at(0))) == [0]
+
+
+def test_ema_smoothing_and_change_events() -> None:
+    sm = Smoother("ema", alpha=0.5)
+    seq = [[0.1, 0.6, 0.3], [0.1, 0.6, 0.3], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8]]
+    changes = []
+    expected = np.array(seq[0])
+    for i, probs in enumerate(seq):
+        f = Frame(np.zeros((8, 8, 3), np.uint8), "s", i, 0, meta={
+            "labels": LABELS, "faces": [{"bbox": [0, 0, 4, 4], "score": 1.0, "track_id": 7,
+                                         "emotion": {"label": "x", "score": 0, "probs": probs}}]})
+        changes += sm.apply(f)
+        if i:
+            expected = 0.5 * np.array(probs) + 0.5 * expected
+        np.testing.assert_allclose(f.faces[0]["smoothed"]["probs"], expected, atol=1e-4)
+    # after one frame of "neutral" the EMA still says happy (0.35 vs 0.55); after two, neutral
+    assert [(c["from"], c["to"]) for c in changes] == [(None, "happy"), ("happy", "neutral")]
+    end = Frame(np.zeros((8, 8, 3), np.uint8), "s", 9, 0, meta={"labels": LABELS, "tracks_ended": [7]})
+    assert sm.apply(end) == [{"track_id": 7, "from": "neutral", "to": None, "score": None}]
+    assert sm.end_stream("s") == []
+
+
+def test_window_smoothing_averages_the_last_frames() -> None:
+    sm = Smoother("window", window=2)
+    faces = []
+    for i, probs in enumerate([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]):
+        f = Frame(np.zeros((8, 8, 3), np.uint8), "s", i, 0, meta={
+            "labels": LABELS, "faces": [{"bbox": [0, 0, 4, 4], "score": 1.0, "track_id": 1,
+                                         "emotion": {"label": "x", "score": 0, "probs": probs}}]})
+        sm.apply(f)
+        faces.append(f.faces[0]["smoothed"]["probs"])
+    assert faces[2] == [0.0, 0.5, 0.5]
+    assert [c["to"] for c in sm.end_stream("s")] == [None]
+
+
+def test_untracked_faces_are_not_smoothed() -> None:
+    sm = Smoother("ema")
+    f = Frame(np.zeros((8, 8, 3), np.uint8), "s", 0, 0, meta={
+        "labels": LABELS, "faces": [{"bbox": [0, 0, 4, 4], "score": 1.0, "track_id": None,
+                                     "emotion": {"label": "happy", "score": 1, "probs": [0, 1, 0]}}]})
+    assert sm.apply(f) == [] and "smoothed" not in f.faces[0]
+    with pytest.raises(ValueError, match="ema, window or none"):
+        Smoother("median")
+
+
+def run_tracked(tmp_path: Path, source: dict, **tracking: object) -> tuple[list[dict], list[dict], dict]:
+    out = tmp_path / "events.jsonl"
+    metrics = tmp_path / "metrics.json"
+    (tmp_path / "p.yaml").write_text(json.dumps({
+        "pipeline": {"metrics_file": str(metrics), "status": False},
+        "source": source,
+        "detector": {"type": "mtcnn", "max_side": 640},
+        "classifier": {"type": "fer"},
+        "tracking": {"detect_every": 5, **tracking},
+        "sinks": [{"type": "jsonl", "path": str(out)}],
+    }))
+    proc = run_cli("run", str(tmp_path / "p.yaml"), "--no-status")
+    assert proc.returncode == 0, proc.stderr
+    return read_events(out), read_events(out, "change"), json.loads(metrics.read_text())
+
+
+@NEEDS_DATA
+def test_track_id_is_stable_on_a_single_face_clip(tmp_path: Path) -> None:
+    frames, changes, metrics = run_tracked(
+        tmp_path, {"type": "video", "uri": str(VIDEOS / "liveportrait_d3.mp4")})
+    ids = {f["track_id"] for e in frames[1:] for f in e["faces"]}
+    assert len(ids) == 1 and None not in ids
+    assert sum(bool(e["faces"]) for e in frames) >= 0.95 * len(frames)
+    assert metrics["detector"]["detected"] <= 0.4 * len(frames)  # tracked in between
+    assert all(f["smoothed"]["label"] in f["smoothed"]["probs"] for e in frames for f in e["faces"]
+               if f["track_id"] is not None)
+    assert changes[0]["from"] is None and changes[-1]["to"] is None  # first label ... track end
+
+
+@NEEDS_DATA
+def test_face_that_leaves_and_returns_ends_its_track(tmp_path: Path) -> None:
+    # pyfeat_face_noface.mov: a face for ~2.7 s, then an empty scene; looping brings it back
+    frames, changes, _ = run_tracked(tmp_path, {
+        "type": "video", "uri": str(VIDEOS / "pyfeat_face_noface.mov"), "loop": True,
+        "max_frames": 169 + 40})
+    first = {f["track_id"] for e in frames[1:60] for f in e["faces"]}
+    assert len(first) == 1 and None not in first
+    (old,) = first
+    assert any(e["faces"] == [] for e in frames[80:160])
+    ended = [c for c in changes if c["track_id"] == old and c["to"] is None]
+    assert len(ended) == 1 and ended[0]["seq"] < 169
+    returned = {f["track_id"] for e in frames[175:] for f in e["faces"]}
+    assert returned and old not in returned
