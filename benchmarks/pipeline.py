@@ -94,19 +94,21 @@ def naive_loop(video: Path, out_mp4: Path, detector: dict[str, Any], classifier:
 
 
 def pipeline_run(video: Path, out_dir: Path, detector: dict[str, Any], classifier: dict[str, Any],
-                 detect_every: int, detector_workers: int) -> dict[str, Any]:
+                 detect_every: int, detector_workers: int, threads: list[int] | None = None) -> dict[str, Any]:
     """Run the vidaffect pipeline; per-frame faces (bbox + raw and smoothed label) and metrics."""
     events_path = out_dir / "events.jsonl"
     data = {
         "pipeline": {"name": "benchmark", "status": False, "stream_id": "bench"},
         "source": {"type": "video", "uri": str(video), "mode": "offline"},
         "detector": {**detector, "workers": detector_workers},
-        "classifier": classifier,
+        "classifier": dict(classifier),
         "sinks": [{"type": "video", "path": str(out_dir / "vidaffect.mp4")},
                   {"type": "jsonl", "path": str(events_path), "flush_every": 100}],
     }
     if detect_every > 0:
         data["tracking"] = {"detect_every": detect_every}
+    if threads:
+        data["detector"]["threads"], data["classifier"]["threads"] = threads
     result, res = run_config(data, f"pipeline on {video.name}")
     events = read_jsonl(events_path)
     frames = [[{"bbox": f["bbox"], "label": (f["emotion"] or {}).get("label")} for f in e["faces"]]
@@ -152,13 +154,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("videos", nargs="+", type=Path)
     ap.add_argument("--detect-every", type=int, default=5, help="vidaffect tracking: detect every N frames (0: off)")
     ap.add_argument("--detector-workers", type=int, default=1)
-    ap.add_argument("--max-side", type=int, default=None, help="MTCNN: detect on a copy downscaled to this side")
+    ap.add_argument("--threads", type=int, nargs=2, metavar=("DETECTOR", "CLASSIFIER"), default=None,
+                    help="torch threads per detector / classifier process (default: the engine's)")
+    ap.add_argument("--max-side", type=int, default=960,
+                    help="vidaffect: MTCNN detects on a copy downscaled to this longest side (0: full size)")
+    ap.add_argument("--naive-max-side", type=int, default=0,
+                    help="naive loop: the same for its MTCNN (0: full size, as such scripts do)")
     ap.add_argument("--checkpoint", default="default", help="FER checkpoint (shipped name or path)")
     ap.add_argument("--out", type=Path, default=None, help="keep outputs here (default: a temp folder)")
     args = ap.parse_args(argv)
-    detector: dict[str, Any] = {"type": "mtcnn", "preset": "fast"}
-    if args.max_side:
-        detector["max_side"] = args.max_side
+    detector: dict[str, Any] = {"type": "mtcnn", "preset": "fast", "max_side": args.max_side or None}
+    naive_detector = {**detector, "max_side": args.naive_max_side or None}
     classifier = {"type": "fer", "checkpoint": args.checkpoint}
     out_root = args.out or Path(tempfile.mkdtemp(prefix="vidaffect-bench-"))
     for video in args.videos:
@@ -166,8 +172,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{video}: no such video")
         out = out_root / video.stem
         out.mkdir(parents=True, exist_ok=True)
-        naive = naive_loop(video, out / "naive.mp4", detector, classifier, cores())
-        ours = pipeline_run(video, out, detector, classifier, args.detect_every, args.detector_workers)
+        naive = naive_loop(video, out / "naive.mp4", naive_detector, classifier, cores())
+        ours = pipeline_run(video, out, detector, classifier, args.detect_every, args.detector_workers,
+                            args.threads)
         agree, matched, total = agreement(naive["frames"], ours["frames"])
         rows = []
         for name, r in (("naive loop", naive), ("vidaffect", ours)):
@@ -182,7 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         rows[0][3] = 1.0
         height, width = cv2.VideoCapture(str(video)).read()[1].shape[:2]
         print_table(
-            f"{video.name} ({width}x{height}), detect every {args.detect_every or 1}, {cores()} cores",
+            f"{video.name} ({width}x{height}), {cores()} cores; vidaffect: detect every "
+            f"{args.detect_every or 1} frames, MTCNN max side {args.max_side or 'full'}; naive: "
+            f"MTCNN max side {args.naive_max_side or 'full'}",
             ["run", "frames", "fps", "speed-up", "busy s per stage", "lat p50 ms", "lat p95 ms",
              "lat p99 ms", "CPU %", "peak PSS MiB", "faces/frame"], rows)
         detected = ours.get("detected")

@@ -16,5 +16,8 @@ sock.setsockopt(zmq.SUBSCRIBE, b"")  # every stream; use b"cam0" for one stream 
 while True:
     topic, payload = sock.recv_multipart()
     event = json.loads(payload)
+    if event["type"] == "change":  # a face track's smoothed emotion changed (or the track ended)
+        print(topic.decode(), event["seq"], f"track {event['track_id']}: {event['from']} -> {event['to']}")
+        continue
     faces = [f"{f['emotion']['label']} {f['emotion']['score']:.2f}" for f in event["faces"] if f["emotion"]]
     print(topic.decode(), event["seq"], ", ".join(faces) or "no face", flush=True)

@@ -4,7 +4,8 @@
         [--metrics report/metrics.json]
 
 ``--metrics`` merges an evaluation's figures (``top1``, ``macro_f1``, ...) into the metadata,
-prefixed ``test_``, so the shipped file carries the numbers the README reports.
+prefixed ``test_``, so the shipped file carries the numbers the README reports. Data paths
+are recorded by their last two parts (``fer2013/test``), not the machine's folders.
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import PurePath
 
 import torch
 
 from vidaffect.models.checkpoint import load_checkpoint, save_checkpoint
+
+
+def dataset_name(path: str) -> str:
+    """``/any/where/fer2013/test`` -> ``fer2013/test``."""
+    return "/".join(PurePath(path).parts[-2:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("top1", "macro_f1", "n", "data", "tta_flip"):
             if key in figures:
                 meta.metrics[f"test_{key}"] = figures[key]
+    for table, key in ((meta.metrics, "test_data"), (meta.training, "data")):
+        if isinstance(table.get(key), str):
+            table[key] = dataset_name(table[key])
     path = save_checkpoint(args.out, model, meta, dtype=torch.float16)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, metrics {meta.metrics}")
     return 0

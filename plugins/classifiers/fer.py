@@ -56,6 +56,7 @@ class FERClassifier(Classifier):
         self.model, self.meta = load_checkpoint(resolve_checkpoint(self.config.checkpoint))
         self.model = self.model.to(memory_format=torch.channels_last)
         self.labels = list(self.meta.labels)
+        self.predict([np.zeros((64, 64, 3), np.uint8)] * 2)  # warm-up: the first call sets up kernels
 
     def predict(self, crops: list[np.ndarray]) -> np.ndarray:
         """Probabilities float32 (n, len(labels)) for uint8 BGR face crops."""

@@ -65,6 +65,9 @@ class MTCNNDetector(Detector):
         c = self.config
         self.mtcnn = MTCNN(keep_all=True, min_face_size=c.min_face_size, factor=c.factor,
                            thresholds=list(c.thresholds), post_process=False, device="cpu")
+        # warm-up: torch sets up its kernels on the first call, which would otherwise add
+        # a few hundred milliseconds to the first frame of a live stream
+        self.detect([np.random.default_rng(0).integers(0, 256, (160, 160, 3), np.uint8)])
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
         import torch
