@@ -5,7 +5,7 @@
 For 640x480, 1280x720 and 1920x1080 BGR uint8 frames, in one run: a plain ``np.copyto`` of
 the frame's bytes in this process, then the engine's own path -- :func:`vidaffect.codec.
 encode_frame`, a PUSH socket with the pipeline's high-water mark, a PULL socket bound in a
-second (spawned) process, :func:`vidaffect.codec.decode` into a numpy frame -- over ipc://
+second process spawned like a stage, :func:`vidaffect.codec.decode` into a numpy frame -- over ipc://
 and tcp:// on loopback. The clock runs on the sender from the first send to the receiver's
 acknowledgement of the last frame; the receiver touches every frame (checks one byte).
 """
@@ -24,7 +24,13 @@ import zmq
 from benchmarks.common import print_table
 from vidaffect.codec import decode, encode_frame
 from vidaffect.frames import Frame
-from vidaffect.runtime.transport import free_tcp_port, pull_socket, push_socket, send_parts
+from vidaffect.runtime.transport import (
+    free_tcp_port,
+    pull_socket,
+    push_socket,
+    send_parts,
+    use_stage_malloc_settings,
+)
 
 SIZES = [(640, 480), (1280, 720), (1920, 1080)]
 
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=300, help="frames per measurement")
     ap.add_argument("--hwm", type=int, default=4, help="high-water mark (the pipeline default)")
     args = ap.parse_args(argv)
+    use_stage_malloc_settings()  # the receiver starts like a stage process
     rng = np.random.default_rng(0)
     rows = []
     run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-transport-"))

@@ -76,6 +76,8 @@ def _face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any
         out["landmarks"] = [[_num(x, 2), _num(y, 2)] for x, y in face["landmarks"]]
     track_id = face.get("track_id")
     out["track_id"] = None if track_id is None else int(track_id)
+    if face.get("tracked") is not None:
+        out["tracked"] = bool(face["tracked"])
     emotion = face.get("emotion")
     out["emotion"] = None if emotion is None else _emotion_event(emotion, labels)
     if face.get("smoothed") is not None:

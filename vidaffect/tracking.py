@@ -87,8 +87,9 @@ class StreamTracker:
         """Set ``frame.meta["faces"]`` from ``detections`` (a detection frame) or from the
         track predictions (``None``); return the ids of tracks that ended at this frame.
 
-        Each face dict has ``bbox`` (xyxy pixels), ``score``, ``landmarks`` (or None) and
-        ``track_id`` (int, or None for a face whose track is not confirmed yet).
+        Each face dict has ``bbox`` (xyxy pixels), ``score``, ``landmarks`` (or None),
+        ``track_id`` (int, or None for a face whose track is not confirmed yet) and
+        ``tracked`` (True for a predicted box, False for a detected one).
         """
         import supervision as sv
 
@@ -116,6 +117,7 @@ class StreamTracker:
             for i, face in enumerate(faces):
                 tid = ids.get(i, -1)
                 face["track_id"] = None if tid < 0 else tid
+                face["tracked"] = False
                 if tid >= 0:
                     visible.add(tid)
                     lm = None if detections.landmarks is None else detections.landmarks[i].copy()
@@ -151,7 +153,7 @@ class StreamTracker:
         track = self._tracks[tid]
         x1, y1, x2, y2 = (float(v) for v in box)
         face: dict[str, Any] = {"bbox": [round(v, 2) for v in (x1, y1, x2, y2)],
-                                "score": round(track.score, 4), "track_id": tid}
+                                "score": round(track.score, 4), "track_id": tid, "tracked": True}
         if track.landmarks is not None:
             ox1, oy1, ox2, oy2 = (float(v) for v in track.bbox)
             sx = (x2 - x1) / max(ox2 - ox1, 1e-6)
@@ -185,6 +187,8 @@ class Tracking:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings
         self.streams: dict[str, StreamTracker] = {}
+        import supervision  # noqa: F401  (imported now, at stage start-up, not on the first frame)
+        import trackers  # noqa: F401
 
     def tracker(self, frame: Frame) -> StreamTracker:
         st = self.streams.get(frame.stream)

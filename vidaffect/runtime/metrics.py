@@ -24,6 +24,8 @@ class StageMetrics:
         faces: faces seen in frames passed on.
         detected: frames the detector ran on (with tracking, the others get tracked boxes).
         busy_s: seconds spent inside the plugin (detect, classify, write, read).
+        cpu_s: CPU seconds (user + system, all threads) of the process since its loop began
+            (model loading excluded).
         latency_ms: recent capture -> output latencies (milliseconds).
     """
 
@@ -36,7 +38,12 @@ class StageMetrics:
     detected: int = 0
     busy_s: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=time.process_time)
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+    def start_clock(self) -> None:
+        """Begin ``wall_s`` and ``cpu_s`` now (the stage's loop starts)."""
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
 
     def observe_latency(self, ts_ns: int) -> None:
         self.latency_ms.append((time.time_ns() - ts_ns) / 1e6)
@@ -50,6 +57,7 @@ class StageMetrics:
             "malformed": self.malformed, "lost": self.lost, "faces": self.faces,
             "detected": self.detected,
             "busy_s": round(self.busy_s, 3), "wall_s": round(time.perf_counter() - self.started, 3),
+            "cpu_s": round(time.process_time() - self.cpu_started, 3),
             "latency_p50_ms": pct(50), "latency_p95_ms": pct(95), "latency_p99_ms": pct(99),
         }
 

@@ -165,6 +165,7 @@ def run_source(sc: StageContext, source: Source) -> None:
     if not _wait_for_go(sc):
         sc.broadcast(encode_eos(stream, 0))
         return
+    sc.metrics.start_clock()
     base_meta = {"fps": info["fps"], "source": info["description"]}
 
     def emit(image: Any, pts: float | None, ts_ns: int) -> bool:
@@ -229,7 +230,7 @@ def run_source(sc: StageContext, source: Source) -> None:
         sc.eos_totals[stream] = seq
 
 
-def run_processor(sc: StageContext, plugin: Plugin) -> None:
+def run_processor(sc: StageContext, apply: _Applier) -> None:
     """Receive frames, apply the detector/classifier/sink plugin, pass them on in order.
 
     Frames already queued on the input (up to the stage's ``batch``) are taken together, so
@@ -244,8 +245,8 @@ def run_processor(sc: StageContext, plugin: Plugin) -> None:
     poller.register(sc.inp, zmq.POLLIN)
     poller.register(sc.control, zmq.POLLIN)
     m = sc.metrics
+    m.start_clock()
     streams = spec["streams"]
-    apply = _Applier(sc, plugin)
     idle_since = time.monotonic()
     while not reorder.all_done(streams):
         events = dict(poller.poll(100))
@@ -383,8 +384,9 @@ def stage_main(spec: dict[str, Any]) -> None:
             run_source(sc, plugin)
         else:
             plugin.open()  # type: ignore[attr-defined]
+            applier = _Applier(sc, plugin)  # tracking / smoothing set up before "ready"
             sc.send_report("ready")
-            run_processor(sc, plugin)
+            run_processor(sc, applier)
     except Terminated:
         terminated = True
     except VidaffectError as exc:  # a user-facing problem (no camera, unwritable path): no traceback

@@ -31,7 +31,7 @@ from vidaffect.runtime.graph import WorkerSpec, build_specs
 from vidaffect.runtime.metrics import merge
 from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
-from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc
+from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc, use_stage_malloc_settings
 
 STARTUP_TIMEOUT_S = 300.0
 CONTROL_EVERY_S = 0.2
@@ -166,6 +166,7 @@ class Supervisor:
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> RunResult:
         """Run the pipeline to its end, a stop request or a failure."""
+        use_stage_malloc_settings()
         run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-"))
         alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
         ctx = zmq.Context()
