@@ -33,21 +33,16 @@ class FakeCamera(VideoFileSource):
     class Config(VideoFileSource.Config):
         mode: str = Field("live", description="always live")  # type: ignore[assignment]
         loop: bool = Field(True, description="start over at the end")
-        max_frames: int = Field(0, ge=0, description="end the stream after N frames (0: never)")
 
     config: Config
+
+    @classmethod
+    def is_live(cls, config: PluginConfig) -> bool:
+        return True
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.live = True
-        self._emitted = 0
-
-    def read(self) -> tuple[np.ndarray, float | None] | None:
-        if self.config.max_frames and self._emitted >= self.config.max_frames:
-            return None
-        item = super().read()
-        self._emitted += item is not None
-        return item
 
 
 class CrashAfter(Detector):
