@@ -3,7 +3,12 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean rtsp-deps
+
+# GStreamer's RTSP server for the system Python (tools/rtsp_server.py, the RTSP tests).
+RTSP_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-tools
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/vidaffect: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +23,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest
+
+rtsp-deps:
+	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(RTSP_DEBS))
 
 clean:
 	rm -rf out .pytest_cache

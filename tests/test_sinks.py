@@ -20,6 +20,7 @@ from vidaffect.events import (
     EVENT_SCHEMA_ID,
     build_change_event,
     build_frame_event,
+    frame_side_events,
     encode_event,
     load_event_schema,
 )
@@ -225,6 +226,16 @@ def test_change_events_validate_and_are_strict() -> None:
     for broken in ({**event, "faces": []}, {**event, "track_id": -1}, {**event, "score": 2.0}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, schema)
+
+
+def test_gap_event_validates() -> None:
+    f = Frame(np.zeros((4, 4, 3), np.uint8), "door", 812, 1_700_000_000_000_000_000,
+              meta={"gap": {"gap_s": 4.7, "attempts": 3, "reconnects": 1}})
+    (event,) = frame_side_events(f)
+    assert event["type"] == "gap" and event["seq"] == 812 and event["gap_s"] == 4.7
+    jsonschema.validate(event, load_event_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**event, "attempts": 0}, load_event_schema())
 
 
 def test_zmq_events_reach_a_real_subscriber() -> None:

@@ -94,6 +94,11 @@ class Source(Plugin):
     def read(self) -> tuple[np.ndarray, float | None] | None:
         """Next frame as ``(image, pts_ms)``; image uint8 (H, W, 3) BGR. None at end of stream."""
 
+    def take_meta(self) -> dict[str, Any]:
+        """Extra ``meta`` for the frame just read, e.g. ``{"gap": {"gap_s": 3.2, ...}}`` after
+        a reconnect; called once after each ``read``. The default adds nothing."""
+        return {}
+
 
 class Detector(Plugin):
     """Finds faces in whole frames."""

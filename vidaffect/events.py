@@ -1,7 +1,8 @@
 """JSON events: what the ``jsonl`` and ``zmq_events`` sinks emit.
 
-One ``frame`` event per frame, and with tracking one ``change`` event each time a track's
-smoothed label changes or the track ends; both are validated by the JSON Schema at
+One ``frame`` event per frame, with tracking one ``change`` event each time a track's
+smoothed label changes or the track ends, and a ``gap`` event when a live stream resumes
+after a break; all are validated by the JSON Schema at
 :data:`EVENT_SCHEMA_PATH` (draft 2020-12, ``$id`` :data:`EVENT_SCHEMA_ID`)::
 
     {"schema": "vidaffect.event", "version": 2, "type": "frame",
@@ -16,6 +17,10 @@ smoothed label changes or the track ends; both are validated by the JSON Schema 
     {"schema": "vidaffect.event", "version": 2, "type": "change", "stream": "cam0",
      "seq": 57, "ts_capture_ns": ..., "ts_event_ns": ..., "pts_ms": 2280.0,
      "track_id": 3, "from": "neutral", "to": "happy", "score": 0.52}
+
+    {"schema": "vidaffect.event", "version": 2, "type": "gap", "stream": "door", "seq": 812,
+     "ts_capture_ns": ..., "ts_event_ns": ..., "pts_ms": null, "gap_s": 4.7, "attempts": 3,
+     "reconnects": 1}
 
 Coordinates are pixels of the full frame (xyxy, origin top-left); timestamps are integer
 nanoseconds since the Unix epoch (``time.time_ns()``). Unlike the pipeline's face dicts,
@@ -107,10 +112,26 @@ def build_change_event(stream: str, seq: int, change: dict[str, Any], ts_capture
     }
 
 
-def frame_change_events(frame: Frame) -> list[dict[str, Any]]:
-    """The ``"change"`` events of ``frame`` (its ``meta["changes"]``), in order."""
-    return [build_change_event(frame.stream, frame.seq, c, frame.ts_ns, frame.pts_ms)
-            for c in frame.meta.get("changes", ())]
+def build_gap_event(frame: Frame, now_ns: int | None = None) -> dict[str, Any]:
+    """The ``"gap"`` event of the first frame after a live source reconnected
+    (``frame.meta["gap"]``: ``gap_s`` seconds without frames, ``attempts``, ``reconnects``)."""
+    gap = frame.meta["gap"]
+    return {
+        "schema": EVENT_SCHEMA_NAME, "version": EVENT_VERSION, "type": "gap",
+        "stream": str(frame.stream), "seq": int(frame.seq), "ts_capture_ns": int(frame.ts_ns),
+        "ts_event_ns": time.time_ns() if now_ns is None else int(now_ns),
+        "pts_ms": None if frame.pts_ms is None else float(frame.pts_ms),
+        "gap_s": float(gap.get("gap_s", 0.0)), "attempts": int(gap.get("attempts", 0)),
+        "reconnects": int(gap.get("reconnects", 0)),
+    }
+
+
+def frame_side_events(frame: Frame) -> list[dict[str, Any]]:
+    """Events besides the ``frame`` event: a ``"gap"`` (the stream resumed after a break),
+    then the ``"change"`` events of ``meta["changes"]``, in order."""
+    out = [build_gap_event(frame)] if isinstance(frame.meta.get("gap"), dict) else []
+    return out + [build_change_event(frame.stream, frame.seq, c, frame.ts_ns, frame.pts_ms)
+                  for c in frame.meta.get("changes", ())]
 
 
 def stream_end_change_events(stream: str, info: dict[str, Any]) -> list[dict[str, Any]]:

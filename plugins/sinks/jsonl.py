@@ -11,7 +11,7 @@ from vidaffect.errors import VidaffectError
 from vidaffect.events import (
     build_frame_event,
     encode_event,
-    frame_change_events,
+    frame_side_events,
     stream_end_change_events,
 )
 from vidaffect.frames import Frame
@@ -56,7 +56,7 @@ class JsonlSink(Sink):
 
     def write(self, frame: Frame) -> None:
         """Append the frame's event (and its change events) as lines."""
-        self._lines([build_frame_event(frame)] + frame_change_events(frame))
+        self._lines([build_frame_event(frame)] + frame_side_events(frame))
 
     def _lines(self, events: list[dict[str, Any]]) -> None:
         for event in events:

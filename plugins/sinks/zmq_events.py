@@ -26,7 +26,7 @@ from vidaffect.errors import VidaffectError
 from vidaffect.events import (
     build_frame_event,
     encode_event,
-    frame_change_events,
+    frame_side_events,
     stream_end_change_events,
 )
 from vidaffect.frames import Frame
@@ -80,7 +80,7 @@ class ZmqEventsSink(Sink):
         topic = frame.stream.encode()
         self.sock.send_multipart([topic, encode_event(build_frame_event(frame))])
         self.events_sent += 1
-        for event in frame_change_events(frame):
+        for event in frame_side_events(frame):
             self.sock.send_multipart([topic, encode_event(event)])
             self.events_sent += 1
 

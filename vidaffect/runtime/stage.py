@@ -168,9 +168,9 @@ def run_source(sc: StageContext, source: Source) -> None:
     sc.metrics.start_clock()
     base_meta = {"fps": info["fps"], "source": info["description"]}
 
-    def emit(image: Any, pts: float | None, ts_ns: int) -> bool:
+    def emit(image: Any, pts: float | None, ts_ns: int, extra: dict[str, Any]) -> bool:
         nonlocal seq
-        frame = Frame(image, stream, seq, ts_ns, pts, dict(base_meta))
+        frame = Frame(image, stream, seq, ts_ns, pts, {**base_meta, **extra})
         if not sc.send_all(encode_frame(frame), key):
             return False
         seq += 1
@@ -185,10 +185,10 @@ def run_source(sc: StageContext, source: Source) -> None:
             if item is None:
                 break
             m.frames_in += 1
-            if not emit(item[0], item[1], time.time_ns()):
+            if not emit(item[0], item[1], time.time_ns(), _source_meta(source, m)):
                 break
     else:
-        slot: collections.deque[tuple[Any, float | None, int]] = collections.deque(maxlen=1)
+        slot: collections.deque[tuple[Any, float | None, int, dict[str, Any]]] = collections.deque(maxlen=1)
         lock = threading.Condition()
         ended = threading.Event()
 
@@ -200,11 +200,13 @@ def run_source(sc: StageContext, source: Source) -> None:
                     m.busy_s += time.perf_counter() - t0
                     if item is None:
                         break
+                    extra = _source_meta(source, m)
                     with lock:
                         m.frames_in += 1
                         if slot:
                             m.dropped += 1
-                        slot.append((item[0], item[1], time.time_ns()))
+                            extra = {**slot[0][3], **extra}  # a dropped frame's notes (a gap) live on
+                        slot.append((item[0], item[1], time.time_ns(), extra))
                         lock.notify()
             finally:
                 ended.set()
@@ -220,14 +222,24 @@ def run_source(sc: StageContext, source: Source) -> None:
                         break
                     lock.wait(0.1)
                     continue
-                image, pts, ts_ns = slot.popleft()
-            if not emit(image, pts, ts_ns):
+                image, pts, ts_ns, extra = slot.popleft()
+            if not emit(image, pts, ts_ns, extra):
                 break
         ended.set()
         reader.join(timeout=2.0)
     if not sc.state["abort"]:
         sc.broadcast(encode_eos(stream, seq, {"dropped": m.dropped}))
         sc.eos_totals[stream] = seq
+
+
+def _source_meta(source: Source, m: StageMetrics) -> dict[str, Any]:
+    """The source's notes for the frame just read; a reconnect gap is also counted."""
+    extra = source.take_meta()
+    gap = extra.get("gap")
+    if isinstance(gap, dict):
+        m.reconnects += 1
+        m.gap_s += float(gap.get("gap_s", 0.0))
+    return extra
 
 
 def run_processor(sc: StageContext, apply: _Applier) -> None:
