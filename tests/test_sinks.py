@@ -20,8 +20,8 @@ from vidaffect.events import (
     EVENT_SCHEMA_ID,
     build_change_event,
     build_frame_event,
-    frame_side_events,
     encode_event,
+    frame_side_events,
     load_event_schema,
 )
 from vidaffect.frames import Frame
