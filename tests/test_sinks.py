@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import jsonschema
 import numpy as np
 import pytest
 import zmq
-from pipeline_helpers import video_frames
+from pipeline_helpers import run_cli, video_frames
 
 from vidaffect.draw import FALLBACK_COLOUR, PALETTE, annotate
 from vidaffect.errors import VidaffectError
@@ -291,3 +292,49 @@ def test_register_sinks_registers_the_four_sinks() -> None:
     for cls in registered:
         assert cls.summary and "\n" not in cls.summary
         assert all(f.description for f in cls.Config.model_fields.values())
+
+
+def test_curve_events_reach_only_authorized_subscribers(tmp_path: Path) -> None:
+    from vidaffect.subscribe import iter_events
+
+    for name, folder in (("server", "server"), ("alice", "allowed"), ("mallory", "other")):
+        proc = run_cli("keys", str(tmp_path / folder), "--name", name)
+        assert proc.returncode == 0, proc.stderr
+    sink = ZmqEventsSink(ZmqEventsSink.Config(
+        endpoint="tcp://127.0.0.1:*", curve_secret_key=str(tmp_path / "server" / "server.key_secret"),
+        curve_authorized_keys=str(tmp_path / "allowed")))
+    sink.open()
+    server_key = str(tmp_path / "server" / "server.key")
+    got: dict[str, list[dict]] = {"alice": [], "mallory": [], "plain": []}
+
+    def listen(who: str, **keys: str) -> None:
+        for _, event in iter_events(sink.endpoint, timeout_ms=3000, **keys):
+            got[who].append(event)
+            if len(got[who]) >= 3:
+                return
+
+    threads = [
+        threading.Thread(target=listen, args=("alice",), kwargs={
+            "curve_secret_key": str(tmp_path / "allowed" / "alice.key_secret"), "curve_server_key": server_key}),
+        threading.Thread(target=listen, args=("mallory",), kwargs={
+            "curve_secret_key": str(tmp_path / "other" / "mallory.key_secret"), "curve_server_key": server_key}),
+        threading.Thread(target=listen, args=("plain",)),
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # let the handshakes finish (PUB/SUB delivers only to joined subscribers)
+    for i in range(20):
+        sink.write(frame(i))
+        time.sleep(0.02)
+    for t in threads:
+        t.join(10)
+    sink.close()
+    assert len(got["alice"]) == 3 and got["alice"][0]["type"] == "frame"
+    assert got["mallory"] == [] and got["plain"] == []
+
+
+def test_curve_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="go together"):
+        ZmqEventsSink.Config(curve_secret_key=__file__)
+    with pytest.raises(ValueError, match="no such folder"):
+        ZmqEventsSink.Config(curve_secret_key=__file__, curve_authorized_keys="/no/such/dir")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -58,15 +59,39 @@ def plugins(as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--name", default="server", show_default=True, help="file name of the key pair")
+def keys(folder: str, name: str) -> None:
+    """Write a CurveZMQ key pair to FOLDER: NAME.key (public) and NAME.key_secret.
+
+    A zmq_events sink with curve_secret_key set uses the server pair; give each subscriber
+    its own pair and copy its NAME.key into the sink's curve_authorized_keys folder.
+    """
+    import zmq.auth
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(folder, name)
+    os.chmod(secret, 0o600)
+    click.echo(f"public key: {public}\nsecret key: {secret}")
+
+
+@main.command()
 @click.argument("endpoint", default="tcp://127.0.0.1:5560")
 @click.option("--topic", default="", help="stream id to subscribe to (default: all)")
 @click.option("--count", type=int, default=0, help="exit after this many events (0: never)")
-def events(endpoint: str, topic: str, count: int) -> None:
+@click.option("--curve-secret-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CurveZMQ: this subscriber's secret key file")
+@click.option("--curve-server-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CurveZMQ: the sink's public key file")
+def events(endpoint: str, topic: str, count: int, curve_secret_key: str | None,
+           curve_server_key: str | None) -> None:
     """Subscribe to ENDPOINT and print each JSON event on its own line."""
     from vidaffect.subscribe import iter_events
 
     try:
-        for n, (_, event) in enumerate(iter_events(endpoint, topic), start=1):
+        stream = iter_events(endpoint, topic, curve_secret_key=curve_secret_key,
+                             curve_server_key=curve_server_key)
+        for n, (_, event) in enumerate(stream, start=1):
             click.echo(json.dumps(event))
             if count and n >= count:
                 break

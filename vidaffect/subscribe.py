@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import zmq
+import zmq.auth
 
 
-def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None
+def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None,
+                curve_secret_key: str | None = None, curve_server_key: str | None = None,
                 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(stream_id, event)`` from a ``zmq_events`` sink's PUB endpoint.
 
@@ -17,12 +19,25 @@ def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None
         endpoint: e.g. ``tcp://127.0.0.1:5560`` (connect side).
         topic: stream id prefix to subscribe to; ``""`` receives every stream.
         timeout_ms: stop when nothing arrives for this long (None: wait forever).
+        curve_secret_key, curve_server_key: for a sink with CurveZMQ on, this subscriber's
+            secret key file and the server's public key file (``vidaffect keys``).
 
     Messages that are not ``[topic, JSON]`` are skipped.
+
+    Raises:
+        OSError, ValueError: a key file cannot be read.
     """
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
+    if curve_secret_key is not None or curve_server_key is not None:
+        if curve_secret_key is None or curve_server_key is None:
+            raise ValueError("CurveZMQ needs both curve_secret_key and curve_server_key")
+        public, secret = zmq.auth.load_certificate(curve_secret_key)
+        if secret is None:
+            raise ValueError(f"{curve_secret_key} holds no secret key")
+        sock.curve_secretkey, sock.curve_publickey = secret, public
+        sock.curve_serverkey, _ = zmq.auth.load_certificate(curve_server_key)
     sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
     sock.connect(endpoint)
     try:

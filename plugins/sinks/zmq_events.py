@@ -12,14 +12,21 @@ for all streams). ZeroMQ matches topics by prefix, so ``b"cam1"`` also receives
 The send high-water mark bounds what is queued for each subscriber: beyond it PUB drops
 messages for that subscriber, so a subscriber that stops reading never slows the
 pipeline. Subscribers that connect late miss earlier events (PUB/SUB has no replay).
+
+Exposure: the socket binds to loopback unless ``endpoint`` names another address. For remote
+subscribers, switch on CurveZMQ (RFC 26/CurveZMQ; encryption plus authentication):
+``curve_secret_key`` is the server's secret key file and ``curve_authorized_keys`` a folder
+of the public key files of the subscribers allowed in (both as written by
+``vidaffect keys``); any other subscriber is refused by the ZAP handler.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import zmq
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import VidaffectError
@@ -52,6 +59,21 @@ class ZmqEventsSink(Sink):
                                      "beyond it events are dropped for that subscriber")
         linger_ms: int = Field(1000, ge=0, le=60_000,
                                description="time close() waits to deliver queued events (ms)")
+        curve_secret_key: str | None = Field(
+            None, description="CurveZMQ: this server's secret key file (vidaffect keys); "
+                              "subscribers then need its public key and their own key pair")
+        curve_authorized_keys: str | None = Field(
+            None, description="CurveZMQ: folder of the public key files of allowed subscribers")
+
+        @model_validator(mode="after")
+        def _curve_pair(self) -> ZmqEventsSink.Config:
+            if (self.curve_secret_key is None) != (self.curve_authorized_keys is None):
+                raise ValueError("curve_secret_key and curve_authorized_keys go together")
+            if self.curve_secret_key is not None and not Path(self.curve_secret_key).is_file():
+                raise ValueError(f"curve_secret_key: no such file: {self.curve_secret_key}")
+            if self.curve_authorized_keys is not None and not Path(self.curve_authorized_keys).is_dir():
+                raise ValueError(f"curve_authorized_keys: no such folder: {self.curve_authorized_keys}")
+            return self
 
     config: Config
     events_sent: int = 0
@@ -62,9 +84,13 @@ class ZmqEventsSink(Sink):
         Raises:
             VidaffectError: the endpoint cannot be bound (address in use, malformed endpoint).
         """
-        self.sock = zmq.Context.instance().socket(zmq.PUB)
+        ctx = zmq.Context.instance()
+        self.sock = ctx.socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, self.config.hwm)
         self.sock.setsockopt(zmq.LINGER, self.config.linger_ms)
+        self.auth = None
+        if self.config.curve_secret_key is not None:
+            self._enable_curve(ctx)
         try:
             self.sock.bind(self.config.endpoint)
         except zmq.ZMQError as exc:
@@ -73,6 +99,26 @@ class ZmqEventsSink(Sink):
             raise VidaffectError(f"zmq_events sink: cannot bind {self.config.endpoint}: {exc}") from None
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.events_sent = 0
+
+    def _enable_curve(self, ctx: zmq.Context) -> None:
+        """CurveZMQ server with a ZAP handler that admits only the authorized public keys."""
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+
+        try:
+            public, secret = zmq.auth.load_certificate(str(self.config.curve_secret_key))
+        except (OSError, ValueError) as exc:
+            self.sock.close(0)
+            raise VidaffectError(f"zmq_events sink: cannot read curve key: {exc}") from None
+        if secret is None:
+            self.sock.close(0)
+            raise VidaffectError(f"zmq_events sink: {self.config.curve_secret_key} holds no secret key")
+        self.auth = ThreadAuthenticator(ctx)
+        self.auth.start()
+        self.auth.configure_curve(domain="*", location=str(self.config.curve_authorized_keys))
+        self.sock.curve_secretkey = secret
+        self.sock.curve_publickey = public
+        self.sock.curve_server = True
 
     def write(self, frame: Frame) -> None:
         """Publish ``[stream id, event JSON]`` for the frame and each of its label changes;
@@ -95,3 +141,5 @@ class ZmqEventsSink(Sink):
         sock = getattr(self, "sock", None)
         if sock is not None:
             sock.close(self.config.linger_ms)
+        if getattr(self, "auth", None) is not None:
+            self.auth.stop()
