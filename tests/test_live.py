@@ -23,7 +23,7 @@ def test_slow_pipeline_drops_oldest_and_latency_stays_bounded(tmp_path: Path) ->
     cfg.write_text(json.dumps({
         "pipeline": {"metrics_file": str(metrics)},
         "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100},  # 4 s at 25 fps
-        "sinks": [{"type": "slow", "delay_s": 0.1}, {"type": "record", "path": str(tmp_path / "r.txt")}],
+        "sinks": [{"type": "slow", "delay_s": 0.1}],
     }))
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -34,6 +34,31 @@ def test_slow_pipeline_drops_oldest_and_latency_stays_bounded(tmp_path: Path) ->
     assert source["frames_out"] + source["dropped"] == 100
     assert slow["frames_out"] == source["frames_out"]  # what was sent was delivered
     assert slow["latency_p95_ms"] < 2000  # a few frames of queue (high-water marks), not the 4 s clip
+
+
+@NEEDS_DATA
+def test_slow_sink_does_not_hold_up_the_other_sinks(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    record = tmp_path / "r.txt"
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(json.dumps({
+        "pipeline": {"metrics_file": str(metrics)},
+        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100},  # 4 s at 25 fps
+        "detector": {"type": "haar"},
+        "sinks": [{"type": "slow", "delay_s": 1.0}, {"type": "record", "path": str(record)}],
+    }))
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    stages = json.loads(metrics.read_text())
+    source, det = stages["source"], stages["detector"]
+    slow, rec = stages["sink-0-slow"], stages["sink-1-record"]
+    assert rec["frames_out"] >= 0.8 * source["frames_out"]  # the fast sink kept up
+    assert slow["frames_out"] < rec["frames_out"]  # the slow one (1 fps) missed frames
+    assert slow["frames_out"] + slow["lost"] == det["frames_out"]  # ... each one counted
+    assert det["skipped"] == slow["lost"] > 0
+    assert rec["frames_out"] + rec["lost"] == det["frames_out"]
+    seqs = [int(line.split()[1]) for line in record.read_text().splitlines()[:-1]]
+    assert seqs == sorted(set(seqs))
 
 
 @NEEDS_DATA

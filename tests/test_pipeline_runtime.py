@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -207,3 +208,61 @@ def test_dead_camera_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "stage source failed: SourceError: webcam source: cannot open camera 7" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _stage_pid(supervisor_pid: int, endpoint_name: str) -> int | None:
+    """The child of the supervisor that bound the ipc socket ``<endpoint_name>.sock``."""
+    import psutil
+
+    for child in psutil.Process(supervisor_pid).children():
+        try:
+            if any(str(c.laddr).endswith(f"{endpoint_name}.sock") for c in child.net_connections(kind="unix")):
+                return child.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def _run_and_kill_detector(tmp_path: Path, on_error: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    record, metrics = tmp_path / "r.txt", tmp_path / "m.json"
+    cfg = write(tmp_path, {
+        "pipeline": {"metrics_file": str(metrics)},
+        "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
+        "detector": {"type": "haar", "on_error": on_error},
+        "sinks": [{"type": "record", "path": str(record)}],
+    })
+    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (record.exists() and record.read_text().count("\n") > 40):
+        time.sleep(0.05)
+    pid = _stage_pid(proc.pid, "detector-0")
+    assert pid is not None, "detector process not found"
+    os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=180)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), record, metrics
+
+
+@NEEDS_DATA
+def test_sigkilled_stage_is_restarted_and_every_frame_accounted_for(tmp_path: Path) -> None:
+    proc, record, metrics = _run_and_kill_detector(tmp_path, "restart")
+    assert proc.returncode == 0, proc.stderr
+    assert "stage detector failed: process exited with code -9" in proc.stderr
+    lines = record.read_text().splitlines()
+    assert lines[-1].endswith("EOS")
+    seqs = [int(line.split()[1]) for line in lines[:-1]]
+    assert seqs == sorted(set(seqs)) and seqs[-1] > 300  # in order, and the run went on
+    stages = json.loads(metrics.read_text())
+    sent = stages["source"]["frames_out"]
+    lost = stages["sink-0-record"]["lost"]
+    assert sent == 354 and len(seqs) + lost == sent  # delivered or counted as lost, never missing
+
+
+@NEEDS_DATA
+def test_sigkilled_stage_with_stop_policy_stops_cleanly(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    proc, record, _ = _run_and_kill_detector(tmp_path, "stop")
+    assert proc.returncode == 1
+    assert "stage detector failed: process exited with code -9" in proc.stderr
+    assert time.monotonic() - t0 < 120  # shutdown never hangs
+    assert record.exists()

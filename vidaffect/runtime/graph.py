@@ -48,6 +48,15 @@ def is_live(config: PipelineConfig) -> bool:
     return any(reg.get("source", s.options.type).is_live(s.plugin) for s in config.sources)
 
 
+def _upstream_workers(config: PipelineConfig, stage: StageConfig) -> int:
+    """Workers of the stage feeding ``stage`` (1 for the first stage after the sources)."""
+    chain = [s for s in (config.detector, config.classifier) if s]
+    if stage.kind == "sink":
+        return chain[-1].options.workers if chain else 1
+    i = chain.index(stage) if stage in chain else 0
+    return chain[i - 1].options.workers if i > 0 else 1
+
+
 def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control: str,
                 report: str) -> list[WorkerSpec]:
     """One :class:`WorkerSpec` per process, in flow order (sources first).
@@ -86,10 +95,18 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
                 "batch": stage.options.batch,
                 "input": inputs[stage.name][w] if stage.name in inputs else None,
                 "outputs": [inputs[d.name] for d in downstream],
+                # live: a busy sink misses frames instead of holding up the other sinks
+                "outputs_drop": [live and d.kind == "sink" and len(downstream) > 1 for d in downstream],
+                # a sink's own queue absorbs its jitter (it holds up nobody: see outputs_drop)
+                "outputs_hwm": [engine.hwm if d.kind == "sink" or not live else min(engine.hwm, LIVE_HWM)
+                                for d in downstream],
                 "sticky": stage.kind == "source" and tracking is not None,
                 "producers": producers, "ordered": stage.options.workers == 1,
-                "reorder_window": engine.reorder_window, "live": live,
-                "hwm": min(engine.hwm, LIVE_HWM) if live else engine.hwm,
+                # one in-order producer (per stream): a gap is a skipped frame, never late
+                "reorder_window": 0 if live and producers == 1 and _upstream_workers(config, stage) == 1
+                else engine.reorder_window,
+                "live": live,
+                "hwm": min(engine.hwm, LIVE_HWM) if live and stage.kind != "sink" else engine.hwm,
                 "streams": streams, "stream_id": stage.options.stream,
                 "tracking": tracking if stage.kind in ("detector", "sink") else None,
                 "control": control, "report": report,

@@ -20,6 +20,8 @@ class StageMetrics:
         frames_in / frames_out: frames received / passed on (or written, for sinks).
         dropped: frames a live source discarded because downstream was busy (drop-oldest).
         malformed: messages that failed to decode (dropped and counted).
+        skipped: frames not handed to a busy sink of a live pipeline (that sink counts them
+            as ``lost``), so the other sinks kept up.
         lost: frames missing after reordering (a crashed worker's frames in flight).
         faces: faces seen in frames passed on.
         reconnects, gap_s: stream reconnects of a source and the seconds without frames.
@@ -34,6 +36,7 @@ class StageMetrics:
     frames_out: int = 0
     dropped: int = 0
     malformed: int = 0
+    skipped: int = 0
     lost: int = 0
     faces: int = 0
     detected: int = 0
@@ -57,7 +60,7 @@ class StageMetrics:
         pct = (lambda q: round(float(np.percentile(lat, q)), 2)) if lat is not None else (lambda q: None)
         return {
             "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
-            "malformed": self.malformed, "lost": self.lost, "faces": self.faces,
+            "malformed": self.malformed, "skipped": self.skipped, "lost": self.lost, "faces": self.faces,
             "detected": self.detected, "reconnects": self.reconnects, "gap_s": round(self.gap_s, 3),
             "busy_s": round(self.busy_s, 3), "wall_s": round(time.perf_counter() - self.started, 3),
             "cpu_s": round(time.process_time() - self.cpu_started, 3),

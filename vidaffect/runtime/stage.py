@@ -84,9 +84,12 @@ class StageContext:
         self._last_report = 0.0
         buf = None if spec.get("live") else SOCKET_BUFFER_BYTES
         self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"], buf) if spec.get("input") else None
+        drops = spec.get("outputs_drop") or [False] * len(spec["outputs"])
+        hwms = spec.get("outputs_hwm") or [spec["hwm"]] * len(spec["outputs"])
         self.outputs = [
-            Fanout([push_socket(self.ctx, ep, spec["hwm"], buf) for ep in group], self.should_abort)
-            for group in spec["outputs"]
+            Fanout([push_socket(self.ctx, ep, hwm, buf) for ep in group], self.should_abort,
+                   drop_when_full=drop)
+            for group, drop, hwm in zip(spec["outputs"], drops, hwms)
         ]
 
     def send_report(self, kind: str, **fields: Any) -> None:
@@ -98,6 +101,7 @@ class StageContext:
         now = time.monotonic()
         if force or now - self._last_report >= REPORT_EVERY_S:
             self._last_report = now
+            self.metrics.skipped = sum(out.skipped for out in self.outputs)
             self.send_report("metrics", metrics=self.metrics.snapshot())
 
     def poll_control(self) -> None:

@@ -106,12 +106,17 @@ class Fanout:
 
     ``send`` gives a message to the first writable worker in round-robin order, waiting while
     all are full (backpressure) and calling ``should_abort`` every ``poll_ms`` so a stop
-    request is never blocked by a stuck consumer. ``broadcast`` sends to every worker (EOS).
+    request is never blocked by a stuck consumer. With ``drop_when_full`` (a sink of a live
+    pipeline with other sinks beside it) a full queue means the frame is skipped for that
+    consumer and counted in ``skipped``, so one slow sink never holds up the others.
+    ``broadcast`` sends to every worker (EOS) and always waits.
     """
 
     def __init__(self, sockets: list[zmq.Socket], should_abort: Callable[[], bool],
-                 poll_ms: int = 100) -> None:
+                 poll_ms: int = 100, drop_when_full: bool = False) -> None:
         self.sockets, self.should_abort, self.poll_ms = sockets, should_abort, poll_ms
+        self.drop_when_full = drop_when_full
+        self.skipped = 0  # frames not sent because every worker's queue was full
         self._next = 0
         self.poller = zmq.Poller()
         for s in sockets:
@@ -133,6 +138,15 @@ class Fanout:
         per-stream state such as its face tracker); else to the next writable worker.
         """
         n = len(self.sockets)
+        if self.drop_when_full:
+            targets = [self.sockets[key % n]] if key is not None else self.sockets
+            ready = dict(self.poller.poll(0))
+            writable = [s for s in targets if ready.get(s, 0) & zmq.POLLOUT]
+            if not writable:
+                self.skipped += 1
+                return True
+            send_parts(writable[0], parts)
+            return True
         if key is not None:
             sock = self._wait_writable([self.sockets[key % n]])
             if sock is None:
