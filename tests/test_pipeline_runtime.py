@@ -266,3 +266,85 @@ def test_sigkilled_stage_with_stop_policy_stops_cleanly(tmp_path: Path) -> None:
     assert "stage detector failed: process exited with code -9" in proc.stderr
     assert time.monotonic() - t0 < 120  # shutdown never hangs
     assert record.exists()
+
+
+@NEEDS_DATA
+def test_truncated_video_is_a_clear_error(tmp_path: Path) -> None:
+    clip = DATA / "videos" / "liveportrait_d3.mp4"
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # index (moov) at the end is gone
+    cfg = write(tmp_path, {"source": {"type": "video", "uri": str(cut)},
+                           "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}]})
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
+    assert proc.returncode == 1
+    assert f"cannot open {cut}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) to fake a full disk")
+@NEEDS_DATA
+def test_full_disk_is_a_clear_error_and_the_video_is_finalised(tmp_path: Path) -> None:
+    video = tmp_path / "v.mp4"
+    cfg = write(tmp_path, {
+        "source": {"type": "video", "uri": str(CLIP)},
+        "sinks": [{"type": "video", "path": str(video)}, {"type": "jsonl", "path": "/dev/full"}],
+    })
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
+    assert proc.returncode == 1
+    assert "jsonl sink: cannot write /dev/full: No space left on device" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert video_frames(video)[0] >= 1  # the other sink's file is still playable
+
+
+@NEEDS_DATA
+def test_garbage_on_every_socket_is_dropped_and_counted(tmp_path: Path) -> None:
+    import msgpack
+    import psutil
+    import zmq
+
+    record, metrics = tmp_path / "r.txt", tmp_path / "m.json"
+    cfg = write(tmp_path, {
+        "pipeline": {"metrics_file": str(metrics)},
+        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 150},
+        "detector": {"type": "haar"},
+        "sinks": [{"type": "record", "path": str(record)}],
+    })
+    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (record.exists() and record.read_text().count("\n") > 10):
+        time.sleep(0.1)
+    sup = psutil.Process(proc.pid)
+    paths = {str(c.laddr) for p in [sup, *sup.children()] for c in p.net_connections(kind="unix")
+             if str(c.laddr).endswith(".sock")}
+    assert any(p.endswith("detector-0.sock") for p in paths) and any(p.endswith("report.sock") for p in paths)
+    garbage = [
+        [b"not msgpack at all"],
+        [msgpack.packb({"v": 1, "kind": "frame", "stream": "cam0", "seq": "x"})],
+        [msgpack.packb({"v": 99, "kind": "frame"}), b"\x00" * 10],
+        [msgpack.packb({"v": 1, "kind": "frame", "stream": "cam0", "seq": 5, "ts_ns": 0, "pts_ms": None,
+                        "bufs": [{"dtype": "uint8", "shape": [4000, 4000, 3]}], "meta": {}}), b"\x00" * 12],
+        [b"\xff" * 100000],
+        [msgpack.packb([1, 2, 3])],
+    ]
+    ctx = zmq.Context()
+    for path in sorted(paths):
+        sock = ctx.socket(zmq.PUSH)
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.SNDTIMEO, 1000)
+        sock.connect(f"ipc://{path}")
+        for parts in garbage:
+            try:
+                sock.send_multipart(parts)
+            except zmq.Again:  # not a PULL socket (e.g. the control PUB): nothing to inject
+                break
+        sock.close()
+    ctx.term()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    lines = record.read_text().splitlines()
+    assert lines[-1].endswith("EOS")
+    seqs = [int(line.split()[1]) for line in lines[:-1]]
+    assert seqs == sorted(set(seqs))
+    stages = json.loads(metrics.read_text())
+    assert stages["detector"]["malformed"] >= len(garbage)
+    assert stages["sink-0-record"]["malformed"] >= len(garbage)

@@ -59,19 +59,30 @@ class JsonlSink(Sink):
         self._lines([build_frame_event(frame)] + frame_side_events(frame))
 
     def _lines(self, events: list[dict[str, Any]]) -> None:
-        for event in events:
-            self.file.write(encode_event(event) + b"\n")
-            self.lines += 1
-            if self.lines % self.config.flush_every == 0:
-                self.file.flush()
+        """Append events; a failing write (disk full, I/O error) stops the pipeline with a
+        :class:`VidaffectError` naming the file."""
+        try:
+            for event in events:
+                self.file.write(encode_event(event) + b"\n")
+                self.lines += 1
+                if self.lines % self.config.flush_every == 0:
+                    self.file.flush()
+        except OSError as exc:
+            raise VidaffectError(f"jsonl sink: cannot write {self.file.name}: {exc.strerror}") from None
 
     def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
         """Write the change events ending open tracks, and flush."""
         self._lines(stream_end_change_events(stream, info))
-        self.file.flush()
+        try:
+            self.file.flush()
+        except OSError as exc:
+            raise VidaffectError(f"jsonl sink: cannot write {self.file.name}: {exc.strerror}") from None
 
     def close(self) -> None:
         """Flush and close the file."""
         file = getattr(self, "file", None)
         if file is not None and not file.closed:
-            file.close()
+            try:
+                file.close()
+            except OSError:  # already reported by the write that failed
+                pass
