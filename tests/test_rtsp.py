@@ -99,7 +99,7 @@ def test_pipeline_on_a_real_rtsp_stream(tmp_path: Path, rtsp_server: RtspServer)
     assert source["frames_in"] == 240
     assert source["frames_out"] + source["dropped"] == 240  # every captured frame accounted for
     assert len(frames) == source["frames_out"] >= 10  # a busy machine drops more, never queues
-    assert sum(bool(e["faces"]) for e in frames) >= 0.9 * len(frames)
+    assert sum(bool(e["faces"]) for e in frames) >= 0.75 * len(frames)
     assert {f["frame_size"] == [512, 512] for f in frames} == {True}
 
 
