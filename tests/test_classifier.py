@@ -41,6 +41,19 @@ def test_shipped_default_model_resolves() -> None:
     assert resolve_checkpoint("default") == shipped_models()["resnet18"]
 
 
+@pytest.mark.parametrize("name", sorted(shipped_models()))
+def test_every_shipped_model_loads_and_classifies(name: str) -> None:
+    from vidaffect.models.meta import read_meta
+    from vidaffect_plugins.classifiers.fer import FERClassifier
+
+    meta = read_meta(shipped_models()[name])
+    assert meta.arch == name and meta.metrics["test_top1"] > 0.5 and meta.metrics["test_data"] == "fer2013/test"
+    clf = FERClassifier(FERClassifier.Config(checkpoint=name))
+    clf.open()
+    probs = clf.predict([np.random.default_rng(0).integers(0, 256, (80, 80, 3), np.uint8)])
+    assert probs.shape == (1, 7) and abs(float(probs.sum()) - 1) < 1e-4
+
+
 def test_missing_and_incompatible_checkpoints_fail_at_config(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="neither a shipped model"):
         FERClassifier.Config(checkpoint=str(tmp_path / "none.safetensors"))
