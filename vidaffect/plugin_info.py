@@ -41,8 +41,10 @@ def format_plugins(info: dict[str, list[dict[str, Any]]]) -> str:
         lines.append(f"{kind}s:")
         for row in rows:
             lines.append(f"  {row['name']:<12} {row['summary']}  [{row['package']}]")
+            name_w = max((len(o["name"]) for o in row["options"]), default=0)
+            type_w = max((len(o["type"]) for o in row["options"]), default=0)
             for opt in row["options"]:
                 default = "required" if opt["required"] else f"default {opt['default']!r}"
-                lines.append(f"      {opt['name']:<16} {opt['type']:<22} {default}. {opt['description']}")
+                lines.append(f"      {opt['name']:<{name_w}}  {opt['type']:<{type_w}}  {default}. {opt['description']}")
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -48,6 +48,12 @@ def is_live(config: PipelineConfig) -> bool:
     return any(reg.get("source", s.options.type).is_live(s.plugin) for s in config.sources)
 
 
+def _hwm(engine_hwm: int, live: bool, isolated_sink: bool) -> int:
+    """High-water mark of a hop: one frame in live pipelines, except into a sink that is
+    isolated from the others (its own queue absorbs its jitter; it holds up nobody)."""
+    return engine_hwm if not live or isolated_sink else min(engine_hwm, LIVE_HWM)
+
+
 def _upstream_workers(config: PipelineConfig, stage: StageConfig) -> int:
     """Workers of the stage feeding ``stage`` (1 for the first stage after the sources)."""
     chain = [s for s in (config.detector, config.classifier) if s]
@@ -75,6 +81,8 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
     tracking = config.tracking.model_dump() if config.tracking else None
     first = [chain[0]] if chain else list(config.sinks)
     live = is_live(config)
+    # live with several sinks: a busy sink misses frames instead of holding up the others
+    isolated = live and len(config.sinks) > 1
     specs: list[WorkerSpec] = []
     stages = config.sources + chain + config.sinks
     for stage in stages:
@@ -96,17 +104,15 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
                 "input": inputs[stage.name][w] if stage.name in inputs else None,
                 "outputs": [inputs[d.name] for d in downstream],
                 # live: a busy sink misses frames instead of holding up the other sinks
-                "outputs_drop": [live and d.kind == "sink" and len(downstream) > 1 for d in downstream],
-                # a sink's own queue absorbs its jitter (it holds up nobody: see outputs_drop)
-                "outputs_hwm": [engine.hwm if d.kind == "sink" or not live else min(engine.hwm, LIVE_HWM)
-                                for d in downstream],
+                "outputs_drop": [isolated and d.kind == "sink" for d in downstream],
+                "outputs_hwm": [_hwm(engine.hwm, live, isolated and d.kind == "sink") for d in downstream],
                 "sticky": stage.kind == "source" and tracking is not None,
                 "producers": producers, "ordered": stage.options.workers == 1,
                 # one in-order producer (per stream): a gap is a skipped frame, never late
                 "reorder_window": 0 if live and producers == 1 and _upstream_workers(config, stage) == 1
                 else engine.reorder_window,
                 "live": live,
-                "hwm": min(engine.hwm, LIVE_HWM) if live and stage.kind != "sink" else engine.hwm,
+                "hwm": _hwm(engine.hwm, live, isolated and stage.kind == "sink"),
                 "streams": streams, "stream_id": stage.options.stream,
                 "tracking": tracking if stage.kind in ("detector", "sink") else None,
                 "control": control, "report": report,
