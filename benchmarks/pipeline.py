@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from benchmarks.common import (
     ResourceSampler,
@@ -211,5 +210,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

@@ -13,6 +13,7 @@ Every source emits uint8 ``(H, W, 3)`` BGR frames. Options shared by all:
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Literal
@@ -276,8 +277,6 @@ class StreamSource(_CaptureSource):
         return "|".join(opts)
 
     def _open_capture(self) -> cv2.VideoCapture:
-        import os
-
         os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = self.ffmpeg_options()  # read by this open
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.config.open_timeout_ms,
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.config.read_timeout_ms]

@@ -90,6 +90,17 @@ def _face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any
     return out
 
 
+def _envelope(kind: str, stream: str, seq: int, ts_capture_ns: int, pts_ms: float | None,
+              now_ns: int | None) -> dict[str, Any]:
+    """The keys every event type starts with."""
+    return {
+        "schema": EVENT_SCHEMA_NAME, "version": EVENT_VERSION, "type": kind,
+        "stream": str(stream), "seq": int(seq), "ts_capture_ns": int(ts_capture_ns),
+        "ts_event_ns": time.time_ns() if now_ns is None else int(now_ns),
+        "pts_ms": None if pts_ms is None else float(pts_ms),
+    }
+
+
 def build_change_event(stream: str, seq: int, change: dict[str, Any], ts_capture_ns: int,
                        pts_ms: float | None = None, now_ns: int | None = None) -> dict[str, Any]:
     """The ``"change"`` event of one entry of ``frame.meta["changes"]``
@@ -103,10 +114,7 @@ def build_change_event(stream: str, seq: int, change: dict[str, Any], ts_capture
     """
     score = change.get("score")
     return {
-        "schema": EVENT_SCHEMA_NAME, "version": EVENT_VERSION, "type": "change",
-        "stream": str(stream), "seq": int(seq), "ts_capture_ns": int(ts_capture_ns),
-        "ts_event_ns": time.time_ns() if now_ns is None else int(now_ns),
-        "pts_ms": None if pts_ms is None else float(pts_ms),
+        **_envelope("change", stream, seq, ts_capture_ns, pts_ms, now_ns),
         "track_id": int(change["track_id"]), "from": change.get("from"), "to": change.get("to"),
         "score": None if score is None else _num(score, _PROB_DIGITS),
     }
@@ -117,10 +125,7 @@ def build_gap_event(frame: Frame, now_ns: int | None = None) -> dict[str, Any]:
     (``frame.meta["gap"]``: ``gap_s`` seconds without frames, ``attempts``, ``reconnects``)."""
     gap = frame.meta["gap"]
     return {
-        "schema": EVENT_SCHEMA_NAME, "version": EVENT_VERSION, "type": "gap",
-        "stream": str(frame.stream), "seq": int(frame.seq), "ts_capture_ns": int(frame.ts_ns),
-        "ts_event_ns": time.time_ns() if now_ns is None else int(now_ns),
-        "pts_ms": None if frame.pts_ms is None else float(frame.pts_ms),
+        **_envelope("gap", frame.stream, frame.seq, frame.ts_ns, frame.pts_ms, now_ns),
         "gap_s": float(gap.get("gap_s", 0.0)), "attempts": int(gap.get("attempts", 0)),
         "reconnects": int(gap.get("reconnects", 0)),
     }
@@ -161,14 +166,7 @@ def build_frame_event(frame: Frame, now_ns: int | None = None) -> dict[str, Any]
     labels = None if labels is None else [str(lab) for lab in labels]
     width, height = frame.size
     return {
-        "schema": EVENT_SCHEMA_NAME,
-        "version": EVENT_VERSION,
-        "type": "frame",
-        "stream": str(frame.stream),
-        "seq": int(frame.seq),
-        "ts_capture_ns": int(frame.ts_ns),
-        "ts_event_ns": time.time_ns() if now_ns is None else int(now_ns),
-        "pts_ms": None if frame.pts_ms is None else float(frame.pts_ms),
+        **_envelope("frame", frame.stream, frame.seq, frame.ts_ns, frame.pts_ms, now_ns),
         "frame_size": [width, height],
         "labels": labels,
         "faces": [_face_event(face, labels) for face in meta.get("faces", [])],

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import supervision as sv
+from trackers import ByteTrackTracker
 
 from vidaffect.frames import Detections, Frame
 
@@ -52,7 +54,7 @@ class StreamTracker:
     def __init__(self, settings: dict[str, Any], fps: float) -> None:
         self.settings = settings
         self.fps = float(fps) if fps and fps > 0 else 30.0
-        self._tracker: Any = None
+        self._tracker: ByteTrackTracker | None = None
         self._last_t: float | None = None
         self._since_detect = 0
         self._uncertain = True
@@ -60,9 +62,7 @@ class StreamTracker:
         self._visible: set[int] = set()
         self.detections_run = 0
 
-    def _new_tracker(self) -> Any:
-        from trackers import ByteTrackTracker
-
+    def _new_tracker(self) -> ByteTrackTracker:
         s = self.settings
         return ByteTrackTracker(
             lost_track_buffer=max(1, round(float(s["lost_after_s"]) * 30)),  # in 30 fps frames
@@ -76,11 +76,14 @@ class StreamTracker:
         """Seconds: the frame's position in a file, else its capture time."""
         return frame.pts_ms / 1000.0 if frame.pts_ms is not None else frame.ts_ns / 1e9
 
+    def _starting(self, t: float) -> bool:
+        """No tracker yet, or time went back (a looping file restarted): begin afresh."""
+        return self._tracker is None or (self._last_t is not None and t < self._last_t)
+
     def needs_detection(self, frame: Frame) -> bool:
         """Whether the detector must run on ``frame`` (call once per frame, in order)."""
-        t = self.frame_time(frame)
-        if self._tracker is None or (self._last_t is not None and t < self._last_t):
-            return True  # start, or a looping file restarted: begin afresh
+        if self._starting(self.frame_time(frame)):
+            return True
         return self._uncertain or self._since_detect + 1 >= int(self.settings["detect_every"])
 
     def update(self, frame: Frame, detections: Detections | None) -> list[int]:
@@ -91,11 +94,9 @@ class StreamTracker:
         ``track_id`` (int, or None for a face whose track is not confirmed yet) and
         ``tracked`` (True for a predicted box, False for a detected one).
         """
-        import supervision as sv
-
         t = self.frame_time(frame)
         ended: list[int] = []
-        if self._tracker is None or (self._last_t is not None and t < self._last_t):
+        if self._starting(t):
             ended = sorted(self._tracks)
             self._tracker, self._tracks, self._visible = self._new_tracker(), {}, set()
             if detections is None:
@@ -162,13 +163,6 @@ class StreamTracker:
             face["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in pts]
         return face
 
-    def end_all(self) -> list[int]:
-        """Ids of every live track (the stream has ended)."""
-        ended = sorted(self._tracks)
-        self._tracks.clear()
-        self._visible.clear()
-        return ended
-
 
 def _outside(box: np.ndarray, width: int, height: int) -> float:
     """Fraction of the box's area outside the ``width`` x ``height`` frame."""
@@ -187,8 +181,6 @@ class Tracking:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings
         self.streams: dict[str, StreamTracker] = {}
-        import supervision  # noqa: F401  (imported now, at stage start-up, not on the first frame)
-        import trackers  # noqa: F401
 
     def tracker(self, frame: Frame) -> StreamTracker:
         st = self.streams.get(frame.stream)

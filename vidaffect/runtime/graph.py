@@ -54,15 +54,6 @@ def _hwm(engine_hwm: int, live: bool, isolated_sink: bool) -> int:
     return engine_hwm if not live or isolated_sink else min(engine_hwm, LIVE_HWM)
 
 
-def _upstream_workers(config: PipelineConfig, stage: StageConfig) -> int:
-    """Workers of the stage feeding ``stage`` (1 for the first stage after the sources)."""
-    chain = [s for s in (config.detector, config.classifier) if s]
-    if stage.kind == "sink":
-        return chain[-1].options.workers if chain else 1
-    i = chain.index(stage) if stage in chain else 0
-    return chain[i - 1].options.workers if i > 0 else 1
-
-
 def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control: str,
                 report: str) -> list[WorkerSpec]:
     """One :class:`WorkerSpec` per process, in flow order (sources first).
@@ -109,8 +100,7 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
                 "sticky": stage.kind == "source" and tracking is not None,
                 "producers": producers, "ordered": stage.options.workers == 1,
                 # one in-order producer (per stream): a gap is a skipped frame, never late
-                "reorder_window": 0 if live and producers == 1 and _upstream_workers(config, stage) == 1
-                else engine.reorder_window,
+                "reorder_window": 0 if live and producers == 1 else engine.reorder_window,
                 "live": live,
                 "hwm": _hwm(engine.hwm, live, isolated and stage.kind == "sink"),
                 "streams": streams, "stream_id": stage.options.stream,

@@ -111,8 +111,7 @@ class Supervisor:
             w.ready = True
             if "source_info" in msg:
                 result.sources_info[w.ws.spec["stream_id"]] = msg["source_info"]
-                result.source_info = result.sources_info[self.config.streams[0]] \
-                    if self.config.streams[0] in result.sources_info else msg["source_info"]
+                result.source_info = result.sources_info.get(self.config.streams[0], msg["source_info"])
         elif kind == "error":
             self._failure(w, msg.get("error", "error"), msg.get("traceback", ""))
         elif kind == "done":
