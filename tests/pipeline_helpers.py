@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,45 @@ def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(vidaffect_cmd(*args), capture_output=True, text=True, timeout=timeout,
                           cwd=REPO, env=full_env)
+
+
+def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
+    """Write a pipeline mapping to ``tmp_path/p.yaml`` (JSON is YAML) and return the path."""
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def start_run(cfg: Path) -> subprocess.Popen[str]:
+    """``vidaffect run CFG --no-status`` in the background, output captured."""
+    return subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120, every: float = 0.05) -> None:
+    """Poll ``predicate`` until it holds.
+
+    Raises:
+        AssertionError: it did not hold within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def line_count(path: Path) -> int:
+    """Lines in ``path`` so far (0 when it does not exist yet)."""
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+def video_fps(path: Path) -> float:
+    cap = cv2.VideoCapture(str(path))
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    cap.release()
+    return fps
 
 
 def video_frames(path: Path) -> tuple[int, tuple[int, int]]:

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import REPO, run_cli, vidaffect_cmd
+from pipeline_helpers import REPO, run_cli, vidaffect_cmd, write_config
 
 from vidaffect.runtime.transport import free_tcp_port
 
@@ -40,13 +40,12 @@ def test_slow_pipeline_drops_oldest_and_latency_stays_bounded(tmp_path: Path) ->
 def test_slow_sink_does_not_hold_up_the_other_sinks(tmp_path: Path) -> None:
     metrics = tmp_path / "metrics.json"
     record = tmp_path / "r.txt"
-    cfg = tmp_path / "p.yaml"
-    cfg.write_text(json.dumps({
+    cfg = write_config(tmp_path, {
         "pipeline": {"metrics_file": str(metrics)},
         "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100},  # 4 s at 25 fps
         "detector": {"type": "haar"},
         "sinks": [{"type": "slow", "delay_s": 1.0}, {"type": "record", "path": str(record)}],
-    }))
+    })
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 0, proc.stderr
     stages = json.loads(metrics.read_text())
@@ -111,12 +110,11 @@ def test_subscriber_that_stops_reading_never_slows_the_pipeline(tmp_path: Path) 
 
     port = free_tcp_port()
     metrics = tmp_path / "metrics.json"
-    cfg = tmp_path / "p.yaml"
-    cfg.write_text(json.dumps({
+    cfg = write_config(tmp_path, {
         "pipeline": {"metrics_file": str(metrics), "stream_id": "cam0"},
         "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100},
         "sinks": [{"type": "zmq_events", "endpoint": f"tcp://127.0.0.1:{port}", "hwm": 5}],
-    }))
+    })
     stuck = zmq.Context.instance().socket(zmq.SUB)
     stuck.setsockopt(zmq.RCVHWM, 1)
     stuck.setsockopt(zmq.SUBSCRIBE, b"")

@@ -12,18 +12,20 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import REPO, read_events, run_cli, vidaffect_cmd, video_frames
+from pipeline_helpers import (
+    line_count,
+    read_events,
+    run_cli,
+    start_run,
+    video_frames,
+    wait_for,
+    write_config,
+)
 
 from vidaffect.runtime.transport import free_tcp_port
 from vidaffect.subscribe import iter_events
 
 CLIP = DATA / "videos" / "liveportrait_d0.mp4"
-
-
-def write(tmp_path: Path, data: dict) -> Path:
-    path = tmp_path / "p.yaml"
-    path.write_text(json.dumps(data))
-    return path
 
 
 @NEEDS_DATA
@@ -40,7 +42,7 @@ def test_subscriber_started_before_run_receives_events(tmp_path: Path) -> None:
 
     sub = threading.Thread(target=subscribe)
     sub.start()
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "pipeline": {"stream_id": "clip"},
         "source": {"type": "video", "uri": str(CLIP)},
         "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
@@ -60,19 +62,14 @@ def test_subscriber_started_before_run_receives_events(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_sigint_mid_run_leaves_playable_video(tmp_path: Path) -> None:
     out = tmp_path / "cut.mp4"
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
         "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
         "sinks": [{"type": "video", "path": str(out)}, {"type": "record", "path": str(tmp_path / "r.txt")}],
     })
-    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    proc = start_run(cfg)
     record = tmp_path / "r.txt"
-    while time.monotonic() < deadline:
-        if record.exists() and len(record.read_text().splitlines()) >= 15:
-            break
-        time.sleep(0.2)
+    wait_for(lambda: line_count(record) >= 15, "15 frames")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -82,7 +79,7 @@ def test_sigint_mid_run_leaves_playable_video(tmp_path: Path) -> None:
 
 
 def test_bad_yaml_exits_nonzero_naming_key(tmp_path: Path) -> None:
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "source": {"type": "video", "uri": str(CLIP)},
         "detector": {"type": "mtcnn", "min_face_sise": 30},
         "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
@@ -105,7 +102,7 @@ def test_missing_video_exits_nonzero_with_clear_message(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_two_classifier_workers_keep_frame_order(tmp_path: Path) -> None:
     jsonl = tmp_path / "e.jsonl"
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "source": {"type": "video", "uri": str(CLIP)},
         "detector": {"type": "mtcnn", "workers": 2},
         "classifier": {"type": "fer", "workers": 2},
@@ -120,7 +117,7 @@ def test_two_classifier_workers_keep_frame_order(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_crashed_stage_reported_with_traceback_and_pipeline_stops(tmp_path: Path) -> None:
     out = tmp_path / "v.mp4"
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "source": {"type": "video", "uri": str(CLIP)},
         "detector": {"type": "crash_after", "frames": 10},
         "sinks": [{"type": "video", "path": str(out)}],
@@ -138,7 +135,7 @@ def test_crashed_stage_reported_with_traceback_and_pipeline_stops(tmp_path: Path
 @NEEDS_DATA
 def test_restart_policy_restarts_crashed_stage(tmp_path: Path) -> None:
     record = tmp_path / "r.txt"
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "source": {"type": "video", "uri": str(CLIP)},
         "detector": {"type": "crash_after", "frames": 30, "on_error": "restart", "max_restarts": 5},
         "sinks": [{"type": "record", "path": str(record)}],
@@ -155,7 +152,7 @@ def test_restart_policy_restarts_crashed_stage(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_tcp_transport(tmp_path: Path, transport: str) -> None:
     record = tmp_path / "r.txt"
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "pipeline": {"transport": transport},
         "source": {"type": "video", "uri": str(CLIP)},
         "detector": {"type": "haar"},
@@ -177,16 +174,13 @@ def _running(pid: str) -> bool:
 @NEEDS_DATA
 def test_stages_exit_when_supervisor_is_killed(tmp_path: Path) -> None:
     record = tmp_path / "r.txt"
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "source": {"type": "fake_camera", "uri": str(CLIP)},
         "detector": {"type": "haar"},
         "sinks": [{"type": "record", "path": str(record)}],
     })
-    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (record.exists() and record.read_text().count("\n") > 10):
-        time.sleep(0.2)
+    proc = start_run(cfg)
+    wait_for(lambda: line_count(record) > 10, "frames flowing")
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert len(children) >= 3
     proc.kill()
@@ -200,7 +194,7 @@ def test_stages_exit_when_supervisor_is_killed(tmp_path: Path) -> None:
 
 
 def test_dead_camera_is_a_clear_error(tmp_path: Path) -> None:
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "source": {"type": "webcam", "uri": "7"},
         "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
     })
@@ -225,17 +219,14 @@ def _stage_pid(supervisor_pid: int, endpoint_name: str) -> int | None:
 
 def _run_and_kill_detector(tmp_path: Path, on_error: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
     record, metrics = tmp_path / "r.txt", tmp_path / "m.json"
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "pipeline": {"metrics_file": str(metrics)},
         "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
         "detector": {"type": "haar", "on_error": on_error},
         "sinks": [{"type": "record", "path": str(record)}],
     })
-    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (record.exists() and record.read_text().count("\n") > 40):
-        time.sleep(0.05)
+    proc = start_run(cfg)
+    wait_for(lambda: line_count(record) > 40, "frames flowing")
     pid = _stage_pid(proc.pid, "detector-0")
     assert pid is not None, "detector process not found"
     os.kill(pid, signal.SIGKILL)
@@ -273,7 +264,7 @@ def test_truncated_video_is_a_clear_error(tmp_path: Path) -> None:
     clip = DATA / "videos" / "liveportrait_d3.mp4"
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # index (moov) at the end is gone
-    cfg = write(tmp_path, {"source": {"type": "video", "uri": str(cut)},
+    cfg = write_config(tmp_path, {"source": {"type": "video", "uri": str(cut)},
                            "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}]})
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 1
@@ -284,7 +275,7 @@ def test_truncated_video_is_a_clear_error(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_full_disk_is_a_clear_error_and_the_video_is_finalised(tmp_path: Path) -> None:
     video = tmp_path / "v.mp4"
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "source": {"type": "video", "uri": str(CLIP)},
         "sinks": [{"type": "video", "path": str(video)}, {"type": "jsonl", "path": "/dev/full"}],
     })
@@ -302,17 +293,14 @@ def test_garbage_on_every_socket_is_dropped_and_counted(tmp_path: Path) -> None:
     import zmq
 
     record, metrics = tmp_path / "r.txt", tmp_path / "m.json"
-    cfg = write(tmp_path, {
+    cfg = write_config(tmp_path, {
         "pipeline": {"metrics_file": str(metrics)},
         "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 250},  # 10 s at 25 fps
         "detector": {"type": "haar"},
         "sinks": [{"type": "record", "path": str(record)}],
     })
-    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (record.exists() and record.read_text().count("\n") > 3):
-        time.sleep(0.05)
+    proc = start_run(cfg)
+    wait_for(lambda: line_count(record) > 3, "frames flowing")
     sup = psutil.Process(proc.pid)
     paths = {str(c.laddr) for p in [sup, *sup.children()] for c in p.net_connections(kind="unix")
              if str(c.laddr).endswith(".sock")}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import REPO, read_events, run_cli, vidaffect_cmd
+from pipeline_helpers import REPO, read_events, run_cli, start_run, wait_for, write_config
 
 from vidaffect.runtime.transport import free_tcp_port
 
@@ -67,15 +67,6 @@ def rtsp_server() -> Iterator[RtspServer]:
     server.kill()
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def count_lines(path: Path, kind: str) -> int:
     return len(read_events(path, kind)) if path.exists() else 0
 
@@ -84,15 +75,15 @@ def count_lines(path: Path, kind: str) -> int:
 @NEEDS_RTSP
 def test_pipeline_on_a_real_rtsp_stream(tmp_path: Path, rtsp_server: RtspServer) -> None:
     events, metrics = tmp_path / "events.jsonl", tmp_path / "metrics.json"
-    (tmp_path / "p.yaml").write_text(json.dumps({
+    cfg = write_config(tmp_path, {
         "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
         "source": {"type": "stream", "uri": rtsp_server.url, "max_frames": 240},
         "detector": {"type": "mtcnn"},
         "classifier": {"type": "fer"},
         "tracking": {"detect_every": 5},
         "sinks": [{"type": "jsonl", "path": str(events)}],
-    }))
-    proc = run_cli("run", str(tmp_path / "p.yaml"), "--no-status", timeout=300)
+    })
+    proc = run_cli("run", str(cfg), "--no-status", timeout=300)
     assert proc.returncode == 0, proc.stderr
     frames = read_events(events)
     source = json.loads(metrics.read_text())["source"]
@@ -107,23 +98,22 @@ def test_pipeline_on_a_real_rtsp_stream(tmp_path: Path, rtsp_server: RtspServer)
 @NEEDS_RTSP
 def test_source_reconnects_after_the_server_restarts(tmp_path: Path, rtsp_server: RtspServer) -> None:
     events, metrics = tmp_path / "events.jsonl", tmp_path / "metrics.json"
-    (tmp_path / "p.yaml").write_text(json.dumps({
+    cfg = write_config(tmp_path, {
         "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
         "source": {"type": "stream", "uri": rtsp_server.url, "reconnect_backoff_s": 0.2,
                    "reconnect_max_backoff_s": 1.0, "open_timeout_ms": 2000, "read_timeout_ms": 2000},
         "sinks": [{"type": "jsonl", "path": str(events)}],
-    }))
-    run = subprocess.Popen(vidaffect_cmd("run", str(tmp_path / "p.yaml"), "--no-status"), cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    })
+    run = start_run(cfg)
     try:
-        wait_for(lambda: count_lines(events, "frame") >= 30, 120, "frames before the break")
+        wait_for(lambda: count_lines(events, "frame") >= 30, "frames before the break")
         rtsp_server.kill()
         time.sleep(3.0)
         assert run.poll() is None, "the pipeline exited while its source was reconnecting"
         before = count_lines(events, "frame")
         rtsp_server.start()
         wait_for(lambda: count_lines(events, "gap") >= 1 and count_lines(events, "frame") > before + 30,
-                 60, "frames after the reconnect")
+                 "frames after the reconnect", timeout=60)
     finally:
         run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=60)
@@ -139,13 +129,13 @@ def test_source_reconnects_after_the_server_restarts(tmp_path: Path, rtsp_server
 @NEEDS_RTSP
 def test_unreachable_stream_fails_after_its_attempts(tmp_path: Path) -> None:
     url = f"rtsp://127.0.0.1:{free_tcp_port()}/stream"
-    (tmp_path / "p.yaml").write_text(json.dumps({
+    cfg = write_config(tmp_path, {
         "source": {"type": "stream", "uri": url, "open_attempts": 2, "open_timeout_ms": 1000,
                    "reconnect_backoff_s": 0.2},
         "sinks": [{"type": "jsonl", "path": str(tmp_path / "e.jsonl")}],
-    }))
+    })
     t0 = time.monotonic()
-    proc = run_cli("run", str(tmp_path / "p.yaml"), "--no-status", timeout=120)
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 1
     assert url in proc.stderr and "gave up after 2 attempts" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import read_events, run_cli
+from pipeline_helpers import read_events, run_cli, write_config
 
 from vidaffect.frames import Detections, Frame
 from vidaffect.smoothing import Smoother
@@ -145,15 +145,15 @@ def test_untracked_faces_are_not_smoothed() -> None:
 def run_tracked(tmp_path: Path, source: dict, **tracking: object) -> tuple[list[dict], list[dict], dict]:
     out = tmp_path / "events.jsonl"
     metrics = tmp_path / "metrics.json"
-    (tmp_path / "p.yaml").write_text(json.dumps({
+    cfg = write_config(tmp_path, {
         "pipeline": {"metrics_file": str(metrics), "status": False},
         "source": source,
         "detector": {"type": "mtcnn", "max_side": 640},
         "classifier": {"type": "fer"},
         "tracking": {"detect_every": 5, **tracking},
         "sinks": [{"type": "jsonl", "path": str(out)}],
-    }))
-    proc = run_cli("run", str(tmp_path / "p.yaml"), "--no-status")
+    })
+    proc = run_cli("run", str(cfg), "--no-status")
     assert proc.returncode == 0, proc.stderr
     return read_events(out), read_events(out, "change"), json.loads(metrics.read_text())
 
