@@ -230,9 +230,13 @@ class StreamSource(_CaptureSource):
     (seconds without frames, attempts), which the event sinks publish as a ``gap`` event and
     the source stage counts.
 
-    Latency: FFmpeg buffers RTSP input (about 0.7 s at the start of a 30 fps stream here);
-    ``low_delay`` opens it with ``fflags=nobuffer`` instead. It is off by default: against
-    GStreamer's RTSP server it removed the delay but the stream stalled after a few seconds.
+    Latency: by default FFmpeg probes the first ~5 MB or 5 s of a stream to learn its format,
+    which here delayed the first frame by ~0.8 s and every later frame by ~0.23 s.
+    ``low_delay`` (on by default; RTSP only) limits the probe to 32 bytes, the RTSP session description
+    being enough for H.264: first frame ~0.09 s, steady lag ~0.08 s, the same frames
+    bit-exact and in order (``benchmarks/rtsp_latency.py``). A camera whose session
+    description lacks the codec parameters fails to open that way; set ``low_delay: false``.
+    FFmpeg's ``fflags=nobuffer`` is not used: against GStreamer's RTSP server it gave no frame.
     ``rtsp_transport`` is TCP by default (no lost packets, so no smeared frames).
     """
 
@@ -250,8 +254,10 @@ class StreamSource(_CaptureSource):
         reconnect_backoff_s: float = Field(0.5, gt=0, description="first wait before reconnecting")
         reconnect_max_backoff_s: float = Field(10.0, gt=0, description="longest wait between attempts")
         rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP over TCP or UDP")
-        low_delay: bool = Field(False, description="disable FFmpeg's input buffering (lower latency; "
-                                                   "may stall some servers)")
+        low_delay: bool = Field(True, description="skip FFmpeg's stream probing (~0.15 s less lag, "
+                                                  "0.7 s faster start); false if a camera won't open")
+        ffmpeg_options: dict[str, str] = Field(
+            {}, description="extra FFmpeg demuxer options, e.g. {probesize: '32', analyzeduration: '0'}")
 
         @field_validator("uri")
         @classmethod
@@ -272,8 +278,9 @@ class StreamSource(_CaptureSource):
         opts = []
         if self.config.uri.startswith("rtsp"):
             opts.append(f"rtsp_transport;{self.config.rtsp_transport}")
-        if self.config.low_delay:
-            opts.append("fflags;nobuffer")
+            if self.config.low_delay:
+                opts.append("probesize;32")
+        opts += [f"{k};{v}" for k, v in self.config.ffmpeg_options.items()]
         return "|".join(opts)
 
     def _open_capture(self) -> cv2.VideoCapture:
@@ -298,7 +305,8 @@ class StreamSource(_CaptureSource):
                 return super().open()
             except SourceError as exc:
                 last = exc
-        raise SourceError(f"{last} (gave up after {self.config.open_attempts} attempts)")
+        hint = "; if the camera plays elsewhere, try low_delay: false" if self.config.low_delay else ""
+        raise SourceError(f"{last} (gave up after {self.config.open_attempts} attempts{hint})")
 
     def _backoff(self, n: int) -> float:
         return min(self.config.reconnect_backoff_s * 2 ** n, self.config.reconnect_max_backoff_s)

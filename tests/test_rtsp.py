@@ -3,68 +3,30 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import REPO, read_events, run_cli, start_run, wait_for, write_config
+from pipeline_helpers import read_events, run_cli, start_run, wait_for, write_config
 
+from tools.rtsp import INSTALL_HINT, RtspServer, has_gst_rtsp
 from vidaffect.runtime.transport import free_tcp_port
+from vidaffect_plugins.capture import StreamSource
 
 CLIP = DATA / "videos" / "liveportrait_d3.mp4"  # 12 s, 30 fps, H.264
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def _has_gst_rtsp() -> bool:
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
-    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0 \
-        and shutil.which("gst-inspect-1.0") is not None
-
-
 NEEDS_RTSP = pytest.mark.skipif(
-    not _has_gst_rtsp(),
-    reason="needs GStreamer's RTSP server for /usr/bin/python3 (apt-get install python3-gi "
-           "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad "
-           "gstreamer1.0-tools; .ci/run installs them)",
-)
-
-
-class RtspServer:
-    """tools/rtsp_server.py serving a clip on a port of 127.0.0.1; restartable."""
-
-    def __init__(self, clip: Path, port: int) -> None:
-        self.clip, self.port = clip, port
-        self.url = f"rtsp://127.0.0.1:{port}/stream"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [SYSTEM_PYTHON, str(REPO / "tools" / "rtsp_server.py"), str(self.clip), "--port", str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("ready"), f"server did not start: {line} {self.proc.stderr.read()}"
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.communicate(timeout=10)  # reap it and close its pipes
+    not has_gst_rtsp(), reason=f"needs GStreamer's RTSP server for /usr/bin/python3: {INSTALL_HINT}")
 
 
 @pytest.fixture
 def rtsp_server() -> Iterator[RtspServer]:
-    server = RtspServer(CLIP, free_tcp_port())
-    server.start()
-    yield server
-    server.kill()
+    with RtspServer(CLIP, free_tcp_port()) as server:
+        yield server
 
 
 def count_lines(path: Path, kind: str) -> int:
@@ -140,3 +102,21 @@ def test_unreachable_stream_fails_after_its_attempts(tmp_path: Path) -> None:
     assert url in proc.stderr and "gave up after 2 attempts" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - t0 < 60
+
+
+@NEEDS_DATA
+@NEEDS_RTSP
+def test_low_delay_stream_gives_the_clip_frames_exactly_in_order(rtsp_server: RtspServer) -> None:
+    """Skipping FFmpeg's probe (low_delay, the default) must not cost frames or quality."""
+    source = StreamSource(StreamSource.Config(uri=rtsp_server.url))
+    assert "probesize;32" in source.ffmpeg_options()
+    source.open()
+    try:
+        got = [source.read() for _ in range(60)]
+    finally:
+        source.close()
+    cap = cv2.VideoCapture(str(CLIP))
+    expected = [cap.read()[1] for _ in range(60)]
+    cap.release()
+    assert all(item is not None for item in got)
+    assert all(np.array_equal(item[0], ref) for item, ref in zip(got, expected))

@@ -1,0 +1,1 @@
+"""Developer tools that run beside the package (an RTSP test server)."""
