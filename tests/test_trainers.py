@@ -25,7 +25,7 @@ from trainers.fer2013 import evaluate
 from trainers.fer2013.__main__ import main as cli
 from trainers.fer2013.data import FER_LABELS, load, load_csv, load_folder, stratified_split
 from vidaffect.errors import CheckpointError
-from vidaffect.models import create_model, list_models
+from vidaffect.models import create_model, list_models, model_inputs
 from vidaffect.models.checkpoint import (
     CheckpointMeta,
     build_model,
@@ -178,11 +178,21 @@ def test_metrics_match_hand_computed_values() -> None:
 @pytest.mark.parametrize("arch", list_models())
 def test_registered_model_forward(arch: str) -> None:
     torch.manual_seed(0)
-    model = create_model(arch, num_classes=7, in_channels=1).eval()
-    with torch.inference_mode():
-        out = model(torch.randn(2, 1, 48, 48))
-    assert out.shape == (2, 7)
-    assert torch.isfinite(out).all()
+    if model_inputs(arch) == ("image",):
+        model = create_model(arch, num_classes=7, in_channels=1).eval()
+        with torch.inference_mode():
+            out = model(torch.randn(2, 1, 48, 48))
+        assert out.shape == (2, 7)
+        assert torch.isfinite(out).all()
+        return
+    assert model_inputs(arch) == ("body", "context")
+    for backbone in ("alexnet", "resnet18"):
+        model = create_model(arch, num_classes=26, in_channels=3, backbone=backbone).eval()
+        with torch.inference_mode():
+            logits, vad = model(torch.randn(2, 3, 64, 64), torch.randn(2, 3, 96, 128))
+        assert logits.shape == (2, 26) and vad.shape == (2, 3)
+        assert torch.isfinite(logits).all() and torch.isfinite(vad).all()
+        assert ((vad >= 1) & (vad <= 10)).all()  # EMOTIC's 1-10 scale
 
 
 def test_checkpoint_round_trip_fp16(tmp_path: Path) -> None:

@@ -11,81 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from trainers.fer2013.data import FaceSet, load
 from trainers.fer2013.evaluate import evaluate_faces
-from vidaffect.errors import CheckpointError
+from trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
 from vidaffect.models.checkpoint import load_checkpoint
-
-
-def resolve(target: str | Path) -> tuple[str, Path]:
-    """``(display name, checkpoint path)`` for a run folder or a ``.safetensors`` file.
-
-    Raises:
-        CheckpointError: no such file, or a folder without ``best.safetensors``.
-    """
-    path = Path(target)
-    if path.is_dir():
-        ckpt = path / "best.safetensors"
-        if not ckpt.is_file():
-            raise CheckpointError(f"run folder {path} has no best.safetensors")
-        return path.name, ckpt
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    return (path.parent.name if path.stem == "best" else path.stem), path
-
-
-def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of all Conv2d and Linear layers for one input of ``input_shape``.
-
-    Conv2d: ``output elements * in_channels / groups * kernel area``; Linear: ``output
-    elements * in_features``. Other layers (norms, activations, pooling) are not counted.
-    """
-    total = 0
-
-    def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            k = module.kernel_size[0] * module.kernel_size[1]
-            total += output.numel() * (module.in_channels // module.groups) * k
-        elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, nn.Conv2d | nn.Linear)]
-    try:
-        with torch.inference_mode():
-            model.eval()(torch.zeros(input_shape))
-    finally:
-        for h in handles:
-            h.remove()
-    return total
-
-
-def cpu_ms_per_face(
-    model: nn.Module, input_shape: tuple[int, ...], batch: int, repeats: int = 20, warmup: int = 3
-) -> float:
-    """Median wall-clock milliseconds per face of ``model`` on a ``(batch, *input_shape)`` input.
-
-    Uses the current ``torch.get_num_threads()``; run :func:`torch.set_num_threads` first.
-    """
-    x = torch.randn(batch, *input_shape)
-    times = []
-    with torch.inference_mode():
-        model.eval()
-        for i in range(warmup + repeats):
-            t0 = time.perf_counter()
-            model(x)
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times) / batch
 
 
 def profile(target: str | Path, faces: FaceSet | None = None, repeats: int = 20) -> dict[str, Any]:
@@ -96,9 +30,9 @@ def profile(target: str | Path, faces: FaceSet | None = None, repeats: int = 20)
     row: dict[str, Any] = {
         "name": name, "checkpoint": str(ckpt), "arch": meta.arch,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "mmacs": count_macs(model, (1, *shape)) / 1e6,
-        "ms_b1": cpu_ms_per_face(model, shape, 1, repeats),
-        "ms_b32": cpu_ms_per_face(model, shape, 32, max(3, repeats // 4)),
+        "mmacs": count_macs(model, [(1, *shape)]) / 1e6,
+        "ms_b1": cpu_ms_per_item(model, [shape], 1, repeats),
+        "ms_b32": cpu_ms_per_item(model, [shape], 32, max(3, repeats // 4)),
         "val_top1": meta.metrics.get("val_top1"),
         "test_top1": meta.metrics.get("test_top1"),
         "test_macro_f1": meta.metrics.get("test_macro_f1"),
@@ -120,18 +54,6 @@ COLUMNS = [  # (key, header, format)
 ]
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """Plain aligned text: a header line and one line per row; unknown values print as ``-``."""
-    cells = [[h for _, h, _ in COLUMNS]]
-    cells += [[("-" if r.get(k) is None else f.format(r[k])) for k, _, f in COLUMNS] for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-    lines = []
-    for line in cells:  # text columns (name, arch) left-aligned, numbers right-aligned
-        padded = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
-        lines.append("  ".join(padded).rstrip())
-    return "\n".join(lines) + "\n"
-
-
 def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run ``compare``: print the table (or a JSON list with ``--json``); returns the rows."""
     torch.set_num_threads(args.threads)
@@ -140,7 +62,7 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.json:
         print(json.dumps(rows))
     else:
-        print(format_table(rows), end="")
+        print(format_table(rows, COLUMNS), end="")
         print("MMACs: millions of multiply-adds per face (FLOPs ~ 2 x MACs); "
               f"CPU times with {args.threads} thread(s)"
               + (f"; test = {faces.source}" if faces is not None else ""))

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -22,21 +20,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
+from trainers.common import lr_lambda, make_optimizer, parse_arch_options, save_state, seed_everything
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load, stratified_split
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
-
-
-def parse_arch_options(items: list[str]) -> dict[str, Any]:
-    """``["width=32", "stem_stride=1"]`` -> ``{"width": 32, "stem_stride": 1}`` (JSON values)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
@@ -44,14 +31,6 @@ def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
     w = (1.0 / np.maximum(counts, 1)) ** power
     w = w / (w * counts).sum() * counts.sum()
     return torch.tensor(w, dtype=torch.float32)
-
-
-def lr_lambda(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up then cosine decay to zero (Loshchilov & Hutter, SGDR, ICLR 2017)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @torch.inference_mode()
@@ -71,27 +50,10 @@ def predict(model: torch.nn.Module, loader: DataLoader, tta_flip: bool = False) 
     return np.concatenate(out)
 
 
-def _make_optimizer(name: str, model: torch.nn.Module, lr: float, wd: float) -> torch.optim.Optimizer:
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
-    if name == "adam":
-        return torch.optim.AdamW(groups, lr=lr)
-    raise ValueError(f"unknown optimizer {name!r}")
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def train(args: argparse.Namespace) -> Path:
     """Train (or resume) a run; returns the path of ``best.safetensors``."""
     torch.set_num_threads(args.threads)
-    _seed_everything(args.seed)
+    seed_everything(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -138,7 +100,7 @@ def train(args: argparse.Namespace) -> Path:
         },
     )
     model = build_model(meta).to(memory_format=torch.channels_last)
-    optimizer = _make_optimizer(args.optimizer, model, args.lr, args.weight_decay)
+    optimizer = make_optimizer(args.optimizer, model, args.lr, args.weight_decay)
     steps_per_epoch = len(train_loader)
     total = args.epochs * steps_per_epoch
     warmup = min(total // 10, args.warmup_epochs * steps_per_epoch) or 1
@@ -199,16 +161,12 @@ def train(args: argparse.Namespace) -> Path:
             save_checkpoint(out / "best.safetensors", model, meta)
         else:
             bad_epochs += 1
-        torch.save(
-            {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best_acc": best_acc,
-                "bad_epochs": bad_epochs, "history": json.dumps(history),
-                "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(),
-            },
-            out / "last.pt.tmp",
-        )
-        (out / "last.pt.tmp").replace(state_file)
+        save_state(out, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best_acc": best_acc,
+            "bad_epochs": bad_epochs, "history": json.dumps(history),
+            "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(),
+        })
         (out / "history.json").write_text(json.dumps(history, indent=1))
         print(json.dumps(record), flush=True)
         if max_steps and step >= max_steps:

@@ -1,6 +1,6 @@
 """Model architectures (registered by name) and checkpoint IO.
 
-``create_model``, ``list_models`` and ``register_model`` are imported on first use, so
+``create_model``, ``list_models``, ``model_inputs`` and ``register_model`` are imported on first use, so
 importing :mod:`vidaffect.models` (e.g. for :mod:`vidaffect.models.meta`) does not load torch.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["create_model", "list_models", "model_inputs", "register_model"]
 
 
 def __getattr__(name: str) -> Any:

@@ -32,6 +32,10 @@ class CheckpointMeta:
         mean, std: per-channel normalisation applied to pixels scaled to [0, 1].
         arch_kwargs: keyword options passed to the architecture factory.
         task: ``"multiclass"`` (softmax over labels) or ``"multilabel"`` (sigmoid per label).
+        context_size: ``(height, width)`` of the context input of a body + context model
+            (EMOTIC); ``None`` for single-image models.
+        thresholds: multilabel models: per-label probability above which the label counts as
+            present (chosen on validation data); ``None`` otherwise.
         training: free-form description of data, split and schedule.
         metrics: evaluation figures, e.g. ``{"test_top1": 0.71}``.
         code_version: vidaffect version that wrote the file.
@@ -46,6 +50,8 @@ class CheckpointMeta:
     std: list[float]
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     task: str = "multiclass"
+    context_size: tuple[int, int] | None = None
+    thresholds: list[float] | None = None
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     code_version: str = __version__
@@ -58,6 +64,8 @@ class CheckpointMeta:
     def from_json(cls, text: str) -> CheckpointMeta:
         data = json.loads(text)
         data["input_size"] = tuple(data["input_size"])
+        if data.get("context_size") is not None:
+            data["context_size"] = tuple(data["context_size"])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -2,8 +2,9 @@
 
 Architectures live here once and are used by both ``trainers/`` and the classifier plugins.
 A factory takes ``num_classes`` and ``in_channels`` (plus its own keyword options) and
-returns an ``nn.Module`` mapping ``(B, in_channels, H, W)`` float32 to ``(B, num_classes)``
-logits.
+returns an ``nn.Module``. Single-image models (FER) map ``(B, in_channels, H, W)`` float32 to
+``(B, num_classes)`` logits; a model registered with several ``inputs`` (EMOTIC's body and
+context) takes one such tensor per input, in that order, and documents its outputs.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from vidaffect.errors import CheckpointError
 ModelFactory = Callable[..., nn.Module]
 
 _MODELS: dict[str, ModelFactory] = {}
+_INPUTS: dict[str, tuple[str, ...]] = {}
 
 
-def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+def register_model(name: str, inputs: tuple[str, ...] = ("image",)) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator registering an architecture factory under ``name``.
+
+    Args:
+        inputs: names of the tensors ``forward`` takes, in order.
 
     Raises:
         ValueError: ``name`` is already registered (names are unique, never shadowed).
@@ -31,6 +36,7 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
         _MODELS[name] = factory
+        _INPUTS[name] = inputs
         return factory
 
     return decorator
@@ -38,13 +44,25 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
 
 def _load_builtin() -> None:
     """Import the modules that register the built-in architectures (idempotent)."""
-    from vidaffect.models import fer  # noqa: F401
+    from vidaffect.models import emotic, fer  # noqa: F401
 
 
 def list_models() -> list[str]:
     """Names of all registered architectures, sorted."""
     _load_builtin()
     return sorted(_MODELS)
+
+
+def model_inputs(name: str) -> tuple[str, ...]:
+    """Names of the inputs of architecture ``name`` (``("image",)`` for single-image models).
+
+    Raises:
+        CheckpointError: ``name`` is not a registered architecture.
+    """
+    _load_builtin()
+    if name not in _INPUTS:
+        raise CheckpointError(f"unknown architecture {name!r}; registered: {', '.join(list_models())}")
+    return _INPUTS[name]
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 1, **kwargs: Any) -> nn.Module:
