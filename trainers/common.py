@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import random
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +59,56 @@ def save_state(out: Path, state: dict[str, Any]) -> Path:
     torch.save(state, tmp)
     tmp.replace(out / "last.pt")
     return out / "last.pt"
+
+
+def training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, epoch: int,
+                   history: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Everything needed to resume after ``epoch`` (``extra``: best score, epochs without gain)."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
+            "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(), **extra}
+
+
+def restore_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                  scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator) -> dict[str, Any]:
+    """Load ``last.pt`` (``weights_only=True``) into the model, optimiser, schedule and random
+    generators; returns the state with ``history`` decoded, for the epoch and extras."""
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    gen.set_state(state["gen_rng"])
+    state["history"] = json.loads(state["history"])
+    return state
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, weight_decay: float,
+                      warmup_epochs: int, limit_help: str) -> None:
+    """The options every trainer's ``train`` command shares: schedule, optimiser, seed, early
+    stop, threads, smoke-run limits, resume control."""
+    p.add_argument("--out", required=True, help="run folder (checkpoints, history)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="adam",
+                   help="adam: AdamW (decoupled weight decay); sgd: Nesterov momentum 0.9")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=weight_decay)
+    p.add_argument("--warmup-epochs", type=int, default=warmup_epochs)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=0, help="early stop after N epochs without val gain (0: off)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help=limit_help)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N optimizer steps")
+    p.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def print_evaluation(summary: dict[str, Any], report: Path, started: float) -> dict[str, Any]:
+    """An ``evaluate`` command's output: the summary as one JSON line on stdout, where the
+    report went (and how long it took, from ``time.perf_counter()`` at ``started``) on stderr."""
+    print(json.dumps(summary), flush=True)
+    print(f"report: {report} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return summary

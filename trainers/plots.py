@@ -51,12 +51,16 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str | Path) -> P
     return _save(fig, path)
 
 
-def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Loss and top-1 per epoch, train and validation (``history.json`` of a training run).
+def plot_learning_curves(
+    history: Sequence[dict[str, Any]], path: str | Path,
+    metrics: Sequence[tuple[str, str]] = (("loss", "loss"), ("top1", "top-1 accuracy")),
+) -> Path:
+    """One panel per metric, train and validation per epoch (``history.json`` of a run).
 
     Args:
-        history: one dict per epoch with ``epoch`` and any of ``train_loss``, ``val_loss``,
-            ``train_top1``, ``val_top1``.
+        history: one dict per epoch with ``epoch`` and any of ``train_<metric>``,
+            ``val_<metric>`` for the ``metrics``.
+        metrics: ``(key, title)`` per panel.
 
     Raises:
         ValueError: ``history`` is empty.
@@ -64,9 +68,9 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) ->
     if not history:
         raise ValueError("empty history: nothing to plot")
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    for k, (metric, title) in enumerate((("loss", "loss"), ("top1", "top-1 accuracy"))):
-        ax = fig.add_subplot(1, 2, k + 1)
+    fig = Figure(figsize=(5 * len(metrics), 4), layout="constrained")
+    for k, (metric, title) in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), k + 1)
         for part in ("train", "val"):
             ys = [h.get(f"{part}_{metric}") for h in history]
             if any(y is not None for y in ys):
@@ -121,4 +125,43 @@ def plot_gallery(
                 f"{labels[true[i]]}\n-> {labels[pred[i]]} ({confidence[i]:.2f})",
                 fontsize=6, color="green" if ok else "red",
             )
+    return _save(fig, path)
+
+
+def plot_cooccurrence(matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str) -> Path:
+    """A heatmap of a ``(K, K)`` label co-occurrence matrix, e.g. ``P(column | row)``.
+
+    Args:
+        matrix: float ``(K, K)`` values in [0, 1].
+    """
+    n = len(labels)
+    fig = Figure(figsize=(0.32 * n + 3, 0.32 * n + 2), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set(title=title, xticks=range(n), yticks=range(n))
+    ax.set_xticklabels(labels, rotation=90, fontsize=7)
+    ax.set_yticklabels(labels, fontsize=7)
+    return _save(fig, path)
+
+
+def plot_average_precision(ap: np.ndarray, prevalence: np.ndarray, labels: Sequence[str],
+                           path: str | Path) -> Path:
+    """Per-category AP as bars, with each category's prevalence (the AP of the label prior)
+    as a marker.
+
+    Args:
+        ap, prevalence: float ``(K,)`` in [0, 1] (NaN AP: no positives, drawn as 0).
+    """
+    n = len(labels)
+    fig = Figure(figsize=(max(6.0, 0.35 * n + 2), 4.5), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(n)
+    ax.bar(x, np.nan_to_num(ap), color="tab:blue", label="AP")
+    ax.scatter(x, prevalence, color="tab:red", marker="_", s=120, label="prior (prevalence)")
+    ax.set(ylim=(0, 1), ylabel="average precision", xticks=x,
+           title=f"mAP {np.nanmean(ap):.3f} (prior {np.mean(prevalence):.3f})")
+    ax.set_xticklabels(labels, rotation=90, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
     return _save(fig, path)

@@ -30,6 +30,7 @@ FALLBACK_COLOUR: tuple[int, int, int] = (230, 220, 80)
 """BGR colour (teal) for faces without an emotion or with a label outside :data:`PALETTE`."""
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+MAX_BARS = 8
 
 
 def label_colour(label: str | None) -> tuple[int, int, int]:
@@ -111,7 +112,10 @@ def annotate(image_bgr: np.ndarray, faces: Sequence[dict[str, Any]],
     when there is one, else the frame's ``emotion``), a filled tag ``"happy 0.87"``
     (emotion label and probability; ``"face 0.99"`` with the detector score when there is
     no emotion), `` #3`` appended when the face has a ``track_id``, and with ``prob_bars``
-    a small panel of horizontal bars, one per label, beside the box and inside the image.
+    a small panel of horizontal bars, one per label (the ``MAX_BARS`` most likely when there
+    are more labels), beside the box and inside the image. A context classifier's
+    ``body_bbox`` is drawn as a thin box and its ``vad`` as a tag ``"V6.8 A5.9 D6.4"`` below
+    the face.
 
     Args:
         image_bgr: uint8 ``(H, W, 3)`` BGR; may be read-only, it is never modified.
@@ -144,10 +148,21 @@ def annotate(image_bgr: np.ndarray, faces: Sequence[dict[str, Any]],
         if face.get("track_id") is not None:
             text += f" #{int(face['track_id'])}"
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, st.box_thick)
+        if face.get("body_bbox") is not None:
+            bx1, by1, bx2, by2 = (int(round(float(v))) for v in face["body_bbox"])
+            cv2.rectangle(out, (bx1, by1), (bx2, by2), colour, 1)
         _put_label(out, text, x1, y1, colour, st)
+        vad = None if emotion is None else emotion.get("vad")
+        if vad:
+            tag = f"V{float(vad['valence']):.1f} A{float(vad['arousal']):.1f} D{float(vad['dominance']):.1f}"
+            (_, th), base = cv2.getTextSize(tag, _FONT, st.font_scale, st.text_thick)
+            _put_label(out, tag, x1, y2 + 3 * st.pad + th + base, colour, st)  # just below the box
         probs = None if emotion is None else emotion.get("probs")
         if prob_bars and probs:
             names = list(labels) if labels is not None and len(labels) == len(probs) \
                 else [str(i) for i in range(len(probs))]
+            top = np.argsort(-np.asarray(probs, np.float64), kind="stable")[:MAX_BARS]
+            if len(probs) > MAX_BARS:  # many labels (EMOTIC's 26): the most likely ones
+                probs, names = [probs[i] for i in top], [names[i] for i in top]
             _put_prob_bars(out, probs, names, (x1, y1, x2, y2), st)
     return out

@@ -5,7 +5,7 @@ smoothed label changes or the track ends, and a ``gap`` event when a live stream
 after a break; all are validated by the JSON Schema at
 :data:`EVENT_SCHEMA_PATH` (draft 2020-12, ``$id`` :data:`EVENT_SCHEMA_ID`)::
 
-    {"schema": "vidaffect.event", "version": 2, "type": "frame",
+    {"schema": "vidaffect.event", "version": 3, "type": "frame",
      "stream": "cam0", "seq": 41, "ts_capture_ns": 1718000000000000000,
      "ts_event_ns": 1718000000030000000, "pts_ms": 1640.0, "frame_size": [1280, 720],
      "labels": ["angry", ..., "neutral"],
@@ -14,11 +14,19 @@ after a break; all are validated by the JSON Schema at
                                            "probs": {"angry": 0.01, ...}},
                 "smoothed": {"label": "happy", "score": 0.74, "probs": {...}}}]}
 
-    {"schema": "vidaffect.event", "version": 2, "type": "change", "stream": "cam0",
+With the ``emotic`` classifier, ``labels`` are EMOTIC's 26 categories, ``probs`` are
+independent per-category probabilities, and each face also has ``body_bbox`` and, in
+``emotion``, ``categories`` (those judged present) and ``vad``::
+
+    "emotion": {"label": "Engagement", "score": 0.91, "probs": {"Affection": 0.05, ...},
+                "categories": ["Engagement", "Happiness"],
+                "vad": {"valence": 6.8, "arousal": 5.9, "dominance": 6.4}}
+
+    {"schema": "vidaffect.event", "version": 3, "type": "change", "stream": "cam0",
      "seq": 57, "ts_capture_ns": ..., "ts_event_ns": ..., "pts_ms": 2280.0,
      "track_id": 3, "from": "neutral", "to": "happy", "score": 0.52}
 
-    {"schema": "vidaffect.event", "version": 2, "type": "gap", "stream": "door", "seq": 812,
+    {"schema": "vidaffect.event", "version": 3, "type": "gap", "stream": "door", "seq": 812,
      "ts_capture_ns": ..., "ts_event_ns": ..., "pts_ms": null, "gap_s": 4.7, "attempts": 3,
      "reconnects": 1}
 
@@ -38,9 +46,9 @@ from typing import Any
 from vidaffect.frames import Frame
 
 EVENT_SCHEMA_NAME = "vidaffect.event"
-EVENT_VERSION = 2
-EVENT_SCHEMA_ID = "https://vidaffect.dev/schemas/event.v2.json"
-EVENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.v2.json"
+EVENT_VERSION = 3
+EVENT_SCHEMA_ID = "https://vidaffect.dev/schemas/event.v3.json"
+EVENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.v3.json"
 
 _PROB_DIGITS = 4
 
@@ -83,6 +91,8 @@ def _face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any
     out["track_id"] = None if track_id is None else int(track_id)
     if face.get("tracked") is not None:
         out["tracked"] = bool(face["tracked"])
+    if face.get("body_bbox") is not None:
+        out["body_bbox"] = [_num(v, 2) for v in face["body_bbox"]]
     emotion = face.get("emotion")
     out["emotion"] = None if emotion is None else _emotion_event(emotion, labels)
     if face.get("smoothed") is not None:

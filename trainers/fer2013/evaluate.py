@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from trainers import metrics, plots
+from trainers.common import print_evaluation
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load
 from trainers.fer2013.train import predict
@@ -172,9 +173,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     summary = ev.summary()
     report = Path(args.report or ckpt.parent / f"report-{dataset_name(data, args.split)}")
     write_report(ev, report, ckpt.parent / "history.json")
-    print(json.dumps(summary), flush=True)
-    print(f"report: {report} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-    return summary
+    return print_evaluation(summary, report, t0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,7 +20,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from trainers.common import lr_lambda, make_optimizer, parse_arch_options, save_state, seed_everything
+from trainers.common import (
+    add_run_arguments,
+    lr_lambda,
+    make_optimizer,
+    parse_arch_options,
+    restore_state,
+    save_state,
+    seed_everything,
+    training_state,
+)
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load, stratified_split
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
@@ -110,14 +119,9 @@ def train(args: argparse.Namespace) -> Path:
     history: list[dict[str, Any]] = []
     start_epoch, best_acc, bad_epochs = 0, -1.0, 0
     if state_file.is_file() and not args.restart:
-        state = torch.load(state_file, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = restore_state(out / "last.pt", model, optimizer, scheduler, gen)
         start_epoch, best_acc, bad_epochs = state["epoch"], state["best_acc"], state["bad_epochs"]
-        history = json.loads(state["history"])
-        torch.set_rng_state(state["torch_rng"])
-        gen.set_state(state["gen_rng"])
+        history = state["history"]
         print(f"resumed {out} at epoch {start_epoch} (best val top-1 {best_acc:.4f})", flush=True)
 
     max_steps = args.max_steps or None
@@ -161,12 +165,8 @@ def train(args: argparse.Namespace) -> Path:
             save_checkpoint(out / "best.safetensors", model, meta)
         else:
             bad_epochs += 1
-        save_state(out, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best_acc": best_acc,
-            "bad_epochs": bad_epochs, "history": json.dumps(history),
-            "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(),
-        })
+        save_state(out, training_state(model, optimizer, scheduler, gen, epoch + 1, history,
+                                       best_acc=best_acc, bad_epochs=bad_epochs))
         (out / "history.json").write_text(json.dumps(history, indent=1))
         print(json.dumps(record), flush=True)
         if max_steps and step >= max_steps:
@@ -183,24 +183,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="architecture option, e.g. --arch-opt width=32 (repeatable)")
     p.add_argument("--data", required=True,
                    help="FER-2013 folder (train/, test/), fer2013.csv, or class-named folder")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, history)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default="adam",
-                   help="adam: AdamW (decoupled weight decay); sgd: Nesterov momentum 0.9")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup-epochs", type=int, default=2)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--balance", choices=["none", "weighted-loss", "sampler"], default="weighted-loss")
     p.add_argument("--balance-power", type=float, default=0.5,
                    help="weighted-loss: class weight = (1/count)**power")
     p.add_argument("--val-frac", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=0, help="early stop after N epochs without val gain (0: off)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="use only N training images (smoke runs)")
-    p.add_argument("--max-steps", type=int, default=0, help="stop after N optimizer steps")
-    p.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_arguments(p, epochs=40, batch_size=128, weight_decay=0.05, warmup_epochs=2,
+                      limit_help="use only N training images (smoke runs)")

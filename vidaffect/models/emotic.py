@@ -68,9 +68,17 @@ class EmoticNet(nn.Module):
         self._vad_mid = (VAD_RANGE[0] + VAD_RANGE[1]) / 2
         self._vad_half = (VAD_RANGE[1] - VAD_RANGE[0]) / 2
 
-    def forward(self, body: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.fuse(torch.cat([self.body(body), self.context(context)], dim=1))
+    def encode_context(self, context: torch.Tensor) -> torch.Tensor:
+        """Context features float32 ``(B, C)``: computed once per frame, shared by its persons."""
+        return self.context(context)
+
+    def heads(self, body: torch.Tensor, context_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, vad)`` for body crops and their (already encoded) context features."""
+        z = self.fuse(torch.cat([self.body(body), context_features], dim=1))
         return self.categories(z), self._vad_mid + self._vad_half * torch.tanh(self.vad(z))
+
+    def forward(self, body: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.heads(body, self.encode_context(context))
 
 
 @register_model("emotic", inputs=("body", "context"))

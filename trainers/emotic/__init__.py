@@ -1,0 +1,1 @@
+"""EMOTIC context emotion model: data, training, evaluation."""
