@@ -53,8 +53,8 @@ def test_thresholds_cooccurrence_and_vad_error() -> None:
 
 
 def test_losses_weight_rare_categories_and_prefer_right_answers() -> None:
-    w = positive_weights(np.array([10, 50, 0]), 100, power=1.0)
-    assert torch.allclose(w, torch.tensor([9.0, 1.0, 1.0]))
+    w = positive_weights(np.array([10, 50, 0, 100]), 100, power=1.0)
+    assert torch.allclose(w, torch.tensor([9.0, 1.0, 1.0, 1.0]))  # none / all positive: neutral
     targets = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
     kw = kosti_weights(targets)
     assert torch.allclose(kw, 1 / torch.log(1.2 + torch.tensor([0.75, 0.25])))
@@ -80,6 +80,8 @@ def emotic_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             str(paths["images"]), "--out", str(paths["out"]), "--backbone", "alexnet",
             "--body-size", "64", "--context-size", "64", "--batch-size", "16", "--quiet", "--threads", "1"]
     assert cli([*args, "--epochs", "2"]) == 0
+    paths["first_history"] = root / "history-2.json"
+    paths["first_history"].write_text((paths["out"] / "history.json").read_text())
     assert cli([*args, "--epochs", "4"]) == 0  # resumes at epoch 2
     paths["checkpoint"] = paths["out"] / "best.safetensors"
     return paths
@@ -88,6 +90,7 @@ def emotic_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_training_loss_falls_and_resume_continues(emotic_run: dict[str, Path]) -> None:
     history = json.loads((emotic_run["out"] / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert history[:2] == json.loads(emotic_run["first_history"].read_text())  # epochs 1-2 not redone
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     meta = read_meta(emotic_run["checkpoint"])
     assert meta.task == "multilabel" and meta.labels == list(CATEGORIES)
@@ -161,28 +164,54 @@ def test_body_boxes() -> None:
     assert hog_person_for([40, 100, 60, 120], people[:1]) is None  # face below the upper third
 
 
-def test_plugin_classifies_each_face_with_context(emotic_run: dict[str, Path]) -> None:
-    clf = EmoticClassifier(EmoticClassifier.Config(checkpoint=str(emotic_run["checkpoint"]), top_k=2))
-    clf.open()
-    rng = np.random.default_rng(0)
+def _frames_with_faces(seed: int) -> list[Frame]:
+    rng = np.random.default_rng(seed)
     frames = [Frame(image=rng.integers(0, 256, (120, 160, 3), np.uint8), stream="s", seq=i, ts_ns=0)
-              for i in range(2)]
+              for i in range(3)]
     frames[0].meta["faces"] = [{"bbox": [20, 10, 40, 35], "score": 0.9}, {"bbox": [100, 30, 130, 60], "score": 0.9}]
+    frames[2].meta["faces"] = [{"bbox": [60, 20, 90, 50], "score": 0.9},
+                               {"bbox": [170, 10, 190, 30], "score": 0.9}]  # the second has left the frame
+    return frames
+
+
+def test_plugin_classifies_each_face_with_its_own_frame_as_context(emotic_run: dict[str, Path]) -> None:
+    clf = EmoticClassifier(EmoticClassifier.Config(checkpoint=str(emotic_run["checkpoint"]), top_k=2, max_batch=1))
+    clf.open()
+    frames = _frames_with_faces(0)
     clf.classify(frames)
     assert frames[1].meta["labels"] == list(CATEGORIES) and frames[1].faces == []
-    for face in frames[0].faces:
+    assert frames[2].faces[1]["emotion"] is None and "body_bbox" not in frames[2].faces[1]
+    faces = frames[0].faces + frames[2].faces[:1]
+    for face in faces:
         e = face["emotion"]
         assert len(e["probs"]) == 26 and e["label"] in CATEGORIES and len(e["categories"]) <= 2
         assert set(e["categories"]) <= set(CATEGORIES)
         assert all(1 <= v <= 10 for v in e["vad"].values())
         x1, y1, x2, y2 = face["body_bbox"]
         assert 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 120
+    # each face alone, in its own frame, gives the same answer as in the batch of frames
+    for k, i in ((0, 0), (0, 1), (2, 0)):
+        alone = _frames_with_faces(0)[k]
+        alone.meta["faces"] = [alone.faces[i]]
+        clf.classify([alone])
+        assert alone.faces[0]["emotion"]["probs"] == frames[k].faces[i]["emotion"]["probs"]
     # same person, different scene: the context branch changes the output
-    other = Frame(image=frames[0].image.copy(), stream="s", seq=3, ts_ns=0)
+    other = _frames_with_faces(0)[0]
     other.image[:, 80:] = 0
-    other.meta["faces"] = [dict(frames[0].faces[0], emotion=None)]
+    other.meta["faces"] = other.faces[:1]
     clf.classify([other])
     assert other.faces[0]["emotion"]["probs"] != frames[0].faces[0]["emotion"]["probs"]
+
+
+def test_plugin_with_the_hog_people_detector(emotic_run: dict[str, Path]) -> None:
+    clf = EmoticClassifier(EmoticClassifier.Config(checkpoint=str(emotic_run["checkpoint"]), body="hog"))
+    clf.open()  # warms up on a frame smaller than HOG's window (which would crash OpenCV)
+    frames = _frames_with_faces(1)
+    big = Frame(image=np.random.default_rng(2).integers(0, 256, (480, 640, 3), np.uint8), stream="s", seq=9, ts_ns=0)
+    big.meta["faces"] = [{"bbox": [300, 100, 340, 150], "score": 0.9}]
+    clf.classify([*frames, big])
+    assert frames[0].faces[0]["emotion"] is not None and big.faces[0]["emotion"] is not None
+    assert big.faces[0]["body_bbox"][3] > 150  # below the face, whichever way it was found
 
 
 @NEEDS_DATA
@@ -212,3 +241,31 @@ def test_emotic_classifier_in_a_pipeline_on_a_real_clip(emotic_run: dict[str, Pa
     smoothed = [f["smoothed"]["label"] for e in with_faces for f in e["faces"] if "smoothed" in f]
     assert smoothed and set(smoothed) <= set(CATEGORIES)  # tracks smooth the 26 probabilities
     assert video.stat().st_size > 0
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--backbone", "alexnet", "--body-size", "32"], "at least 63 for alexnet"),
+    (["--batch-size", "1"], "at least 2"),
+])
+def test_train_rejects_options_that_would_fail_inside_torch(emotic_run: dict[str, Path], tmp_path: Path,
+                                                            extra: list[str], message: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--train", str(emotic_run["train"]), "--val", str(emotic_run["val"]),
+            "--images", str(emotic_run["images"]), "--out", str(tmp_path / "run"), *extra]
+    assert cli(args) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_overlay_shows_vad_and_body_box_also_with_smoothing() -> None:
+    from vidaffect.draw import annotate
+
+    img = np.zeros((200, 200, 3), np.uint8)
+    emotion = {"label": "Peace", "score": 0.8, "probs": [0.1] * 26,
+               "vad": {"valence": 6.0, "arousal": 4.0, "dominance": 5.0}}
+    face = {"bbox": [60, 40, 100, 90], "score": 0.9, "emotion": emotion, "body_bbox": [40, 30, 120, 190],
+            "smoothed": {"label": "Peace", "score": 0.7, "probs": [0.1] * 26}}
+    out = annotate(img, [face], list(CATEGORIES))
+    without = annotate(img, [{**face, "emotion": {**emotion, "vad": None}, "body_bbox": None}], list(CATEGORIES))
+    below = (slice(92, 130), slice(60, 140))
+    assert out[below].any() and not without[below].any()  # the V/A/D tag under the face
+    assert out[190, 80].any() and not without[190, 80].any()  # the body box's bottom edge

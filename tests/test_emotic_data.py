@@ -181,7 +181,7 @@ def test_subset_and_dispatch(tmp_path: Path) -> None:
     assert part.context_arrays == ["ctx.npy", "ctx.npy"] and len(part.age) == 2
     masked = ann.subset(np.array([True, False, False, True]))
     assert masked.filenames == ["0.png", "3.png"] and masked.boxes.shape == (2, 4)
-    with pytest.raises(ValueError, match="give split="):
+    with pytest.raises(ValueError, match="--split"):
         load_annotations(tmp_path / "Annotations.mat")
     with pytest.raises(ValueError, match=r"expected a \.csv or \.mat"):
         load_annotations(tmp_path / "annot.json")

@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
+NEVER = 2.0  #: a threshold no probability reaches
+
 
 def _check(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y_true, scores = np.asarray(y_true), np.asarray(scores, np.float64)
@@ -59,9 +61,10 @@ def prior_scores(reference: np.ndarray, n: int) -> np.ndarray:
 
 def best_f1_thresholds(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Per category, the score threshold that maximises F1 on ``(N, K)`` data (predict
-    present when ``score >= threshold``). A category without positives gets 1.0."""
+    present when ``score >= threshold``). A category without positives gets
+    :data:`NEVER` (above any probability)."""
     y, s = _check(y_true, scores)
-    out = np.ones(y.shape[1])
+    out = np.full(y.shape[1], NEVER)
     for k in range(y.shape[1]):
         if not y[:, k].any():
             continue

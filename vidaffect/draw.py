@@ -152,7 +152,7 @@ def annotate(image_bgr: np.ndarray, faces: Sequence[dict[str, Any]],
             bx1, by1, bx2, by2 = (int(round(float(v))) for v in face["body_bbox"])
             cv2.rectangle(out, (bx1, by1), (bx2, by2), colour, 1)
         _put_label(out, text, x1, y1, colour, st)
-        vad = None if emotion is None else emotion.get("vad")
+        vad = (face.get("emotion") or {}).get("vad")  # not smoothed: the frame's own values
         if vad:
             tag = f"V{float(vad['valence']):.1f} A{float(vad['arousal']):.1f} D{float(vad['dominance']):.1f}"
             (_, th), base = cv2.getTextSize(tag, _FONT, st.font_scale, st.text_thick)

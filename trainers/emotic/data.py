@@ -242,6 +242,8 @@ def load_mat(path: str | Path, split: str) -> EmoticAnnotations:
                 hot = np.zeros(len(CATEGORIES), np.float32)
                 hot[[_CATEGORY_INDEX[n] for n in names]] = 1.0
                 vad = [float(cont.valence), float(cont.arousal), float(cont.dominance)]
+                if not (np.isfinite(box).all() and np.isfinite(vad).all()):
+                    raise ValueError(f"body_bbox {box.tolist()} or VAD {vad} is not finite")
                 size = [int(image.image_size.n_col), int(image.image_size.n_row)]
                 sex, years = str(person.gender), str(person.age)
             except (AttributeError, TypeError, ValueError) as e:
@@ -272,7 +274,7 @@ def load_annotations(path: str | Path, split: str | None = None) -> EmoticAnnota
         return load_csv(path)
     if suffix == ".mat":
         if split is None:
-            raise ValueError(f"{path}: a .mat file holds several splits; give split= one of {SPLITS}")
+            raise ValueError(f"{path}: a .mat file holds several splits; choose one with --split ({', '.join(SPLITS)})")
         return load_mat(path, split)
     raise ValueError(f"{path}: expected a .csv or .mat EMOTIC annotation file")
 

@@ -26,8 +26,9 @@ from trainers.common import print_evaluation
 from trainers.emotic.data import EmoticAnnotations, EmoticImages, load_annotations
 from trainers.emotic.train import PersonTensors, add_data_arguments, predict
 from vidaffect.errors import CheckpointError
+from vidaffect.models import model_inputs
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
-from vidaffect.models.emotic_labels import CATEGORIES, VAD
+from vidaffect.models.emotic_labels import CATEGORIES, VAD, check_emotic_meta
 
 
 @dataclass
@@ -75,8 +76,9 @@ class EmoticEvaluation:
 
 def check_emotic(meta: CheckpointMeta, path: str | Path) -> None:
     """Raises CheckpointError unless ``meta`` describes an EMOTIC body + context model."""
-    if meta.task != "multilabel" or meta.context_size is None or list(meta.labels) != list(CATEGORIES):
-        raise CheckpointError(f"{path} is not an EMOTIC checkpoint (task {meta.task}, arch {meta.arch})")
+    check_emotic_meta(meta, path)
+    if model_inputs(meta.arch) != ("body", "context"):
+        raise CheckpointError(f"{path}: architecture {meta.arch!r} does not take body and context inputs")
 
 
 def evaluate_persons(model: torch.nn.Module, meta: CheckpointMeta, images: EmoticImages,
@@ -131,7 +133,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                           context_size=meta.context_size)
     ev = evaluate_persons(model, meta, images, str(ckpt), args.batch_size)
     summary = ev.summary()
-    report = Path(args.report or ckpt.parent / f"report-{Path(args.annotations).stem}")
+    name = Path(args.annotations).stem + (f"-{args.split}" if args.annotations.endswith(".mat") else "")
+    report = Path(args.report or ckpt.parent / f"report-{name}")
     write_report(ev, report, ckpt.parent / "history.json")
     return print_evaluation(summary, report, t0)
 

@@ -23,9 +23,9 @@ KOSTI_C = 1.2
 
 def positive_weights(counts: np.ndarray, n: int, power: float = 0.5) -> torch.Tensor:
     """``(negatives / positives) ** power`` per category (float32 ``(K,)``), for ``n`` samples
-    with ``counts`` positives each; a category without positives gets weight 1."""
+    with ``counts`` positives each; a category without positives or without negatives gets 1."""
     counts = np.asarray(counts, np.float64)
-    w = np.where(counts > 0, (n - counts) / np.maximum(counts, 1), 1.0) ** power
+    w = np.where((counts > 0) & (counts < n), (n - counts) / np.maximum(counts, 1), 1.0) ** power
     return torch.tensor(w, dtype=torch.float32)
 
 

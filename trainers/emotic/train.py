@@ -6,13 +6,14 @@ per-category thresholds chosen on validation in its metadata) and ``history.json
 
 Inputs are RGB, scaled to [0, 1] and normalised with ImageNet's mean and std (the torchvision
 convention for these backbones). Training augmentation: the same horizontal flip of body and
-context, and brightness/contrast jitter.
+context, and brightness/contrast jitter drawn independently for each.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from trainers.common import (
 from trainers.emotic.data import EmoticImages, category_counts, load_annotations
 from trainers.emotic.losses import category_loss, positive_weights, vad_loss
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
+from vidaffect.models.emotic import MIN_SIDE
 from vidaffect.models.emotic_labels import CATEGORIES
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -93,21 +95,42 @@ def image_set(args: argparse.Namespace, path: str, split: str) -> EmoticImages:
                         context_size=(args.context_size, args.context_size))
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raises ValueError for options that could only fail later, deep inside torch."""
+    for backbone in {args.backbone, args.context_backbone or args.backbone}:
+        if min(args.body_size, args.context_size) < MIN_SIDE[backbone]:
+            raise ValueError(f"--body-size/--context-size must be at least {MIN_SIDE[backbone]} for {backbone}")
+    if args.batch_size < 2:
+        raise ValueError("--batch-size must be at least 2 (the fusion layer's batch norm needs two persons)")
+
+
 def train(args: argparse.Namespace) -> Path:
-    """Train (or resume) a run; returns the path of ``best.safetensors``."""
+    """Train (or resume) a run; returns the path of ``best.safetensors``.
+
+    Raises:
+        ValueError: bad options, fewer than two training persons, a validation set without
+            any positive label (mAP undefined), or a run folder from another model
+            (``--restart`` starts over).
+    """
+    check_arguments(args)
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train_images, val_images = image_set(args, args.train, "train"), image_set(args, args.val, "val")
     train_ann, val_ann = train_images.ann, val_images.ann
+    if len(train_ann) < 2:
+        raise ValueError(f"{train_ann.source}: at least two persons are needed to train")
+    if not val_ann.categories.any():
+        raise ValueError(f"{val_ann.source}: no validation person has a category; mAP is undefined")
     counts = category_counts(train_ann)
     pos_weight = positive_weights(counts, len(train_ann), args.pos_weight_power)
 
     gen = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(PersonTensors(train_images, IMAGENET_MEAN, IMAGENET_STD, augment=True),
                               batch_size=args.batch_size, shuffle=True, generator=gen,
-                              drop_last=len(train_ann) >= args.batch_size, num_workers=args.workers)
+                              drop_last=len(train_ann) >= args.batch_size,  # never a batch of one (batch norm)
+                              num_workers=args.workers)
     val_loader = DataLoader(PersonTensors(val_images, IMAGENET_MEAN, IMAGENET_STD, augment=False),
                             batch_size=args.batch_size, num_workers=args.workers)
     arch_kwargs = {"backbone": args.backbone, **parse_arch_options(args.arch_opt)}
@@ -134,7 +157,11 @@ def train(args: argparse.Namespace) -> Path:
     history: list[dict[str, Any]] = []
     start_epoch, best_map, bad_epochs = 0, -1.0, 0
     if (out / "last.pt").is_file() and not args.restart:
-        state = restore_state(out / "last.pt", model, optimizer, scheduler, gen)
+        try:
+            state = restore_state(out / "last.pt", model, optimizer, scheduler, gen)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise ValueError(f"{out}/last.pt does not fit this model ({type(exc).__name__}); "
+                             "use another --out, or --restart to start over") from None
         start_epoch, best_map, bad_epochs = state["epoch"], state["best_map"], state["bad_epochs"]
         history = state["history"]
         print(f"resumed {out} at epoch {start_epoch} (best val mAP {best_map:.4f})", flush=True)
@@ -177,7 +204,8 @@ def train(args: argparse.Namespace) -> Path:
         history.append(record)
         if val_map > best_map:
             best_map, bad_epochs = val_map, 0
-            meta.thresholds = [round(float(t), 4) for t in multilabel.best_f1_thresholds(val_ann.categories, probs)]
+            thresholds = multilabel.best_f1_thresholds(val_ann.categories, probs)
+            meta.thresholds = [math.floor(float(t) * 1e4) / 1e4 for t in thresholds]  # down: keeps the deciding score
             meta.metrics = {"val_mAP": val_map, "val_vad_mae": record["val_vad_mae"], "epoch": epoch + 1}
             save_checkpoint(out / "best.safetensors", model, meta)
         else:
@@ -196,10 +224,11 @@ def train(args: argparse.Namespace) -> Path:
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """Where the images are: ``--images`` (the EMOTIC image folders) or ``--arrays`` (npy)."""
-    p.add_argument("--images", default=None,
-                   help="folder holding EMOTIC's images (searched recursively by file name)")
-    p.add_argument("--arrays", default=None,
-                   help="folder of the preprocessed .npy arrays named in the CSV (Arr_name, Crop_name)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--images", default=None,
+                       help="folder holding EMOTIC's images (searched recursively by file name)")
+    group.add_argument("--arrays", default=None,
+                       help="folder of the preprocessed .npy arrays named in the CSV (Arr_name, Crop_name)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

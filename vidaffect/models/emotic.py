@@ -8,8 +8,8 @@ one per discrete category (multilabel, :data:`~vidaffect.models.emotic_labels.CA
 order), and valence, arousal, dominance.
 
 Inputs: ``body`` float32 ``(B, 3, Hb, Wb)`` and ``context`` float32 ``(B, 3, Hc, Wc)``, RGB,
-normalised with the checkpoint's mean/std (at least 64x64; 128x128 and 224x224 in the usual
-preprocessing). Outputs: ``(logits, vad)``: float32 ``(B, 26)`` logits (sigmoid gives
+normalised with the checkpoint's mean/std (128x128 and 224x224 in the usual preprocessing; the
+AlexNet branch needs at least :data:`MIN_SIDE` ``["alexnet"]`` = 63 pixels per side). Outputs: ``(logits, vad)``: float32 ``(B, 26)`` logits (sigmoid gives
 per-category probabilities) and float32 ``(B, 3)`` valence, arousal, dominance on EMOTIC's
 1-10 scale, ``5.5 + 4.5 * tanh(z)`` so always inside it.
 
@@ -30,6 +30,8 @@ from vidaffect.models.emotic_labels import CATEGORIES, VAD, VAD_RANGE
 from vidaffect.models.registry import register_model
 
 BACKBONES = ("alexnet", "resnet18")
+#: Smallest input side each backbone accepts (AlexNet's 11x11 stride-4 stem and three max-pools).
+MIN_SIDE = {"alexnet": 63, "resnet18": 1}
 
 
 def backbone(name: str) -> tuple[nn.Module, int]:

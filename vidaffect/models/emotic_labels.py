@@ -8,6 +8,11 @@ dimensions, valence, arousal and dominance, on a 1-10 scale.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from vidaffect.errors import CheckpointError
+from vidaffect.models.meta import CheckpointMeta
+
 #: The 26 categories in the papers' (alphabetical) order; the logit order of every EMOTIC model.
 CATEGORIES: tuple[str, ...] = (
     "Affection", "Anger", "Annoyance", "Anticipation", "Aversion", "Confidence", "Disapproval",
@@ -21,3 +26,15 @@ VAD: tuple[str, ...] = ("valence", "arousal", "dominance")
 
 #: Range of the continuous dimensions in EMOTIC's annotations.
 VAD_RANGE: tuple[float, float] = (1.0, 10.0)
+
+
+def check_emotic_meta(meta: CheckpointMeta, path: str | Path) -> CheckpointMeta:
+    """``meta`` when it describes an EMOTIC body + context model (multilabel over
+    :data:`CATEGORIES`, with a context size); reads nothing else, imports no torch.
+
+    Raises:
+        CheckpointError: naming ``path``, its task and architecture.
+    """
+    if meta.task != "multilabel" or meta.context_size is None or list(meta.labels) != list(CATEGORIES):
+        raise CheckpointError(f"{path} is not an EMOTIC checkpoint (task {meta.task}, arch {meta.arch})")
+    return meta
