@@ -165,6 +165,10 @@ def train(args: argparse.Namespace) -> Path:
         start_epoch, best_map, bad_epochs = state["epoch"], state["best_map"], state["bad_epochs"]
         history = state["history"]
         print(f"resumed {out} at epoch {start_epoch} (best val mAP {best_map:.4f})", flush=True)
+        if args.patience and bad_epochs >= args.patience:
+            print(f"{out} already stopped early ({bad_epochs} epochs without gain); --restart to train again",
+                  flush=True)
+            return out / "best.safetensors"
 
     step = 0
     for epoch in range(start_epoch, args.epochs):

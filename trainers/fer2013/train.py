@@ -123,6 +123,10 @@ def train(args: argparse.Namespace) -> Path:
         start_epoch, best_acc, bad_epochs = state["epoch"], state["best_acc"], state["bad_epochs"]
         history = state["history"]
         print(f"resumed {out} at epoch {start_epoch} (best val top-1 {best_acc:.4f})", flush=True)
+        if args.patience and bad_epochs >= args.patience:
+            print(f"{out} already stopped early ({bad_epochs} epochs without gain); --restart to train again",
+                  flush=True)
+            return out / "best.safetensors"
 
     max_steps = args.max_steps or None
     step = 0
