@@ -3,7 +3,8 @@
 Every source emits uint8 ``(H, W, 3)`` BGR frames. Options shared by all:
 
 * ``uri``: what to open (path, device index, URL, folder);
-* ``fps``: target frame rate; frames beyond it are skipped (files) or not read (cameras);
+* ``fps``: target frame rate; frames beyond it are skipped (files) or asked of the camera
+  (webcams); network streams come at the camera's own rate;
 * ``resize``: ``[width, height]`` output size, or a single number for the longest side;
 * ``mode``: ``auto`` (files and folders offline, cameras and streams live), ``offline``
   (wait for downstream, never drop: every frame is processed), ``live`` (drop the oldest
@@ -39,6 +40,11 @@ class CaptureConfig(PluginConfig):
         "auto", description="offline: never drop; live: drop oldest when busy (files paced)"
     )
     max_frames: int | None = Field(None, ge=1, description="end the stream after this many frames")
+
+    @field_validator("uri", mode="before")
+    @classmethod
+    def _number_is_a_device_index(cls, v: object) -> object:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # `uri: 0` in YAML
 
     @field_validator("resize")
     @classmethod

@@ -113,3 +113,12 @@ def test_unreachable_stream_is_a_clear_error() -> None:
         src.open()
     with pytest.raises(ValueError, match="expected a URL"):
         StreamSource.Config(uri="camera")
+
+
+def test_a_device_index_may_be_a_yaml_number() -> None:
+    from vidaffect_plugins.capture import WebcamSource
+
+    assert WebcamSource.Config(uri=0).uri == "0"  # `uri: 0` and `--set source.uri=1`
+    assert WebcamSource.Config(uri="/dev/video0").uri == "/dev/video0"
+    with pytest.raises(ValueError):
+        WebcamSource.Config(uri=True)

@@ -1,7 +1,8 @@
 """Per-stage counters served for Prometheus (``pipeline.metrics_port``), on loopback.
 
 Gauges ``vidaffect_stage_<counter>{pipeline, stage}`` mirror the supervisor's merged stage
-metrics (frames in/out, dropped, lost, malformed, faces, busy seconds, latency percentiles in
+metrics (frames in/out, dropped, lost, malformed, skipped, faces, busy seconds, frames the
+detector ran on, stream reconnects and seconds without frames, latency percentiles in
 milliseconds); they are refreshed every supervisor loop.
 """
 
@@ -11,8 +12,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-_COUNTERS = ("frames_in", "frames_out", "dropped", "lost", "malformed", "faces", "busy_s",
-             "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+_COUNTERS = ("frames_in", "frames_out", "dropped", "lost", "malformed", "skipped", "faces", "busy_s",
+             "detected", "reconnects", "gap_s", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 
 
 class PrometheusExporter:
