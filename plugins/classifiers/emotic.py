@@ -124,20 +124,16 @@ class EmoticClassifier(Classifier):
     def open(self) -> None:
         import torch
 
-        from vidaffect.models import model_inputs
-        from vidaffect.models.checkpoint import load_checkpoint
+        from vidaffect.models.emotic import load_emotic_checkpoint
 
-        meta = check_emotic_checkpoint(self.config.checkpoint)
-        if model_inputs(meta.arch) != ("body", "context"):
-            raise CheckpointError(f"{self.config.checkpoint}: architecture {meta.arch!r} does not take "
-                                  "body and context inputs")
-        model, self.meta = load_checkpoint(self.config.checkpoint)
+        model, self.meta = load_emotic_checkpoint(self.config.checkpoint)
         self.model = model.to(memory_format=torch.channels_last)
         self.thresholds = np.asarray(self.meta.thresholds or [0.5] * len(CATEGORIES), np.float32)
         self.hog: cv2.HOGDescriptor | None = None
         if self.config.body == "hog":
             self.hog = cv2.HOGDescriptor()
             self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+            self.hog_window = tuple(self.hog.winSize)  # (w, h): smaller frames crash OpenCV
         warm = Frame(stream="warmup", seq=0, image=np.zeros((96, 96, 3), np.uint8), ts_ns=0)
         warm.meta["faces"] = [{"bbox": [30.0, 10.0, 60.0, 40.0], "score": 1.0}]
         self.classify([warm])  # the first call sets up kernels
@@ -146,8 +142,7 @@ class EmoticClassifier(Classifier):
         h, w = frame.image.shape[:2]
         c = self.config
         people = np.zeros((0, 4))
-        win_w, win_h = (64, 128) if self.hog is None else self.hog.winSize
-        if self.hog is not None and faces and w >= win_w and h >= win_h:  # smaller frames crash OpenCV
+        if self.hog is not None and w >= self.hog_window[0] and h >= self.hog_window[1]:
             found, _ = self.hog.detectMultiScale(frame.image, winStride=(8, 8), padding=(8, 8), scale=1.05)
             people = np.asarray(found).reshape(-1, 4)
         boxes = []
@@ -169,24 +164,13 @@ class EmoticClassifier(Classifier):
         assert m.context_size is not None
         for frame in frames:
             frame.meta["labels"] = list(CATEGORIES)
-        visible: dict[int, list[dict[str, Any]]] = {}
-        for frame in frames:
-            h, w = frame.image.shape[:2]
-            for face in frame.faces:
-                x1, y1, x2, y2 = (float(v) for v in face["bbox"])
-                if min(x2, w) - max(x1, 0) >= 1 and min(y2, h) - max(y1, 0) >= 1:
-                    visible.setdefault(id(frame), []).append(face)
-                else:  # the box has left the frame: nothing to look at
-                    face["emotion"] = None
-                    face.pop("body_bbox", None)
-        frames = [f for f in frames if id(f) in visible]
-        if not frames:
+        work = [(frame, faces) for frame in frames if (faces := self._visible_faces(frame))]
+        if not work:
             return
-        contexts = to_model_input([f.image for f in frames], m.context_size, 3, m.mean, m.std)
+        contexts = to_model_input([f.image for f, _ in work], m.context_size, 3, m.mean, m.std)
         with torch.inference_mode():
             ctx = self.model.encode_context(torch.from_numpy(contexts).contiguous(memory_format=torch.channels_last))
-            for k, frame in enumerate(frames):
-                faces = visible[id(frame)]
+            for k, (frame, faces) in enumerate(work):
                 boxes = self._body_boxes(frame, faces)
                 crops = [self._crop(frame.image, b) for b in boxes]
                 for i in range(0, len(crops), self.config.max_batch):
@@ -197,6 +181,21 @@ class EmoticClassifier(Classifier):
                     probs = torch.sigmoid(logits).numpy()
                     for face, box, p, v in zip(faces[i:], boxes[i:], probs, vad.numpy()):
                         self._publish(face, box, p, v)
+
+    @staticmethod
+    def _visible_faces(frame: Frame) -> list[dict[str, Any]]:
+        """The faces with some area inside the frame; the others (a tracked box that left it)
+        get ``emotion`` None and no ``body_bbox``."""
+        h, w = frame.image.shape[:2]
+        visible = []
+        for face in frame.faces:
+            x1, y1, x2, y2 = (float(v) for v in face["bbox"])
+            if min(x2, w) - max(x1, 0) >= 1 and min(y2, h) - max(y1, 0) >= 1:
+                visible.append(face)
+            else:
+                face["emotion"] = None
+                face.pop("body_bbox", None)
+        return visible
 
     def _publish(self, face: dict[str, Any], box: list[float], p: np.ndarray, v: np.ndarray) -> None:
         order = np.argsort(-p)

@@ -15,9 +15,8 @@ from typing import Any
 
 import torch
 
-from trainers.emotic.evaluate import check_emotic
 from trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
-from vidaffect.models.checkpoint import load_checkpoint
+from vidaffect.models.emotic import load_emotic_checkpoint
 
 COLUMNS = [
     ("name", "name", "{}"), ("backbone", "backbone", "{}"), ("params_m", "params(M)", "{:.2f}"),
@@ -29,8 +28,7 @@ COLUMNS = [
 def profile(target: str | Path, repeats: int = 10) -> dict[str, Any]:
     """One row of the comparison (``None`` where unknown)."""
     name, ckpt = resolve(target)
-    model, meta = load_checkpoint(ckpt)
-    check_emotic(meta, ckpt)
+    model, meta = load_emotic_checkpoint(ckpt)
     assert meta.context_size is not None
     shapes = [(3, *meta.input_size), (3, *meta.context_size)]
     return {

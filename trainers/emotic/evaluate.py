@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,9 @@ from trainers import multilabel, plots
 from trainers.common import print_evaluation
 from trainers.emotic.data import EmoticAnnotations, EmoticImages, load_annotations
 from trainers.emotic.train import PersonTensors, add_data_arguments, predict
-from vidaffect.errors import CheckpointError
-from vidaffect.models import model_inputs
-from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
-from vidaffect.models.emotic_labels import CATEGORIES, VAD, check_emotic_meta
+from vidaffect.models.checkpoint import CheckpointMeta
+from vidaffect.models.emotic import load_emotic_checkpoint
+from vidaffect.models.emotic_labels import CATEGORIES, VAD
 
 
 @dataclass
@@ -49,11 +49,11 @@ class EmoticEvaluation:
     vad_pred: np.ndarray
     thresholds: np.ndarray
 
-    @property
+    @cached_property
     def ap(self) -> np.ndarray:
         return multilabel.per_category_ap(self.targets, self.probs)
 
-    @property
+    @cached_property
     def predicted(self) -> np.ndarray:
         return (self.probs >= self.thresholds).astype(np.int64)
 
@@ -72,13 +72,6 @@ class EmoticEvaluation:
             "micro_f1": round(float(2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())), 4),
             "ap": {c: (None if np.isnan(a) else round(float(a), 4)) for c, a in zip(CATEGORIES, ap)},
         }
-
-
-def check_emotic(meta: CheckpointMeta, path: str | Path) -> None:
-    """Raises CheckpointError unless ``meta`` describes an EMOTIC body + context model."""
-    check_emotic_meta(meta, path)
-    if model_inputs(meta.arch) != ("body", "context"):
-        raise CheckpointError(f"{path}: architecture {meta.arch!r} does not take body and context inputs")
 
 
 def evaluate_persons(model: torch.nn.Module, meta: CheckpointMeta, images: EmoticImages,
@@ -125,8 +118,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     ckpt = Path(args.checkpoint)
-    model, meta = load_checkpoint(ckpt)
-    check_emotic(meta, ckpt)
+    model, meta = load_emotic_checkpoint(ckpt)
     assert meta.context_size is not None
     images = EmoticImages(load_annotations(args.annotations, args.split), images_root=args.images,
                           arrays_root=args.arrays, body_size=meta.input_size,
