@@ -195,6 +195,17 @@ def test_registered_model_forward(arch: str) -> None:
         assert ((vad >= 1) & (vad <= 10)).all()  # EMOTIC's 1-10 scale
 
 
+def test_resnet_deep_stem_sees_full_resolution() -> None:
+    plain = create_model("resnet18", num_classes=7, width=16)
+    deep = create_model("resnet18", num_classes=7, width=16, deep_stem=True).eval()
+    convs = [m for m in deep.stem if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.stride) for c in convs] == [(8, (1, 1)), (16, (2, 2))]
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in plain.stem) == 1
+    with torch.inference_mode():
+        assert deep.stem(torch.randn(1, 1, 48, 48)).shape == (1, 16, 24, 24)
+        assert deep(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+
+
 def test_checkpoint_round_trip_fp16(tmp_path: Path) -> None:
     meta = CheckpointMeta(
         arch="lenet5", labels=list(FER_LABELS), input_size=(48, 48), in_channels=1,

@@ -12,7 +12,9 @@ accept any input of at least 32x32 (global pooling before the classifier head).
   norm in place of local response normalisation.
 * ``resnet18`` / ``resnet34``: He et al., "Deep Residual Learning for Image Recognition",
   CVPR 2016, with BasicBlocks [2, 2, 2, 2] / [3, 4, 6, 3]. Adapted to small inputs: a 3x3 stem
-  and no stem max-pool, so a 48x48 face keeps 24x24 feature maps in the first stage.
+  and no stem max-pool, so a 48x48 face keeps 24x24 feature maps in the first stage. With
+  ``deep_stem`` a stride-1 3x3 conv at full resolution comes before the strided one (the deep
+  stem of He et al., "Bag of Tricks for Image Classification with CNNs", CVPR 2019, ResNet-C).
 """
 
 from __future__ import annotations
@@ -140,8 +142,10 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """ResNet with BasicBlocks for small inputs.
 
-    Stem: 3x3 conv with stride ``stem_stride`` (no max-pool). Stages of ``width * (1, 2, 4, 8)``
-    channels, strides (1, 2, 2, 2). For a 48x48 input and ``stem_stride=2``: 24 -> 12 -> 6 -> 3.
+    Stem: 3x3 conv with stride ``stem_stride`` (no max-pool); with ``deep_stem`` it is preceded
+    by a stride-1 3x3 conv of ``width // 2`` channels, so the first layers see the face at full
+    resolution. Stages of ``width * (1, 2, 4, 8)`` channels, strides (1, 2, 2, 2). For a 48x48
+    input and ``stem_stride=2``: 24 -> 12 -> 6 -> 3.
     """
 
     def __init__(
@@ -152,9 +156,13 @@ class ResNet(nn.Module):
         width: int = 64,
         stem_stride: int = 2,
         dropout: float = 0.2,
+        deep_stem: bool = False,
     ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(*_conv_bn(in_channels, width, 3, stride=stem_stride))
+        stem = _conv_bn(in_channels, width, 3, stride=stem_stride)
+        if deep_stem:
+            stem = _conv_bn(in_channels, width // 2, 3) + _conv_bn(width // 2, width, 3, stride=stem_stride)
+        self.stem = nn.Sequential(*stem)
         stages: list[nn.Module] = []
         cin = width
         for i, n in enumerate(blocks):
