@@ -159,6 +159,8 @@ class ResNet(nn.Module):
         deep_stem: bool = False,
     ) -> None:
         super().__init__()
+        # Built even when the deep stem replaces it: its init draws from the RNG, and the seeded
+        # deep-stem runs (the shipped default) were trained with that draw order.
         stem = _conv_bn(in_channels, width, 3, stride=stem_stride)
         if deep_stem:
             stem = _conv_bn(in_channels, width // 2, 3) + _conv_bn(width // 2, width, 3, stride=stem_stride)
