@@ -12,6 +12,7 @@ import torch
 from conftest import DATA, NEEDS_DATA
 from emotic_helpers import make_emotic_set
 from pipeline_helpers import read_events, run_cli, write_config
+from safetensors.torch import load_file
 
 from trainers import multilabel
 from trainers.emotic.__main__ import main as cli
@@ -241,6 +242,22 @@ def test_emotic_classifier_in_a_pipeline_on_a_real_clip(emotic_run: dict[str, Pa
     smoothed = [f["smoothed"]["label"] for e in with_faces for f in e["faces"] if "smoothed" in f]
     assert smoothed and set(smoothed) <= set(CATEGORIES)  # tracks smooth the 26 probabilities
     assert video.stat().st_size > 0
+
+
+def test_ema_run_keeps_the_average_and_picks_thresholds_with_it(emotic_run: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert cli(["train", "--train", str(emotic_run["train"]), "--val", str(emotic_run["val"]),
+                "--images", str(emotic_run["images"]), "--out", str(out), "--backbone", "alexnet",
+                "--body-size", "64", "--context-size", "64", "--batch-size", "16", "--quiet",
+                "--threads", "1", "--epochs", "1", "--ema", "0.5"]) == 0
+    record = json.loads((out / "history.json").read_text())[0]
+    assert 0 < record["ema_val_mAP"] <= 1 and record["ema_val_vad_mae"] > 0
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert int(state["ema"]["n_averaged"]) == 6  # 96 persons / batch 16
+    best = load_file(out / "best.safetensors")
+    assert all(torch.equal(best[k], state["ema"][f"module.{k}"].to(best[k].dtype)) for k in best)
+    assert read_meta(out / "best.safetensors").metrics["val_mAP"] == record["ema_val_mAP"]
 
 
 @pytest.mark.parametrize(("extra", "message"), [

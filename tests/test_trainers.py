@@ -307,6 +307,35 @@ def test_resume_continues_from_last_epoch(
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
 
 
+def test_ema_selects_and_resumes_the_averaged_weights(
+    fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train(fer_dir, out, "--epochs", "1", "--ema", "0.5") == 0
+    state = torch.load(out / "last.pt", weights_only=True)
+    best = load_file(out / "best.safetensors")
+    assert set(best) == set(state["model"])
+    # epoch 1 is always the best so far, so best.safetensors holds the average, not the raw weights
+    assert all(torch.equal(best[k], state["ema"][f"module.{k}"].to(best[k].dtype)) for k in best)
+    assert any(not torch.equal(best[k], state["model"][k].to(best[k].dtype)) for k in best)
+    assert read_meta(out / "best.safetensors").training["ema_decay"] == 0.5
+
+    assert train(fer_dir, out, "--epochs", "2", "--ema", "0.5") == 0
+    history = json.loads((out / "history.json").read_text())
+    assert all(0 <= h["ema_val_top1"] <= 1 and h["ema_val_loss"] > 0 for h in history)
+    # 28 training images in batches of 8 (last partial batch dropped): 3 updates per epoch,
+    # so 6 means the average carried over the resume instead of restarting
+    assert int(torch.load(out / "last.pt", weights_only=True)["ema"]["n_averaged"]) == 6
+    plain = tmp_path / "plain"
+    assert train(fer_dir, plain, "--epochs", "1") == 0
+    assert train(fer_dir, plain, "--epochs", "2", "--ema", "0.9") == 1
+    assert "trained without --ema" in capsys.readouterr().err
+    assert len(json.loads((plain / "history.json").read_text())) == 1  # the run is left as it was
+    with pytest.raises(SystemExit):
+        train(fer_dir, plain, "--ema", "1")
+    assert "EMA decay must be in [0, 1)" in capsys.readouterr().err
+
+
 # --- evaluate and compare ------------------------------------------------------------------
 
 REPORT_FILES = ["metrics.json", "classification_report.txt", "confusion_matrix.png",

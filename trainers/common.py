@@ -1,4 +1,5 @@
-"""Pieces shared by the trainers: options, seeding, optimiser, schedule, run state files."""
+"""Pieces shared by the trainers: options, seeding, optimiser, schedule, weight averaging, run
+state files."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from vidaffect.errors import CheckpointError
 
 
 def parse_arch_options(items: list[str]) -> dict[str, Any]:
@@ -46,6 +50,22 @@ def make_optimizer(name: str, model: torch.nn.Module, lr: float, wd: float) -> t
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def make_ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers (BatchNorm statistics),
+    ``avg = decay * avg + (1 - decay) * weights`` after each :meth:`~AveragedModel.update_parameters`
+    (Polyak & Juditsky 1992; as used by Tan & Le, EfficientNet, ICML 2019). ``None`` when
+    ``decay`` is 0 (off).
+
+    Raises:
+        ValueError: ``decay`` outside [0, 1).
+    """
+    if not 0 <= decay < 1:
+        raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+    if decay == 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -63,18 +83,33 @@ def save_state(out: Path, state: dict[str, Any]) -> Path:
 
 def training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, epoch: int,
-                   history: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+                   history: list[dict[str, Any]], ema: AveragedModel | None = None,
+                   **extra: Any) -> dict[str, Any]:
     """Everything needed to resume after ``epoch`` (``extra``: best score, epochs without gain)."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
-            "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(), **extra}
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
+             "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(), **extra}
+    if ema is not None:
+        state["ema"] = ema.state_dict()
+    return state
 
 
 def restore_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                  scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator) -> dict[str, Any]:
-    """Load ``last.pt`` (``weights_only=True``) into the model, optimiser, schedule and random
-    generators; returns the state with ``history`` decoded, for the epoch and extras."""
+                  scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator,
+                  ema: AveragedModel | None = None) -> dict[str, Any]:
+    """Load ``last.pt`` (``weights_only=True``) into the model, optimiser, schedule, random
+    generators and weight average; returns the state with ``history`` decoded, for the epoch
+    and extras.
+
+    Raises:
+        CheckpointError: ``ema`` is given but the run was trained without one.
+    """
     state = torch.load(path, weights_only=True)
+    if ema is not None:
+        if "ema" not in state:
+            raise CheckpointError(f"{path} was trained without --ema; resume without it, "
+                                  "or start a new run (another --out, or --restart)")
+        ema.load_state_dict(state["ema"])
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -84,10 +119,18 @@ def restore_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Opt
     return state
 
 
+def ema_decay(text: str) -> float:
+    """argparse type of ``--ema``: a float in [0, 1)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"EMA decay must be in [0, 1) (0: off), got {text}")
+    return value
+
+
 def add_run_arguments(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, weight_decay: float,
                       warmup_epochs: int, limit_help: str) -> None:
     """The options every trainer's ``train`` command shares: schedule, optimiser, seed, early
-    stop, threads, smoke-run limits, resume control."""
+    stop, weight averaging, threads, smoke-run limits, resume control."""
     p.add_argument("--out", required=True, help="run folder (checkpoints, history)")
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=batch_size)
@@ -98,6 +141,9 @@ def add_run_arguments(p: argparse.ArgumentParser, *, epochs: int, batch_size: in
     p.add_argument("--warmup-epochs", type=int, default=warmup_epochs)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=int, default=0, help="early stop after N epochs without val gain (0: off)")
+    p.add_argument("--ema", type=ema_decay, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights with this decay per step "
+                        "(e.g. 0.999) and select, early-stop and save by it (0: off)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help=limit_help)

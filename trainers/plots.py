@@ -59,7 +59,7 @@ def plot_learning_curves(
 
     Args:
         history: one dict per epoch with ``epoch`` and any of ``train_<metric>``,
-            ``val_<metric>`` for the ``metrics``.
+            ``val_<metric>``, ``ema_val_<metric>`` (weight-averaged model) for the ``metrics``.
         metrics: ``(key, title)`` per panel.
 
     Raises:
@@ -71,11 +71,11 @@ def plot_learning_curves(
     fig = Figure(figsize=(5 * len(metrics), 4), layout="constrained")
     for k, (metric, title) in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), k + 1)
-        for part in ("train", "val"):
+        for part, legend in (("train", "train"), ("val", "val"), ("ema_val", "val, EMA weights")):
             ys = [h.get(f"{part}_{metric}") for h in history]
             if any(y is not None for y in ys):
                 ys = [np.nan if y is None else y for y in ys]
-                ax.plot(epochs, ys, marker="o", markersize=3, label=part)
+                ax.plot(epochs, ys, marker="o", markersize=3, label=legend)
         ax.set(title=title, xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

@@ -2,7 +2,9 @@
 
 Same run folder as the FER-2013 trainer (``--out``): ``last.pt`` (full training state,
 ``torch.load(weights_only=True)``), ``best.safetensors`` (best validation mAP, with the
-per-category thresholds chosen on validation in its metadata) and ``history.json``.
+per-category thresholds chosen on validation in its metadata) and ``history.json``. With
+``--ema DECAY`` selection, thresholds and ``best.safetensors`` use the weight average
+(:func:`trainers.common.make_ema`); ``history.json`` then has ``ema_val_*`` beside ``val_*``.
 
 Inputs are RGB, scaled to [0, 1] and normalised with ImageNet's mean and std (the torchvision
 convention for these backbones). Training augmentation: the same horizontal flip of body and
@@ -28,6 +30,7 @@ from trainers import multilabel
 from trainers.common import (
     add_run_arguments,
     lr_lambda,
+    make_ema,
     make_optimizer,
     parse_arch_options,
     restore_state,
@@ -35,7 +38,7 @@ from trainers.common import (
     seed_everything,
     training_state,
 )
-from trainers.emotic.data import EmoticImages, category_counts, load_annotations
+from trainers.emotic.data import EmoticAnnotations, EmoticImages, category_counts, load_annotations
 from trainers.emotic.losses import category_loss, positive_weights, vad_loss
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 from vidaffect.models.emotic import MIN_SIDE
@@ -83,6 +86,15 @@ def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.
         probs.append(torch.sigmoid(logits).numpy())
         vads.append(vad.numpy())
     return np.concatenate(probs), np.concatenate(vads)
+
+
+def validate(model: torch.nn.Module, loader: DataLoader,
+             ann: EmoticAnnotations) -> tuple[np.ndarray, float, float]:
+    """``(probabilities (N, 26), mAP, mean VAD absolute error)`` of ``model`` on ``loader``,
+    scored against the annotations ``ann`` of the same persons."""
+    probs, vad = predict(model, loader)
+    val_map = multilabel.mean_ap(multilabel.per_category_ap(ann.categories, probs))
+    return probs, val_map, float(multilabel.vad_mae(ann.vad, vad).mean())
 
 
 def image_set(args: argparse.Namespace, path: str, split: str) -> EmoticImages:
@@ -146,6 +158,7 @@ def train(args: argparse.Namespace) -> Path:
             "optimizer": args.optimizer, "lr": args.lr, "weight_decay": args.weight_decay,
             "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
             "category_counts": [int(c) for c in counts],
+            **({"ema_decay": args.ema} if args.ema else {}),
         },
     )
     model = build_model(meta).to(memory_format=torch.channels_last)
@@ -153,12 +166,13 @@ def train(args: argparse.Namespace) -> Path:
     total = max(1, args.epochs * len(train_loader))
     warmup = min(total // 10, args.warmup_epochs * len(train_loader)) or 1
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, warmup, total))
+    ema = make_ema(model, args.ema)
 
     history: list[dict[str, Any]] = []
     start_epoch, best_map, bad_epochs = 0, -1.0, 0
     if (out / "last.pt").is_file() and not args.restart:
         try:
-            state = restore_state(out / "last.pt", model, optimizer, scheduler, gen)
+            state = restore_state(out / "last.pt", model, optimizer, scheduler, gen, ema)
         except (RuntimeError, KeyError, ValueError) as exc:
             raise ValueError(f"{out}/last.pt does not fit this model ({type(exc).__name__}); "
                              "use another --out, or --restart to start over") from None
@@ -188,6 +202,8 @@ def train(args: argparse.Namespace) -> Path:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             n = len(cats)
             for key, value in (("loss", loss), ("cat_loss", l_cat), ("vad_loss", l_vad)):
                 sums[key] += float(value.detach()) * n
@@ -196,25 +212,28 @@ def train(args: argparse.Namespace) -> Path:
             step += 1
             if args.max_steps and step >= args.max_steps:
                 break
-        probs, vad_val = predict(model, val_loader)
-        ap = multilabel.per_category_ap(val_ann.categories, probs)
-        val_map = multilabel.mean_ap(ap)
+        seconds = time.perf_counter() - t0
+        probs, val_map, val_vad_mae = validate(model, val_loader, val_ann)
         record = {
             "epoch": epoch + 1, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
-            "val_mAP": val_map, "val_vad_mae": float(multilabel.vad_mae(val_ann.vad, vad_val).mean()),
-            "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
-            "persons_per_s": seen / (time.perf_counter() - t0),
+            "val_mAP": val_map, "val_vad_mae": val_vad_mae,
+            "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "persons_per_s": seen / seconds,
         }
+        chosen = model
+        if ema is not None:
+            chosen = ema.module
+            probs, val_map, val_vad_mae = validate(chosen, val_loader, val_ann)
+            record.update(ema_val_mAP=val_map, ema_val_vad_mae=val_vad_mae)
         history.append(record)
         if val_map > best_map:
             best_map, bad_epochs = val_map, 0
             thresholds = multilabel.best_f1_thresholds(val_ann.categories, probs)
             meta.thresholds = [math.floor(float(t) * 1e4) / 1e4 for t in thresholds]  # down: keeps the deciding score
-            meta.metrics = {"val_mAP": val_map, "val_vad_mae": record["val_vad_mae"], "epoch": epoch + 1}
-            save_checkpoint(out / "best.safetensors", model, meta)
+            meta.metrics = {"val_mAP": val_map, "val_vad_mae": val_vad_mae, "epoch": epoch + 1}
+            save_checkpoint(out / "best.safetensors", chosen, meta)
         else:
             bad_epochs += 1
-        save_state(out, training_state(model, optimizer, scheduler, gen, epoch + 1, history,
+        save_state(out, training_state(model, optimizer, scheduler, gen, epoch + 1, history, ema,
                                        best_map=best_map, bad_epochs=bad_epochs))
         (out / "history.json").write_text(json.dumps(history, indent=1))
         print(json.dumps(record), flush=True)

@@ -4,6 +4,11 @@ A run folder (``--out``) holds ``last.pt`` (full training state, loadable with
 ``torch.load(weights_only=True)``), ``best.safetensors`` (the best-on-validation weights with
 their metadata, see :mod:`vidaffect.models.checkpoint`) and ``history.json`` (per-epoch loss
 and accuracy, used by the learning-curve plot).
+
+With ``--ema DECAY`` the trainer also keeps an exponential moving average of the weights and
+BatchNorm statistics, updated after every optimiser step (:func:`trainers.common.make_ema`).
+Model selection, early stopping and ``best.safetensors`` then use the averaged weights;
+``history.json`` records both (``val_*`` for the raw weights, ``ema_val_*`` for the average).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from tqdm import tqdm
 from trainers.common import (
     add_run_arguments,
     lr_lambda,
+    make_ema,
     make_optimizer,
     parse_arch_options,
     restore_state,
@@ -57,6 +63,14 @@ def predict(model: torch.nn.Module, loader: DataLoader, tta_flip: bool = False) 
             p = (p + F.softmax(model(torch.flip(x, dims=[3])), dim=1)) / 2
         out.append(p.numpy())
     return np.concatenate(out)
+
+
+def validate(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray) -> tuple[float, float]:
+    """``(top-1 accuracy, mean cross-entropy in nats)`` of ``model`` on ``loader``."""
+    probs = predict(model, loader)
+    top1 = float((probs.argmax(1) == labels).mean())
+    loss = float(-np.log(probs[np.arange(len(probs)), labels] + 1e-9).mean())
+    return top1, loss
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -106,6 +120,7 @@ def train(args: argparse.Namespace) -> Path:
             "optimizer": args.optimizer, "lr": args.lr, "weight_decay": args.weight_decay,
             "epochs": args.epochs, "batch_size": args.batch_size, "balance": args.balance,
             "label_smoothing": args.label_smoothing, "seed": args.seed,
+            **({"ema_decay": args.ema} if args.ema else {}),
         },
     )
     model = build_model(meta).to(memory_format=torch.channels_last)
@@ -114,12 +129,13 @@ def train(args: argparse.Namespace) -> Path:
     total = args.epochs * steps_per_epoch
     warmup = min(total // 10, args.warmup_epochs * steps_per_epoch) or 1
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, warmup, total))
+    ema = make_ema(model, args.ema)
 
     state_file = out / "last.pt"
     history: list[dict[str, Any]] = []
     start_epoch, best_acc, bad_epochs = 0, -1.0, 0
     if state_file.is_file() and not args.restart:
-        state = restore_state(out / "last.pt", model, optimizer, scheduler, gen)
+        state = restore_state(out / "last.pt", model, optimizer, scheduler, gen, ema)
         start_epoch, best_acc, bad_epochs = state["epoch"], state["best_acc"], state["bad_epochs"]
         history = state["history"]
         print(f"resumed {out} at epoch {start_epoch} (best val top-1 {best_acc:.4f})", flush=True)
@@ -144,6 +160,8 @@ def train(args: argparse.Namespace) -> Path:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -151,25 +169,26 @@ def train(args: argparse.Namespace) -> Path:
             step += 1
             if max_steps and step >= max_steps:
                 break
-        probs = predict(model, val_loader)
-        val_pred = probs.argmax(1)
-        val_acc = float((val_pred == val_set.labels).mean())
-        val_loss = float(-np.log(probs[np.arange(len(probs)), val_set.labels] + 1e-9).mean())
+        seconds = time.perf_counter() - t0
+        val_acc, val_loss = validate(model, val_loader, val_set.labels)
         record = {
             "epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
             "train_top1": correct / max(seen, 1), "val_loss": val_loss, "val_top1": val_acc,
-            "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
-            "img_per_s": seen / (time.perf_counter() - t0),
+            "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "img_per_s": seen / seconds,
         }
+        chosen = model
+        if ema is not None:
+            chosen = ema.module
+            val_acc, val_loss = validate(chosen, val_loader, val_set.labels)
+            record.update(ema_val_loss=val_loss, ema_val_top1=val_acc)
         history.append(record)
-        improved = val_acc > best_acc
-        if improved:
+        if val_acc > best_acc:
             best_acc, bad_epochs = val_acc, 0
             meta.metrics = {"val_top1": val_acc, "epoch": epoch + 1}
-            save_checkpoint(out / "best.safetensors", model, meta)
+            save_checkpoint(out / "best.safetensors", chosen, meta)
         else:
             bad_epochs += 1
-        save_state(out, training_state(model, optimizer, scheduler, gen, epoch + 1, history,
+        save_state(out, training_state(model, optimizer, scheduler, gen, epoch + 1, history, ema,
                                        best_acc=best_acc, bad_epochs=bad_epochs))
         (out / "history.json").write_text(json.dumps(history, indent=1))
         print(json.dumps(record), flush=True)
