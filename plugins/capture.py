@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +56,34 @@ class CaptureConfig(PluginConfig):
         if isinstance(v, int) and v < 8:
             raise ValueError("resize must be >= 8 pixels")
         return v
+
+
+def _where(uri: str) -> str:
+    """``uri`` for an error message, with the folder a relative path was resolved against."""
+    path = Path(uri).expanduser()
+    return uri if path.is_absolute() else f"{uri} (relative to the current folder {Path.cwd()})"
+
+
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
+
+
+def tcp_reachable(uri: str, timeout_s: float) -> tuple[str, bool] | None:
+    """``("host:port", whether a TCP connection to it succeeds)`` for a network ``uri`` (e.g.
+    ``rtsp://cam.local/stream``, port 554 when none is given); ``None`` for anything else."""
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    where = f"{parts.hostname}:{port}"
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            return where, True
+    except OSError:
+        return where, False
 
 
 def _output_size(w: int, h: int, resize: list[int] | int | None) -> tuple[int, int]:
@@ -179,7 +209,7 @@ class VideoFileSource(_CaptureSource):
         @classmethod
         def _file_exists(cls, v: str) -> str:
             if not Path(v).expanduser().is_file():
-                raise ValueError(f"video file not found: {v}")
+                raise ValueError(f"video file not found: {_where(v)}")
             return v
 
     config: Config
@@ -311,7 +341,12 @@ class StreamSource(_CaptureSource):
                 return super().open()
             except SourceError as exc:
                 last = exc
-        hint = "; if the camera plays elsewhere, try low_delay: false" if self.config.low_delay else ""
+        hint = ""
+        reach = tcp_reachable(self.config.uri, self.config.open_timeout_ms / 1000)
+        if reach is not None and not reach[1]:
+            hint = f"; nothing answers at {reach[0]}: check the address and that the camera is on"
+        elif self.config.low_delay and self.config.uri.startswith("rtsp"):
+            hint = "; if the camera plays elsewhere, try low_delay: false"
         raise SourceError(f"{last} (gave up after {self.config.open_attempts} attempts{hint})")
 
     def _backoff(self, n: int) -> float:
@@ -357,6 +392,13 @@ class ImageFolderSource(Source):
     class Config(CaptureConfig):
         fps: float | None = Field(None, gt=0, description="nominal fps written to video sinks")
         loop: bool = Field(False, description="start over after the last image")
+
+        @field_validator("uri")
+        @classmethod
+        def _folder_exists(cls, v: str) -> str:
+            if not Path(v).expanduser().is_dir():
+                raise ValueError(f"image folder not found: {_where(v)}")
+            return v
 
     config: Config
 

@@ -86,6 +86,8 @@ def test_overrides(write_pipeline) -> None:
     assert cfg.detector.plugin.min_neighbors == 7
     assert cfg.sinks[0].plugin.path == "x.txt"
     assert cfg.engine.hwm == 2
+    with pytest.raises(ConfigError, match=r"pipeline\.yaml \(with --set detectr\.x=1\): invalid pipeline"):
+        load_config(path, ["detectr.x=1"])
 
 
 @pytest.mark.parametrize(("assignment", "message"), [

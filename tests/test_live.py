@@ -104,6 +104,18 @@ def test_events_command_prints_json(tmp_path: Path) -> None:
     assert all(json.loads(line)["type"] == "frame" for line in lines)
 
 
+def test_events_command_errors_name_the_problem(tmp_path: Path) -> None:
+    bad = run_cli("events", "foo", "--count", "1")
+    assert bad.returncode == 1 and "cannot subscribe to 'foo'" in bad.stderr
+    assert run_cli("keys", str(tmp_path), "--name", "alice").returncode == 0
+    public, secret = str(tmp_path / "alice.key"), str(tmp_path / "alice.key_secret")
+    wrong = run_cli("events", "--curve-secret-key", public, "--curve-server-key", public, "--count", "1")
+    assert wrong.returncode == 1 and "holds no secret key (give the NAME.key_secret" in wrong.stderr
+    half = run_cli("events", "--curve-secret-key", secret, "--count", "1")
+    assert half.returncode == 2 and "--curve-secret-key and --curve-server-key go together" in half.stderr
+    assert "Traceback" not in bad.stderr + wrong.stderr + half.stderr
+
+
 @NEEDS_DATA
 def test_subscriber_that_stops_reading_never_slows_the_pipeline(tmp_path: Path) -> None:
     import zmq

@@ -57,6 +57,19 @@ def test_misspelt_hook_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         plugins.get_plugin_manager()
 
 
+def test_extra_plugin_modules_import_errors_and_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDAFFECT_PLUGINS", "vidaffect.testing, no_such_plugin_module")
+    plugins.reset()
+    with pytest.raises(PluginError, match="VIDAFFECT_PLUGINS: cannot import 'no_such_plugin_module'"):
+        plugins.get_registry()
+    proc = run_cli("plugins", env={"VIDAFFECT_PLUGINS": "no_such_plugin_module"})
+    assert proc.returncode == 1 and proc.stderr.startswith("error: VIDAFFECT_PLUGINS: cannot import")
+    # a module that is also installed as an entry point is registered once, not refused
+    monkeypatch.setenv("VIDAFFECT_PLUGINS", "vidaffect_plugins.capture")
+    plugins.reset()
+    assert plugins.get_registry().origin[("source", "video")] == "capture"
+
+
 def test_block_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDAFFECT_BLOCK_PLUGINS", "haar")
     plugins.reset()

@@ -333,3 +333,5 @@ def test_curve_options_are_checked() -> None:
         ZmqEventsSink.Config(curve_secret_key=__file__)
     with pytest.raises(ValueError, match="no such folder"):
         ZmqEventsSink.Config(curve_secret_key=__file__, curve_authorized_keys="/no/such/dir")
+    with pytest.raises(ValueError, match="holds no secret key"):
+        ZmqEventsSink.Config(curve_secret_key=__file__, curve_authorized_keys=str(Path(__file__).parent))

@@ -90,8 +90,10 @@ def test_image_folder_one_frame_per_image(tmp_path: Path) -> None:
 def test_missing_file_and_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="video file not found"):
         VideoFileSource.Config(uri=str(tmp_path / "none.mp4"))
-    with pytest.raises(SourceError, match="folder not found"):
-        ImageFolderSource(ImageFolderSource.Config(uri=str(tmp_path / "none"))).open()
+    with pytest.raises(ValueError, match="image folder not found"):
+        ImageFolderSource.Config(uri=str(tmp_path / "none"))
+    with pytest.raises(ValueError, match=r"none\.mp4 \(relative to the current folder /"):
+        VideoFileSource.Config(uri="none.mp4")
     with pytest.raises(SourceError, match="no images"):
         ImageFolderSource(ImageFolderSource.Config(uri=str(tmp_path))).open()
 
@@ -107,12 +109,26 @@ def test_corrupt_video_is_a_clear_error(tmp_path: Path) -> None:
 def test_unreachable_stream_is_a_clear_error() -> None:
     from vidaffect.runtime.transport import free_tcp_port
 
-    url = f"rtsp://127.0.0.1:{free_tcp_port()}/none"
+    port = free_tcp_port()
+    url = f"rtsp://127.0.0.1:{port}/none"
     src = StreamSource(StreamSource.Config(uri=url, open_timeout_ms=1000))
-    with pytest.raises(SourceError, match="cannot open rtsp://127.0.0.1"):
+    with pytest.raises(SourceError, match=f"cannot open rtsp://127.0.0.1.*nothing answers at 127.0.0.1:{port}"):
         src.open()
     with pytest.raises(ValueError, match="expected a URL"):
         StreamSource.Config(uri="camera")
+
+
+def test_tcp_reachable_tells_a_listening_port_from_a_closed_one() -> None:
+    import socket
+
+    from vidaffect_plugins.capture import tcp_reachable
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        assert tcp_reachable(f"rtsp://127.0.0.1:{port}/stream", 1.0) == (f"127.0.0.1:{port}", True)
+    assert tcp_reachable(f"rtsp://127.0.0.1:{port}/stream", 1.0) == (f"127.0.0.1:{port}", False)
+    assert tcp_reachable("rtsp://127.0.0.1/stream", 0.5)[0] == "127.0.0.1:554"  # RTSP's default port
+    assert tcp_reachable("clip.mp4", 1.0) is None and tcp_reachable("udp://239.0.0.1:5000", 1.0) is None
 
 
 def test_a_device_index_may_be_a_yaml_number() -> None:

@@ -54,7 +54,10 @@ def plugins(as_json: bool) -> None:
     """List installed plugins (built-in and third-party) and their options."""
     from vidaffect.plugin_info import describe_plugins, format_plugins
 
-    info = describe_plugins()
+    try:
+        info = describe_plugins()
+    except VidaffectError as err:
+        _fail(err)
     click.echo(json.dumps(info, indent=1) if as_json else format_plugins(info))
 
 
@@ -86,8 +89,12 @@ def keys(folder: str, name: str) -> None:
 def events(endpoint: str, topic: str, count: int, curve_secret_key: str | None,
            curve_server_key: str | None) -> None:
     """Subscribe to ENDPOINT and print each JSON event on its own line."""
+    import zmq
+
     from vidaffect.subscribe import iter_events
 
+    if (curve_secret_key is None) != (curve_server_key is None):
+        raise click.UsageError("--curve-secret-key and --curve-server-key go together (CurveZMQ)")
     try:
         stream = iter_events(endpoint, topic, curve_secret_key=curve_secret_key,
                              curve_server_key=curve_server_key)
@@ -97,6 +104,10 @@ def events(endpoint: str, topic: str, count: int, curve_secret_key: str | None,
                 break
     except KeyboardInterrupt:
         pass
+    except zmq.ZMQError as err:
+        _fail(VidaffectError(f"cannot subscribe to {endpoint!r}: {err} (expected e.g. tcp://127.0.0.1:5560)"))
+    except (OSError, ValueError) as err:  # a key file that is missing or not a key
+        _fail(err)
 
 
 @main.command()

@@ -187,10 +187,11 @@ def _validate_stage(label: str, kind: str, raw: Any, errors: list[str]) -> Stage
     if "type" not in raw:
         errors.append(f"{where} › type: required key is missing (the plugin name)")
         return None
+    registry = get_registry()
     try:
-        cls = get_registry().get(kind, str(raw["type"]))
+        cls = registry.get(kind, str(raw["type"]))
     except PluginError as exc:
-        known = sorted(get_registry().classes[kind])
+        known = sorted(registry.classes[kind])
         errors.append(f"{where} › type: {exc}{_suggest(str(raw['type']), known)}")
         return None
     plugin_keys = list(cls.Config.model_fields)
@@ -369,4 +370,5 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for assignment in overrides:
         apply_override(data, assignment)
-    return validate(data, str(path))
+    where = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
+    return validate(data, where)

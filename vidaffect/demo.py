@@ -73,7 +73,8 @@ def pick_clip(video: Path | None, out: Path) -> Path:
 
 
 def demo_pipeline(clip: Path, out: Path) -> dict[str, Any]:
-    """The default pipeline (the same as configs/video.yaml) as a mapping."""
+    """The demo pipeline as a mapping: the detector, classifier and file sinks of
+    configs/video.yaml, with detection on every frame (no tracking) and no ZeroMQ publisher."""
     return {
         "pipeline": {"name": "demo"},
         "source": {"type": "video", "uri": str(clip)},

@@ -63,7 +63,14 @@ _registry: Registry | None = None
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, loading plugins on first use (idempotent)."""
+    """The process-wide plugin manager, loading plugins on first use (idempotent).
+
+    A module named in ``VIDAFFECT_PLUGINS`` that is already registered (e.g. installed with an
+    entry point too) is registered once.
+
+    Raises:
+        PluginError: a ``VIDAFFECT_PLUGINS`` module cannot be imported.
+    """
     global _pm
     if _pm is None:
         pm = pluggy.PluginManager("vidaffect")
@@ -72,9 +79,13 @@ def get_plugin_manager() -> pluggy.PluginManager:
         for name in blocked:
             pm.set_blocked(name)
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        for mod in filter(None, os.environ.get("VIDAFFECT_PLUGINS", "").split(",")):
-            if pm.get_plugin(mod) is None:
-                pm.register(importlib.import_module(mod), name=mod)
+        for mod in filter(None, (m.strip() for m in os.environ.get("VIDAFFECT_PLUGINS", "").split(","))):
+            try:
+                module = importlib.import_module(mod)
+            except ImportError as exc:
+                raise PluginError(f"VIDAFFECT_PLUGINS: cannot import {mod!r}: {exc}") from None
+            if pm.get_plugin(mod) is None and not pm.is_registered(module):  # e.g. also an entry point
+                pm.register(module, name=mod)
         pm.check_pending()
         _pm = pm
     return _pm

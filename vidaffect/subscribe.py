@@ -35,7 +35,8 @@ def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None,
             raise ValueError("CurveZMQ needs both curve_secret_key and curve_server_key")
         public, secret = zmq.auth.load_certificate(curve_secret_key)
         if secret is None:
-            raise ValueError(f"{curve_secret_key} holds no secret key")
+            raise ValueError(f"{curve_secret_key} holds no secret key (give the NAME.key_secret file "
+                             "that `vidaffect keys` wrote)")
         sock.curve_secretkey, sock.curve_publickey = secret, public
         sock.curve_serverkey, _ = zmq.auth.load_certificate(curve_server_key)
     sock.setsockopt(zmq.SUBSCRIBE, topic.encode())

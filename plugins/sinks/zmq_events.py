@@ -39,6 +39,16 @@ from vidaffect.events import (
 from vidaffect.frames import Frame
 
 
+def _holds_secret_key(path: str) -> bool:
+    """Whether ``path`` is a ZeroMQ certificate file with a secret key (``vidaffect keys``)."""
+    import zmq.auth
+
+    try:
+        return zmq.auth.load_certificate(path)[1] is not None
+    except (OSError, ValueError):
+        return False
+
+
 class ZmqEventsSink(Sink):
     """Publishes JSON events on a bound PUB socket (topic = stream id).
 
@@ -73,6 +83,9 @@ class ZmqEventsSink(Sink):
                 raise ValueError(f"curve_secret_key: no such file: {self.curve_secret_key}")
             if self.curve_authorized_keys is not None and not Path(self.curve_authorized_keys).is_dir():
                 raise ValueError(f"curve_authorized_keys: no such folder: {self.curve_authorized_keys}")
+            if self.curve_secret_key is not None and not _holds_secret_key(self.curve_secret_key):
+                raise ValueError(f"curve_secret_key: {self.curve_secret_key} holds no secret key "
+                                 "(give the NAME.key_secret file that `vidaffect keys` wrote)")
             return self
 
     config: Config

@@ -85,4 +85,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="split of an Annotations.mat (train, val, test)")
     p.add_argument("--prior-from", default=None,
                    help="annotations whose label frequencies form the prior predictor (default: each file's own)")
-    p.add_argument("--report", default="emotic-stats", help="folder for the co-occurrence CSV/PNG files")
+    p.add_argument("--report", default="out/emotic-stats",
+                   help="folder for the co-occurrence CSV/PNG files (default: out/emotic-stats)")
