@@ -21,7 +21,8 @@ import torch
 from safetensors.torch import load_file
 
 from trainers import metrics
-from trainers.fer2013 import evaluate
+from trainers.common import make_ema
+from trainers.fer2013 import distill, evaluate
 from trainers.fer2013.__main__ import main as cli
 from trainers.fer2013.data import FER_LABELS, load, load_csv, load_folder, stratified_split
 from vidaffect.errors import CheckpointError
@@ -307,6 +308,28 @@ def test_resume_continues_from_last_epoch(
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
 
 
+def test_ema_warms_up_then_decays_at_the_set_rate() -> None:
+    model = torch.nn.BatchNorm1d(2)
+    ema = make_ema(model, 0.9)
+    assert make_ema(model, 0.0) is None
+    ema.update_parameters(model)  # the first update copies
+    for t, value in ((1, 1.0), (2, 3.0)):
+        before = ema.module.weight.detach().clone()
+        model.weight.data.fill_(value)
+        model.num_batches_tracked.fill_(7 * t)
+        ema.update_parameters(model)
+        d = min(0.9, (1 + t) / (10 + t))
+        assert torch.allclose(ema.module.weight, d * before + (1 - d) * value)
+        assert int(ema.module.num_batches_tracked) == 7 * t
+    ema.n_averaged.fill_(1000)  # long after the warm-up: the set decay
+    before = ema.module.weight.detach().clone()
+    model.weight.data.fill_(5.0)
+    ema.update_parameters(model)
+    assert torch.allclose(ema.module.weight, 0.9 * before + 0.1 * 5.0)
+    with pytest.raises(ValueError, match="in \\[0, 1\\)"):
+        make_ema(model, 1.0)
+
+
 def test_ema_selects_and_resumes_the_averaged_weights(
     fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -334,6 +357,60 @@ def test_ema_selects_and_resumes_the_averaged_weights(
     with pytest.raises(SystemExit):
         train(fer_dir, plain, "--ema", "1")
     assert "EMA decay must be in [0, 1)" in capsys.readouterr().err
+
+
+# --- distillation --------------------------------------------------------------------------
+
+
+def test_distillation_loss_is_zero_at_the_teacher_and_scales_with_temperature() -> None:
+    teacher = torch.softmax(torch.tensor([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]]), dim=1)
+    for t in (1.0, 2.0, 4.0):
+        assert distill.distillation_loss(torch.log(teacher), teacher, t).item() == pytest.approx(0, abs=1e-6)
+    wrong = torch.tensor([[-1.0, 0.5, 2.0], [3.0, 0.0, 0.0]])
+    losses = [distill.distillation_loss(wrong, teacher, t).item() for t in (1.0, 4.0)]
+    assert losses[0] > 0.5 and losses[1] > 0.5  # T^2 keeps the softened term from vanishing
+
+
+def test_teacher_targets_match_the_teacher_and_are_cached(
+    run_dir: Path, fer_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ckpt = run_dir / "best.safetensors"
+    faces = load(fer_dir, "train")
+    cache = tmp_path / "teacher_probs.npz"
+    probs = distill.teacher_probs([str(ckpt)], faces.images, list(FER_LABELS), cache=cache)
+    model, meta = load_checkpoint(ckpt)
+    expected = evaluate.predict_images(model, meta, faces.images, tta_flip=True)
+    assert probs.shape == (42, 7) and np.allclose(probs, expected, atol=1e-5)
+    # reversed student label order: the teacher's columns follow the names
+    rev = distill.teacher_probs([str(ckpt)], faces.images, list(FER_LABELS)[::-1])
+    assert np.allclose(rev, expected[:, ::-1], atol=1e-5)
+    with pytest.raises(CheckpointError, match=r"has no output for \['contempt'\]"):
+        distill.teacher_probs([str(ckpt)], faces.images, [*FER_LABELS, "contempt"])
+
+    def no_prediction(*_: Any, **__: Any) -> np.ndarray:
+        raise AssertionError("the cached targets should have been used")
+
+    monkeypatch.setattr(distill, "predict_images", no_prediction)
+    assert np.array_equal(distill.teacher_probs([str(ckpt)], faces.images, list(FER_LABELS), cache=cache), probs)
+    with pytest.raises(AssertionError, match="cached targets"):  # other faces: the cache does not apply
+        distill.teacher_probs([str(ckpt)], faces.images[:10], list(FER_LABELS), cache=cache)
+
+
+def test_training_with_a_teacher(run_dir: Path, fer_dir: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "student"
+    teacher = str(run_dir / "best.safetensors")
+    assert train(fer_dir, out, "--epochs", "1", "--teacher", teacher, "--distill-weight", "0.7") == 0
+    assert "teacher targets for 28 faces" in capsys.readouterr().out
+    training = read_meta(out / "best.safetensors").training
+    assert training["teachers"] == [teacher] and training["distill_weight"] == 0.7
+    with np.load(out / "teacher_probs.npz") as z:
+        assert z["probs"].shape == (28, 7) and np.allclose(z["probs"].sum(1), 1, atol=1e-5)
+    with pytest.raises(SystemExit):
+        train(fer_dir, tmp_path / "bad", "--teacher", teacher, "--distill-weight", "1.5")
+    assert "expected a value in [0, 1]" in capsys.readouterr().err
+    assert train(fer_dir, tmp_path / "bad", "--teacher", str(tmp_path / "none.safetensors")) == 1
+    assert "neither a shipped model" in capsys.readouterr().err
 
 
 # --- evaluate and compare ------------------------------------------------------------------

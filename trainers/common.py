@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from vidaffect.errors import CheckpointError
 
@@ -52,9 +52,14 @@ def make_optimizer(name: str, model: torch.nn.Module, lr: float, wd: float) -> t
 
 def make_ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
     """An exponential moving average of ``model``'s weights and buffers (BatchNorm statistics),
-    ``avg = decay * avg + (1 - decay) * weights`` after each :meth:`~AveragedModel.update_parameters`
+    ``avg = d * avg + (1 - d) * weights`` after each :meth:`~AveragedModel.update_parameters`
     (Polyak & Juditsky 1992; as used by Tan & Le, EfficientNet, ICML 2019). ``None`` when
     ``decay`` is 0 (off).
+
+    ``d`` warms up as in TensorFlow's ``ExponentialMovingAverage(num_updates=t)``:
+    ``d = min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so the average is not dragged
+    back to the random initial weights for the first few thousand steps. Integer buffers
+    (BatchNorm's batch counters) take the model's value.
 
     Raises:
         ValueError: ``decay`` outside [0, 1).
@@ -63,7 +68,18 @@ def make_ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
         raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
     if decay == 0:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        t = int(n_averaged)
+        d = min(decay, (1 + t) / (10 + t))
+        for avg, cur in zip(averaged, current, strict=True):
+            if avg.is_floating_point():
+                avg.lerp_(cur, 1 - d)
+            else:
+                avg.copy_(cur)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -124,6 +140,22 @@ def ema_decay(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"EMA decay must be in [0, 1) (0: off), got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a value in [0, 1], got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a float above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a value above 0, got {text}")
     return value
 
 

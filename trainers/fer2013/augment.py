@@ -22,18 +22,22 @@ def train_transform(size: int = 48) -> v2.Transform:
     )
 
 
-class FaceTensorDataset(Dataset[tuple[torch.Tensor, int]]):
+class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
     """Wraps uint8 ``(N, H, W)`` images into normalised float32 ``(1, H, W)`` tensors.
 
     ``(pixel / 255 - mean) / std``; with ``augment`` the train transform and random
-    erasing (Zhong et al., AAAI 2020) are applied.
+    erasing (Zhong et al., AAAI 2020) are applied. Items are ``(x, label)``, or
+    ``(x, label, soft)`` when per-image soft targets float32 ``(N, C)`` are given
+    (distillation, :mod:`trainers.fer2013.distill`).
     """
 
     def __init__(
-        self, images: np.ndarray, labels: np.ndarray, mean: float, std: float, augment: bool
+        self, images: np.ndarray, labels: np.ndarray, mean: float, std: float, augment: bool,
+        soft: np.ndarray | None = None,
     ) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
         self.labels = torch.from_numpy(labels)
+        self.soft = None if soft is None else torch.from_numpy(np.ascontiguousarray(soft, np.float32))
         self.mean, self.std = mean, std
         self.transform = train_transform(images.shape[-1]) if augment else None
         self.erase = v2.RandomErasing(p=0.5, scale=(0.02, 0.15), value=0.0) if augment else None
@@ -41,11 +45,13 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         img = self.images[i]
         if self.transform is not None:
             img = self.transform(img)
         x = (img.float() / 255.0 - self.mean) / self.std
         if self.erase is not None:
             x = self.erase(x)
+        if self.soft is not None:
+            return x, int(self.labels[i]), self.soft[i]
         return x, int(self.labels[i])

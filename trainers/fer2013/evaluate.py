@@ -16,17 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from trainers import metrics, plots
 from trainers.common import print_evaluation
-from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load
-from trainers.fer2013.train import predict
+from trainers.fer2013.predict import predict_images
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
 from vidaffect.paths import data_dir
@@ -63,32 +60,6 @@ def map_labels(faces: FaceSet, model_labels: list[str]) -> np.ndarray:
         )
     lut = np.array([index.get(n.lower(), -1) for n in faces.label_names], np.int64)
     return lut[faces.labels]
-
-
-def predict_images(
-    model: nn.Module, meta: CheckpointMeta, images: np.ndarray, batch_size: int = 256,
-    tta_flip: bool = False,
-) -> np.ndarray:
-    """Softmax probabilities float32 ``(N, len(meta.labels))`` for uint8 ``(N, H, W)`` faces.
-
-    Faces are resized to ``meta.input_size`` when they differ and normalised with the
-    checkpoint's mean/std.
-
-    Raises:
-        CheckpointError: the checkpoint expects colour input (FER models are grayscale).
-    """
-    if meta.in_channels != 1:
-        raise CheckpointError(
-            f"expected a grayscale (in_channels=1) checkpoint, got in_channels={meta.in_channels}"
-        )
-    h, w = meta.input_size
-    if images.shape[1:] != (h, w):
-        images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images])
-    dummy = np.zeros(len(images), np.int64)
-    ds = FaceTensorDataset(images, dummy, meta.mean[0], meta.std[0], augment=False)
-    if not len(ds):
-        return np.zeros((0, len(meta.labels)), np.float32)
-    return predict(model, DataLoader(ds, batch_size=batch_size), tta_flip=tta_flip)
 
 
 @dataclass

@@ -9,6 +9,10 @@ With ``--ema DECAY`` the trainer also keeps an exponential moving average of the
 BatchNorm statistics, updated after every optimiser step (:func:`trainers.common.make_ema`).
 Model selection, early stopping and ``best.safetensors`` then use the averaged weights;
 ``history.json`` records both (``val_*`` for the raw weights, ``ema_val_*`` for the average).
+
+With ``--teacher CHECKPOINT`` (repeatable) the model also learns from trained teachers' soft
+predictions (knowledge distillation, :mod:`trainers.fer2013.distill`); the targets are computed
+once and kept in the run folder as ``teacher_probs.npz``.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from tqdm import tqdm
 
 from trainers.common import (
     add_run_arguments,
+    fraction,
     lr_lambda,
     make_ema,
     make_optimizer,
     parse_arch_options,
+    positive_float,
     restore_state,
     save_state,
     seed_everything,
@@ -38,6 +44,8 @@ from trainers.common import (
 )
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load, stratified_split
+from trainers.fer2013.distill import distillation_loss, teacher_probs
+from trainers.fer2013.predict import predict
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 
 
@@ -46,23 +54,6 @@ def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
     w = (1.0 / np.maximum(counts, 1)) ** power
     w = w / (w * counts).sum() * counts.sum()
     return torch.tensor(w, dtype=torch.float32)
-
-
-@torch.inference_mode()
-def predict(model: torch.nn.Module, loader: DataLoader, tta_flip: bool = False) -> np.ndarray:
-    """Softmax probabilities ``(N, num_classes)`` float32 for every sample of ``loader``.
-
-    With ``tta_flip`` the probabilities of the image and its mirror image are averaged.
-    """
-    model.eval()
-    out = []
-    for x, _ in loader:
-        x = x.contiguous(memory_format=torch.channels_last)
-        p = F.softmax(model(x), dim=1)
-        if tta_flip:
-            p = (p + F.softmax(model(torch.flip(x, dims=[3])), dim=1)) / 2
-        out.append(p.numpy())
-    return np.concatenate(out)
 
 
 def validate(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray) -> tuple[float, float]:
@@ -99,9 +90,18 @@ def train(args: argparse.Namespace) -> Path:
     elif args.balance == "weighted-loss":
         weights = class_weights(counts, args.balance_power)
 
+    soft = None
+    if args.teacher:
+        t0 = time.perf_counter()
+        soft = teacher_probs(args.teacher, train_set.images, list(full.label_names),
+                             cache=out / "teacher_probs.npz")
+        agree = float((soft.argmax(1) == train_set.labels).mean())
+        print(f"teacher targets for {len(soft)} faces ({time.perf_counter() - t0:.0f} s; "
+              f"teacher top-1 on them {agree:.4f})", flush=True)
+
     gen = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(
-        FaceTensorDataset(train_set.images, train_set.labels, mean, std, augment=True),
+        FaceTensorDataset(train_set.images, train_set.labels, mean, std, augment=True, soft=soft),
         batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
         drop_last=len(train_set) >= args.batch_size,  # else a small set would give 0 steps
         generator=gen, num_workers=args.workers,
@@ -121,6 +121,8 @@ def train(args: argparse.Namespace) -> Path:
             "epochs": args.epochs, "batch_size": args.batch_size, "balance": args.balance,
             "label_smoothing": args.label_smoothing, "seed": args.seed,
             **({"ema_decay": args.ema} if args.ema else {}),
+            **({"teachers": list(args.teacher), "distill_weight": args.distill_weight,
+                "distill_temperature": args.distill_temperature} if args.teacher else {}),
         },
     )
     model = build_model(meta).to(memory_format=torch.channels_last)
@@ -152,10 +154,13 @@ def train(args: argparse.Namespace) -> Path:
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
                    disable=args.quiet, mininterval=5)
-        for x, y in bar:
+        for x, y, *target in bar:
             x = x.contiguous(memory_format=torch.channels_last)
             logits = model(x)
             loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=args.label_smoothing)
+            if target:
+                kd = distillation_loss(logits, target[0], args.distill_temperature)
+                loss = (1 - args.distill_weight) * loss + args.distill_weight * kd
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -211,5 +216,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balance-power", type=float, default=0.5,
                    help="weighted-loss: class weight = (1/count)**power")
     p.add_argument("--val-frac", type=float, default=0.1)
+    p.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
+                   help="distil from this trained model (shipped name or .safetensors; repeat for an "
+                        "ensemble): its flip-averaged predictions on the training faces become soft targets")
+    p.add_argument("--distill-weight", type=fraction, default=0.5,
+                   help="with --teacher: weight of the distillation term (the label term gets 1 - this)")
+    p.add_argument("--distill-temperature", type=positive_float, default=2.0,
+                   help="with --teacher: softmax temperature T of teacher and student in that term")
     add_run_arguments(p, epochs=40, batch_size=128, weight_decay=0.05, warmup_epochs=2,
                       limit_help="use only N training images (smoke runs)")
