@@ -401,7 +401,11 @@ def test_training_with_a_teacher(run_dir: Path, fer_dir: Path, tmp_path: Path,
     out = tmp_path / "student"
     teacher = str(run_dir / "best.safetensors")
     assert train(fer_dir, out, "--epochs", "1", "--teacher", teacher, "--distill-weight", "0.7") == 0
-    assert "teacher targets for 28 faces" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "teacher targets for 28 faces" in printed and "warning" not in printed  # same split
+    assert train(fer_dir, tmp_path / "other", "--epochs", "1", "--max-steps", "1", "--teacher", teacher,
+                 "--seed", "1") == 0
+    assert f"warning: teacher {teacher} was trained on another split" in capsys.readouterr().out
     training = read_meta(out / "best.safetensors").training
     assert training["teachers"] == [teacher] and training["distill_weight"] == 0.7
     with np.load(out / "teacher_probs.npz") as z:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from trainers.fer2013.predict import predict_images
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import load_checkpoint
+from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint
 
 
@@ -71,6 +72,17 @@ def teacher_probs(teachers: list[str], images: np.ndarray, labels: list[str],
         tmp = cache.with_suffix(".tmp.npz")
         np.savez(tmp, probs=out, key=np.array(key))
         tmp.replace(cache)
+    return out
+
+
+def other_split_teachers(teachers: list[str], val_split: str, train_size: int) -> list[str]:
+    """The teachers whose metadata names another validation split or training-set size than
+    the student's: they may have trained on the student's validation faces."""
+    out = []
+    for t in teachers:
+        training = read_meta(resolve_checkpoint(t)).training
+        if training.get("val_split") != val_split or training.get("train_size") != train_size:
+            out.append(t)
     return out
 
 

@@ -44,7 +44,7 @@ from trainers.common import (
 )
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load, stratified_split
-from trainers.fer2013.distill import distillation_loss, teacher_probs
+from trainers.fer2013.distill import distillation_loss, other_split_teachers, teacher_probs
 from trainers.fer2013.predict import predict
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 
@@ -90,6 +90,7 @@ def train(args: argparse.Namespace) -> Path:
     elif args.balance == "weighted-loss":
         weights = class_weights(counts, args.balance_power)
 
+    val_split = f"stratified {args.val_frac:g} of train, seed {args.seed}"
     soft = None
     if args.teacher:
         t0 = time.perf_counter()
@@ -98,6 +99,9 @@ def train(args: argparse.Namespace) -> Path:
         agree = float((soft.argmax(1) == train_set.labels).mean())
         print(f"teacher targets for {len(soft)} faces ({time.perf_counter() - t0:.0f} s; "
               f"teacher top-1 on them {agree:.4f})", flush=True)
+        for t in other_split_teachers(args.teacher, val_split, len(train_set)):
+            print(f"warning: teacher {t} was trained on another split than '{val_split}'; it may "
+                  "have seen this run's validation faces, which would inflate val top-1", flush=True)
 
     gen = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(
@@ -116,7 +120,7 @@ def train(args: argparse.Namespace) -> Path:
         mean=[mean], std=[std], arch_kwargs=parse_arch_options(args.arch_opt),
         training={
             "data": full.source, "train_size": len(train_set), "val_size": len(val_set),
-            "val_split": f"stratified {args.val_frac:g} of train, seed {args.seed}",
+            "val_split": val_split,
             "optimizer": args.optimizer, "lr": args.lr, "weight_decay": args.weight_decay,
             "epochs": args.epochs, "batch_size": args.batch_size, "balance": args.balance,
             "label_smoothing": args.label_smoothing, "seed": args.seed,
