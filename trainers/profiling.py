@@ -67,8 +67,12 @@ def cpu_ms_per_item(
     ``(batch, *shape)`` for each of ``input_shapes`` (one per model input, no batch).
 
     Uses the current ``torch.get_num_threads()``; run :func:`torch.set_num_threads` first.
+    Model and image inputs are in ``channels_last`` memory format, as the classifier plugins
+    run them (the model is converted in place).
     """
     xs = [torch.randn(batch, *shape) for shape in input_shapes]
+    xs = [x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in xs]
+    model.to(memory_format=torch.channels_last)
     times = []
     with torch.inference_mode():
         model.eval()

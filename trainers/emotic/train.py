@@ -77,8 +77,9 @@ class PersonTensors(Dataset):
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
-    """Sigmoid probabilities float32 ``(N, 26)`` and VAD float32 ``(N, 3)`` for ``loader``."""
-    model.eval()
+    """Sigmoid probabilities float32 ``(N, 26)`` and VAD float32 ``(N, 3)`` for ``loader``
+    (the model runs in ``channels_last`` memory format, converted in place)."""
+    model.eval().to(memory_format=torch.channels_last)
     probs, vads = [], []
     for body, context, _, _ in loader:
         logits, vad = model(body.contiguous(memory_format=torch.channels_last),

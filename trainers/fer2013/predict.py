@@ -19,9 +19,10 @@ from vidaffect.models.checkpoint import CheckpointMeta
 def predict(model: torch.nn.Module, loader: DataLoader, tta_flip: bool = False) -> np.ndarray:
     """Softmax probabilities ``(N, num_classes)`` float32 for every sample of ``loader``.
 
-    With ``tta_flip`` the probabilities of the image and its mirror image are averaged.
+    With ``tta_flip`` the probabilities of the image and its mirror image are averaged. The
+    model runs in ``channels_last`` memory format (converted in place), as in the plugin.
     """
-    model.eval()
+    model.eval().to(memory_format=torch.channels_last)
     out = []
     for x, *_ in loader:  # (x, y) or (x, y, soft target)
         x = x.contiguous(memory_format=torch.channels_last)
