@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -58,10 +59,14 @@ class CaptureConfig(PluginConfig):
         return v
 
 
-def _where(uri: str) -> str:
-    """``uri`` for an error message, with the folder a relative path was resolved against."""
+def _existing(uri: str, what: str, kind: Callable[[Path], bool]) -> str:
+    """``uri`` if it names an existing ``kind`` (``Path.is_file``/``Path.is_dir``); else a
+    ValueError naming ``what`` and, for a relative path, the folder it was resolved against."""
     path = Path(uri).expanduser()
-    return uri if path.is_absolute() else f"{uri} (relative to the current folder {Path.cwd()})"
+    if kind(path):
+        return uri
+    where = uri if path.is_absolute() else f"{uri} (relative to the current folder {Path.cwd()})"
+    raise ValueError(f"{what} not found: {where}")
 
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
@@ -208,9 +213,7 @@ class VideoFileSource(_CaptureSource):
         @field_validator("uri")
         @classmethod
         def _file_exists(cls, v: str) -> str:
-            if not Path(v).expanduser().is_file():
-                raise ValueError(f"video file not found: {_where(v)}")
-            return v
+            return _existing(v, "video file", Path.is_file)
 
     config: Config
 
@@ -396,9 +399,7 @@ class ImageFolderSource(Source):
         @field_validator("uri")
         @classmethod
         def _folder_exists(cls, v: str) -> str:
-            if not Path(v).expanduser().is_dir():
-                raise ValueError(f"image folder not found: {_where(v)}")
-            return v
+            return _existing(v, "image folder", Path.is_dir)
 
     config: Config
 
