@@ -387,7 +387,12 @@ class StreamSource(_CaptureSource):
 
 
 class ImageFolderSource(Source):
-    """The images of a folder, sorted by name, as a stream of frames (one frame per image)."""
+    """The images of a folder, sorted by name, as a stream of frames (one frame per image).
+
+    Each frame's ``meta["image_file"]`` is the image's file name (within the folder), which the
+    ``jsonl`` and ``zmq_events`` sinks put in the frame event, so events can be matched to
+    photos. Files that OpenCV cannot decode are skipped.
+    """
 
     name = "images"
     summary = "folder of images (jpg, png, ...), one frame each, sorted by file name"
@@ -407,6 +412,7 @@ class ImageFolderSource(Source):
         super().__init__(config)
         self.files: list[Path] = []
         self._i = 0
+        self._current: str | None = None
         self.live = config.mode == "live"
 
     def open(self) -> SourceInfo:
@@ -442,7 +448,12 @@ class ImageFolderSource(Source):
             h, w = img.shape[:2]
             size = _output_size(w, h, self.config.resize)
             self._emitted += 1
+            self._current = path.name
             return _resize(img, size), None
+
+    def take_meta(self) -> dict[str, object]:
+        """``{"image_file": name}`` of the image just read."""
+        return {} if self._current is None else {"image_file": self._current}
 
 
 @vidaffect.hookimpl

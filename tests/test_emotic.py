@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from trainers import multilabel
 from trainers.emotic.__main__ import main as cli
 from trainers.emotic.losses import category_loss, kosti_weights, positive_weights
-from vidaffect.events import load_event_schema
+from vidaffect.events import EVENT_VERSION, load_event_schema
 from vidaffect.frames import Frame
 from vidaffect.models.emotic_labels import CATEGORIES
 from vidaffect.models.meta import read_meta
@@ -237,7 +237,7 @@ def test_emotic_classifier_in_a_pipeline_on_a_real_clip(emotic_run: dict[str, Pa
     for event in frames:
         jsonschema.validate(event, schema)
     face = with_faces[0]["faces"][0]
-    assert with_faces[0]["version"] == 3 and with_faces[0]["labels"] == list(CATEGORIES)
+    assert with_faces[0]["version"] == EVENT_VERSION and with_faces[0]["labels"] == list(CATEGORIES)
     assert set(face["emotion"]["vad"]) == {"valence", "arousal", "dominance"} and len(face["body_bbox"]) == 4
     smoothed = [f["smoothed"]["label"] for e in with_faces for f in e["faces"] if "smoothed" in f]
     assert smoothed and set(smoothed) <= set(CATEGORIES)  # tracks smooth the 26 probabilities

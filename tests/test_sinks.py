@@ -182,6 +182,19 @@ def test_event_fields_and_encoding() -> None:
     assert b" " not in raw and json.loads(raw.decode("utf-8")) == event
 
 
+def test_image_file_is_carried_into_the_frame_event() -> None:
+    schema = load_event_schema()
+    f = frame(0)
+    assert "image_file" not in build_frame_event(f)  # video frames have none
+    f.meta["image_file"] = "group_03.jpg"
+    event = build_frame_event(f)
+    assert event["image_file"] == "group_03.jpg"
+    jsonschema.validate(event, schema)
+    for broken in ({**event, "image_file": ""}, {**event, "image_file": 3}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
+
+
 def test_event_probs_without_matching_labels_is_an_error() -> None:
     f = frame(0)
     f.meta["labels"] = LABELS[:3]
@@ -199,6 +212,7 @@ def test_schema_rejects_a_broken_event() -> None:
 @pytest.mark.parametrize("breakage", [
     lambda e: e.update(type="tracks"),
     lambda e: e.update(version=1),
+    lambda e: e.update(version=3),
     lambda e: e.update(type="change"),
     lambda e: e.update(extra=1),
     lambda e: e["faces"][0].update(colour="red"),

@@ -87,6 +87,22 @@ def test_image_folder_one_frame_per_image(tmp_path: Path) -> None:
     assert np.array_equal(frames[0][0], first)
 
 
+def test_image_folder_names_each_frame_and_skips_undecodable_files(tmp_path: Path) -> None:
+    for i, name in enumerate(["b.png", "a.jpg", "c.jpg"]):
+        cv2.imwrite(str(tmp_path / name), np.full((20, 30, 3), 40 * (i + 1), np.uint8))
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    src = ImageFolderSource(ImageFolderSource.Config(uri=str(tmp_path)))
+    src.open()
+    assert src.take_meta() == {}  # nothing read yet
+    names, values = [], []
+    while (item := src.read()) is not None:
+        names.append(src.take_meta()["image_file"])
+        values.append(int(item[0][0, 0, 0]))
+    assert names == ["a.jpg", "b.png", "c.jpg"]
+    assert np.allclose(values, [80, 40, 120], atol=2)  # jpeg may move a flat colour by a level
+
+
 def test_missing_file_and_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="video file not found"):
         VideoFileSource.Config(uri=str(tmp_path / "none.mp4"))

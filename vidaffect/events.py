@@ -5,7 +5,7 @@ smoothed label changes or the track ends, and a ``gap`` event when a live stream
 after a break; all are validated by the JSON Schema at
 :data:`EVENT_SCHEMA_PATH` (draft 2020-12, ``$id`` :data:`EVENT_SCHEMA_ID`)::
 
-    {"schema": "vidaffect.event", "version": 3, "type": "frame",
+    {"schema": "vidaffect.event", "version": 4, "type": "frame",
      "stream": "cam0", "seq": 41, "ts_capture_ns": 1718000000000000000,
      "ts_event_ns": 1718000000030000000, "pts_ms": 1640.0, "frame_size": [1280, 720],
      "labels": ["angry", ..., "neutral"],
@@ -22,11 +22,11 @@ independent per-category probabilities, and each face also has ``body_bbox`` and
                 "categories": ["Engagement", "Happiness"],
                 "vad": {"valence": 6.8, "arousal": 5.9, "dominance": 6.4}}
 
-    {"schema": "vidaffect.event", "version": 3, "type": "change", "stream": "cam0",
+    {"schema": "vidaffect.event", "version": 4, "type": "change", "stream": "cam0",
      "seq": 57, "ts_capture_ns": ..., "ts_event_ns": ..., "pts_ms": 2280.0,
      "track_id": 3, "from": "neutral", "to": "happy", "score": 0.52}
 
-    {"schema": "vidaffect.event", "version": 3, "type": "gap", "stream": "door", "seq": 812,
+    {"schema": "vidaffect.event", "version": 4, "type": "gap", "stream": "door", "seq": 812,
      "ts_capture_ns": ..., "ts_event_ns": ..., "pts_ms": null, "gap_s": 4.7, "attempts": 3,
      "reconnects": 1}
 
@@ -34,6 +34,9 @@ Coordinates are pixels of the full frame (xyxy, origin top-left); timestamps are
 nanoseconds since the Unix epoch (``time.time_ns()``). Unlike the pipeline's face dicts,
 whose ``probs`` is a list in the order of ``frame.meta["labels"]``, the event's ``probs``
 maps label -> probability, so a consumer needs no side channel for the label order.
+
+Frames of an ``images`` source also carry ``"image_file": "group_03.jpg"`` (after
+``frame_size``): the photo's file name within the folder.
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ from typing import Any
 from vidaffect.frames import Frame
 
 EVENT_SCHEMA_NAME = "vidaffect.event"
-EVENT_VERSION = 3
-EVENT_SCHEMA_ID = "https://vidaffect.dev/schemas/event.v3.json"
-EVENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.v3.json"
+EVENT_VERSION = 4
+EVENT_SCHEMA_ID = "https://vidaffect.dev/schemas/event.v4.json"
+EVENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.v4.json"
 
 _PROB_DIGITS = 4
 
@@ -175,12 +178,15 @@ def build_frame_event(frame: Frame, now_ns: int | None = None) -> dict[str, Any]
     labels = meta.get("labels")
     labels = None if labels is None else [str(lab) for lab in labels]
     width, height = frame.size
-    return {
+    event: dict[str, Any] = {
         **_envelope("frame", frame.stream, frame.seq, frame.ts_ns, frame.pts_ms, now_ns),
         "frame_size": [width, height],
-        "labels": labels,
-        "faces": [_face_event(face, labels) for face in meta.get("faces", [])],
     }
+    if meta.get("image_file"):
+        event["image_file"] = str(meta["image_file"])
+    event["labels"] = labels
+    event["faces"] = [_face_event(face, labels) for face in meta.get("faces", [])]
+    return event
 
 
 def encode_event(event: dict[str, Any]) -> bytes:

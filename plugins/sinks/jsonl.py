@@ -23,7 +23,7 @@ class JsonlSink(Sink):
     ``change`` events (with tracking).
 
     Each line is one event encoded compactly, valid against
-    ``vidaffect/schemas/event.v3.json``; all streams share the file (events carry ``stream``).
+    ``vidaffect/schemas/event.v4.json``; all streams share the file (events carry ``stream``).
     The file is truncated on open, flushed every ``flush_every`` lines, at each end of stream
     and on close, so a reader tailing it sees whole lines.
 

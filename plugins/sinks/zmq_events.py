@@ -1,7 +1,7 @@
 """The ``zmq_events`` sink: JSON events on a ZeroMQ PUB socket, topic = stream id.
 
 Messages are two parts ``[topic, json]``: the topic is the frame's stream id (UTF-8), the
-second part an event of ``vidaffect/schemas/event.v3.json`` (compact UTF-8 JSON): a
+second part an event of ``vidaffect/schemas/event.v4.json`` (compact UTF-8 JSON): a
 ``frame`` event per frame and, with tracking, ``change`` events when a track's smoothed
 label changes or the track ends.
 Subscribers filter by stream with ``sock.setsockopt(zmq.SUBSCRIBE, b"cam0")`` (``b""``
