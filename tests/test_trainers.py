@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -20,7 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainers import metrics
+from trainers import export, metrics
 from trainers.common import make_ema
 from trainers.fer2013 import distill, evaluate
 from trainers.fer2013.__main__ import main as cli
@@ -407,7 +408,12 @@ def test_training_with_a_teacher(run_dir: Path, fer_dir: Path, tmp_path: Path,
                  "--seed", "1") == 0
     assert f"warning: teacher {teacher} was trained on another split" in capsys.readouterr().out
     training = read_meta(out / "best.safetensors").training
-    assert training["teachers"] == [teacher] and training["distill_weight"] == 0.7
+    assert training["teachers"] == [{
+        "checkpoint": teacher, "arch": "lenet5",
+        "sha256": hashlib.sha256(Path(teacher).read_bytes()).hexdigest(),
+        "val_top1": read_meta(teacher).metrics["val_top1"],
+    }]
+    assert training["distill_weight"] == 0.7
     with np.load(out / "teacher_probs.npz") as z:
         assert z["probs"].shape == (28, 7) and np.allclose(z["probs"].sum(1), 1, atol=1e-5)
     with pytest.raises(SystemExit):
@@ -415,6 +421,37 @@ def test_training_with_a_teacher(run_dir: Path, fer_dir: Path, tmp_path: Path,
     assert "expected a value in [0, 1]" in capsys.readouterr().err
     assert train(fer_dir, tmp_path / "bad", "--teacher", str(tmp_path / "none.safetensors")) == 1
     assert "neither a shipped model" in capsys.readouterr().err
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
+    run_dir: Path, fer_dir: Path, tmp_path: Path
+) -> None:
+    model, meta = load_checkpoint(run_dir / "best.safetensors")
+    teacher = str(run_dir / "best.safetensors")
+    meta.training["teachers"] = [*distill.describe_teachers([teacher]), "/old/runs/t.safetensors"]
+    student = save_checkpoint(tmp_path / "student.safetensors", model, meta)
+    report = tmp_path / "report"
+    cli_json(["evaluate", "--checkpoint", str(student), "--data", str(fer_dir), "--threads", "1",
+              "--report", str(report)])
+    figures = json.loads((report / "metrics.json").read_text())
+    out = tmp_path / "ship" / "fer2013-lenet5.safetensors"
+    assert export.main([str(student), str(out), "--metrics", str(report / "metrics.json")]) == 0
+    shipped = read_meta(out)
+    assert shipped.metrics["test_top1"] == figures["top1"] and shipped.metrics["test_n"] == 28
+    assert shipped.metrics["val_top1"] == meta.metrics["val_top1"]
+    assert shipped.metrics["test_data"] == f"{fer_dir.name}/test"
+    assert shipped.training["data"] == f"{fer_dir.name}/train"
+    assert [t["checkpoint"] if isinstance(t, dict) else t for t in shipped.training["teachers"]] == [
+        "best.safetensors", "t.safetensors"]
+    assert shipped.training["teachers"][0]["sha256"] == meta.training["teachers"][0]["sha256"]
+    assert {t.dtype for k, t in load_file(out).items() if t.is_floating_point()} == {torch.float16}
+    fp16, _ = load_checkpoint(out)
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(fp16.float().eval()(x), model.eval()(x), atol=2e-2)
 
 
 # --- evaluate and compare ------------------------------------------------------------------

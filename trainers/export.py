@@ -5,7 +5,8 @@
 
 ``--metrics`` merges an evaluation's figures (``top1``, ``macro_f1``, ...) into the metadata,
 prefixed ``test_``, so the shipped file carries the numbers the README reports. Data paths
-are recorded by their last two parts (``fer2013/test``), not the machine's folders.
+are recorded by their last two parts (``fer2013/test``) and distillation teachers by their
+file name, not the machine's folders.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import sys
 from pathlib import PurePath
+from typing import Any
 
 import torch
 
@@ -23,6 +25,14 @@ from vidaffect.models.checkpoint import load_checkpoint, save_checkpoint
 def dataset_name(path: str) -> str:
     """``/any/where/fer2013/test`` -> ``fer2013/test``."""
     return "/".join(PurePath(path).parts[-2:])
+
+
+def teacher_name(teacher: str | dict[str, Any]) -> str | dict[str, Any]:
+    """A teacher entry of the training metadata with its path cut to the file name
+    (``/runs/t/best.safetensors`` -> ``best.safetensors``; shipped names stay as they are)."""
+    if isinstance(teacher, dict):
+        return {**teacher, "checkpoint": PurePath(str(teacher.get("checkpoint", ""))).name}
+    return PurePath(teacher).name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     for table, key in ((meta.metrics, "test_data"), (meta.training, "data")):
         if isinstance(table.get(key), str):
             table[key] = dataset_name(table[key])
+    if isinstance(meta.training.get("teachers"), list):
+        meta.training["teachers"] = [teacher_name(t) for t in meta.training["teachers"]]
     path = save_checkpoint(args.out, model, meta, dtype=torch.float16)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, metrics {meta.metrics}")
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,6 +73,23 @@ def teacher_probs(teachers: list[str], images: np.ndarray, labels: list[str],
         tmp = cache.with_suffix(".tmp.npz")
         np.savez(tmp, probs=out, key=np.array(key))
         tmp.replace(cache)
+    return out
+
+
+def describe_teachers(teachers: list[str]) -> list[dict[str, Any]]:
+    """What a student's metadata records about each teacher: the name or path as given
+    (``checkpoint``), ``arch``, the file's ``sha256`` and the teacher's own ``val_top1``.
+
+    Raises:
+        CheckpointError: a teacher cannot be found or its header cannot be read.
+    """
+    out = []
+    for t in teachers:
+        f = resolve_checkpoint(t)
+        meta = read_meta(f)
+        out.append({"checkpoint": t, "arch": meta.arch,
+                    "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+                    "val_top1": meta.metrics.get("val_top1")})
     return out
 
 

@@ -44,7 +44,12 @@ from trainers.common import (
 )
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load, stratified_split
-from trainers.fer2013.distill import distillation_loss, other_split_teachers, teacher_probs
+from trainers.fer2013.distill import (
+    describe_teachers,
+    distillation_loss,
+    other_split_teachers,
+    teacher_probs,
+)
 from trainers.fer2013.predict import predict
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 
@@ -125,7 +130,7 @@ def train(args: argparse.Namespace) -> Path:
             "epochs": args.epochs, "batch_size": args.batch_size, "balance": args.balance,
             "label_smoothing": args.label_smoothing, "seed": args.seed,
             **({"ema_decay": args.ema} if args.ema else {}),
-            **({"teachers": list(args.teacher), "distill_weight": args.distill_weight,
+            **({"teachers": describe_teachers(args.teacher), "distill_weight": args.distill_weight,
                 "distill_temperature": args.distill_temperature} if args.teacher else {}),
         },
     )
