@@ -1,0 +1,99 @@
+"""Training throughput of FER models on this CPU, in both memory formats, before a long run.
+
+    python -m benchmarks.train_speed [MODEL ...] [--batch-size 128] [--threads 2] [--steps 6]
+
+MODEL is a shipped model name (``resnet18``, ``alexnet``: their architecture and options are
+read from the checkpoint's metadata) or ``ARCH[:KEY=VALUE,...]`` (e.g.
+``resnet18:width=48,deep_stem=true``, ``lenet5``); default: the shipped models. Each model
+does full training steps as the FER-2013 trainer runs them -- forward, label-smoothed
+cross-entropy, backward, AdamW update -- on random 48x48 grayscale batches, first in
+PyTorch's default (contiguous NCHW) memory format, then in ``channels_last`` (the trainer's
+and the ``fer`` plugin's). Random pixels cost the same as faces; data loading, augmentation,
+validation and the extra work of ``--ema`` are not counted, so a real epoch is somewhat slower.
+
+The table gives images per second, the minutes one FER-2013 epoch (25,837 training faces
+after the 10% validation split) would take at that rate, and the channels_last /
+contiguous ratio measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks.common import print_table, set_threads
+from trainers.common import make_optimizer, parse_arch_options
+from vidaffect.models import create_model, list_models, model_inputs
+from vidaffect.models.meta import read_meta
+from vidaffect.models.zoo import shipped_models
+
+FER_TRAIN_FACES = 25_837  # FER-2013 train (28,709) minus the stratified 10% validation split
+
+
+def model_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """``(display name, arch, arch options)`` of a shipped model name or ``ARCH[:K=V,...]``."""
+    shipped = shipped_models()
+    if spec in shipped:
+        meta = read_meta(shipped[spec])
+        return spec, meta.arch, dict(meta.arch_kwargs)
+    arch, _, opts = spec.partition(":")
+    return spec, arch, parse_arch_options([o for o in opts.split(",") if o])
+
+
+def images_per_second(arch: str, options: dict[str, Any], channels_last: bool, batch_size: int,
+                      steps: int, warmup: int = 2, num_classes: int = 7) -> float:
+    """Training images per second over ``steps`` timed steps after ``warmup`` untimed ones."""
+    torch.manual_seed(0)
+    model = create_model(arch, num_classes, **options).train()
+    x = torch.randn(batch_size, 1, 48, 48)
+    y = torch.randint(0, num_classes, (batch_size,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = make_optimizer("adam", model, 1e-3, 0.05)  # AdamW, as the trainer's default
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y, label_smoothing=0.1).backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch_size * steps / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="*", help="shipped names or ARCH[:KEY=VALUE,...] (default: shipped)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=6, help="timed training steps per model and format")
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    rows = []
+    specs = [model_spec(spec) for spec in args.models or list(shipped_models())]
+    face_models = [a for a in list_models() if model_inputs(a) == ("image",)]
+    unknown = sorted({arch for _, arch, _ in specs} - set(face_models))
+    if unknown:
+        p.error(f"not a single-image architecture: {', '.join(unknown)}; use one of {', '.join(face_models)}")
+    for name, arch, options in specs:
+        params = sum(t.numel() for t in create_model(arch, 7, **options).parameters()) / 1e6
+        rates = [images_per_second(arch, options, cl, args.batch_size, args.steps) for cl in (False, True)]
+        for layout, rate in zip(("contiguous", "channels_last"), rates):
+            rows.append([name, f"{params:.2f}", layout, f"{rate:.0f}", f"{FER_TRAIN_FACES / rate / 60:.1f}",
+                         f"{rate / rates[0]:.2f}"])
+    print_table(f"Training throughput, batch {args.batch_size}, {args.threads} thread(s), 48x48 gray",
+                ["model", "params (M)", "memory format", "img/s", "min per FER-2013 epoch",
+                 "vs contiguous"], rows)
+
+
+if __name__ == "__main__":
+    main()
