@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -386,12 +387,34 @@ class StreamSource(_CaptureSource):
         return {"gap": gap}
 
 
+def decode_image(path: Path) -> np.ndarray | None:
+    """BGR uint8 ``(H, W, 3)`` pixels of an image file, or None when it cannot be read or
+    decoded. The bytes are read with numpy and decoded in memory, so any file name works
+    (``cv2.imread`` fails on some names that are not valid UTF-8)."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+
+def file_label(path: Path) -> str:
+    """A file's name as valid UTF-8 text (undecodable bytes become U+FFFD), for events."""
+    return os.fsencode(path.name).decode("utf-8", "replace")
+
+
 class ImageFolderSource(Source):
     """The images of a folder, sorted by name, as a stream of frames (one frame per image).
 
     Each frame's ``meta["image_file"]`` is the image's file name (within the folder), which the
     ``jsonl`` and ``zmq_events`` sinks put in the frame event, so events can be matched to
-    photos. Files that OpenCV cannot decode are skipped.
+    photos. Files with an image suffix that cannot be decoded are skipped (a warning on stderr
+    names each once) and counted in ``skipped``; ``frame_count`` counts the files with an image suffix, so it is an upper bound
+    when some are skipped.
+
+    Raises:
+        SourceError: at ``open``, the folder is missing or holds no decodable image; when
+            looping, a whole pass over the folder decoded nothing (the files went away).
     """
 
     name = "images"
@@ -411,8 +434,11 @@ class ImageFolderSource(Source):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.files: list[Path] = []
+        self.skipped = 0
+        self._warned: set[Path] = set()
         self._i = 0
         self._current: str | None = None
+        self._first: tuple[int, np.ndarray] | None = None  # (index, pixels) decoded by open()
         self.live = config.mode == "live"
 
     def open(self) -> SourceInfo:
@@ -422,34 +448,57 @@ class ImageFolderSource(Source):
         self.files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise SourceError(f"images source: no images in {root}")
-        first = cv2.imread(str(self.files[0]), cv2.IMREAD_COLOR)
-        if first is None:
-            raise SourceError(f"images source: cannot decode {self.files[0]}")
-        w, h = _output_size(first.shape[1], first.shape[0], self.config.resize)
+        for i, path in enumerate(self.files):
+            img = decode_image(path)
+            if img is not None:
+                self._first = (i, img)
+                break
+        else:
+            raise SourceError(f"images source: none of the {len(self.files)} image files in "
+                              f"{root} can be decoded")
+        w, h = _output_size(img.shape[1], img.shape[0], self.config.resize)
         count = None if self.config.loop else len(self.files)
         if self.config.max_frames is not None:
             count = min(count or self.config.max_frames, self.config.max_frames)
         self._emitted = 0
         return SourceInfo(w, h, self.config.fps or 1.0, count, self.live, str(root))
 
-    def read(self) -> tuple[np.ndarray, float | None] | None:
-        if self.config.max_frames is not None and self._emitted >= self.config.max_frames:
-            return None
+    def _next_image(self) -> tuple[Path, np.ndarray] | None:
+        """The next decodable image in folder order (looping if configured), or None at the end."""
+        misses = 0
         while True:
             if self._i >= len(self.files):
                 if not self.config.loop:
                     return None
                 self._i = 0
-            path = self.files[self._i]
+            i, path = self._i, self.files[self._i]
             self._i += 1
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                continue  # unreadable file: skipped (the folder may hold other files)
-            h, w = img.shape[:2]
-            size = _output_size(w, h, self.config.resize)
-            self._emitted += 1
-            self._current = path.name
-            return _resize(img, size), None
+            if self._first is not None and self._first[0] == i:
+                img, self._first = self._first[1], None
+            else:
+                img = decode_image(path)
+            if img is not None:
+                return path, img
+            self.skipped += 1
+            misses += 1
+            if path not in self._warned:
+                self._warned.add(path)
+                print(f"vidaffect: images source: skipped {file_label(path)} (cannot decode)",
+                      file=sys.stderr, flush=True)
+            if misses >= len(self.files):
+                raise SourceError(f"images source: no image in {path.parent} can be decoded any more")
+
+    def read(self) -> tuple[np.ndarray, float | None] | None:
+        if self.config.max_frames is not None and self._emitted >= self.config.max_frames:
+            return None
+        item = self._next_image()
+        if item is None:
+            return None
+        path, img = item
+        h, w = img.shape[:2]
+        self._emitted += 1
+        self._current = file_label(path)
+        return _resize(img, _output_size(w, h, self.config.resize)), None
 
     def take_meta(self) -> dict[str, object]:
         """``{"image_file": name}`` of the image just read."""

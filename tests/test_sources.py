@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -87,20 +88,52 @@ def test_image_folder_one_frame_per_image(tmp_path: Path) -> None:
     assert np.array_equal(frames[0][0], first)
 
 
-def test_image_folder_names_each_frame_and_skips_undecodable_files(tmp_path: Path) -> None:
-    for i, name in enumerate(["b.png", "a.jpg", "c.jpg"]):
+def test_image_folder_names_each_frame_and_skips_undecodable_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i, name in enumerate(["b.png", "c.jpg", "d.jpg"]):
         cv2.imwrite(str(tmp_path / name), np.full((20, 30, 3), 40 * (i + 1), np.uint8))
-    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "a_broken.jpg").write_bytes(b"not a jpeg")  # sorts first
+    (tmp_path / "c2_empty.png").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("ignored")
     src = ImageFolderSource(ImageFolderSource.Config(uri=str(tmp_path)))
-    src.open()
+    info = src.open()
+    assert (info.width, info.height, info.frame_count) == (30, 20, 5)  # size from b.png
     assert src.take_meta() == {}  # nothing read yet
     names, values = [], []
     while (item := src.read()) is not None:
         names.append(src.take_meta()["image_file"])
         values.append(int(item[0][0, 0, 0]))
-    assert names == ["a.jpg", "b.png", "c.jpg"]
-    assert np.allclose(values, [80, 40, 120], atol=2)  # jpeg may move a flat colour by a level
+    assert names == ["b.png", "c.jpg", "d.jpg"]
+    assert np.allclose(values, [40, 80, 120], atol=2)  # jpeg may move a flat colour by a level
+    assert src.skipped == 2
+    err = capsys.readouterr().err
+    assert "skipped a_broken.jpg" in err and "skipped c2_empty.png" in err
+
+
+def test_image_folder_names_that_are_not_utf8(tmp_path: Path) -> None:
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9.png"  # Latin-1, not UTF-8
+    ok, png = cv2.imencode(".png", np.full((8, 8, 3), 7, np.uint8))
+    assert ok
+    with open(raw, "wb") as f:
+        f.write(png.tobytes())
+    src = ImageFolderSource(ImageFolderSource.Config(uri=str(tmp_path)))
+    src.open()
+    img, _ = src.read()
+    assert img.shape == (8, 8, 3) and src.take_meta() == {"image_file": "caf\ufffd.png"}
+
+
+def test_image_folder_errors_when_nothing_decodes(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"junk")
+    with pytest.raises(SourceError, match="none of the 1 image files"):
+        ImageFolderSource(ImageFolderSource.Config(uri=str(tmp_path))).open()
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((4, 4, 3), np.uint8))
+    src = ImageFolderSource(ImageFolderSource.Config(uri=str(tmp_path), loop=True))
+    src.open()
+    assert src.read() is not None and src.read() is not None  # b.png, then b.png again
+    (tmp_path / "b.png").unlink()  # the folder empties while looping: an error, not a hang
+    with pytest.raises(SourceError, match="no image .* can be decoded any more"):
+        src.read()
 
 
 def test_missing_file_and_folder_errors(tmp_path: Path) -> None:
