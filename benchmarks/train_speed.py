@@ -6,10 +6,11 @@ MODEL is a shipped model name (``resnet18``, ``alexnet``: their architecture and
 read from the checkpoint's metadata) or ``ARCH[:KEY=VALUE,...]`` (e.g.
 ``resnet18:width=48,deep_stem=true``, ``lenet5``); default: the shipped models. Each model
 does full training steps as the FER-2013 trainer runs them -- forward, label-smoothed
-cross-entropy, backward, AdamW update -- on random 48x48 grayscale batches, first in
-PyTorch's default (contiguous NCHW) memory format, then in ``channels_last`` (the trainer's
-and the ``fer`` plugin's). Random pixels cost the same as faces; data loading, augmentation,
-validation and the extra work of ``--ema`` are not counted, so a real epoch is somewhat slower.
+cross-entropy, backward, AdamW update -- on random 48x48 grayscale batches, in PyTorch's
+default (contiguous NCHW) memory format and in ``channels_last`` (the trainer's and the
+``fer`` plugin's), timed in alternating blocks after a warm-up; the median block counts.
+Random pixels cost the same as faces. Data loading, augmentation, validation and the extra
+work of ``--ema`` and ``--teacher`` are not counted.
 
 The table gives images per second, the minutes one FER-2013 epoch (25,837 training faces
 after the 10% validation split) would take at that rate, and the channels_last /
@@ -19,7 +20,9 @@ contiguous ratio measured in the same run.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,24 +32,24 @@ from benchmarks.common import print_table, set_threads
 from trainers.common import make_optimizer, parse_arch_options
 from vidaffect.models import create_model, list_models, model_inputs
 from vidaffect.models.meta import read_meta
-from vidaffect.models.zoo import shipped_models
+from vidaffect.models.zoo import resolve_checkpoint, shipped_models
 
 FER_TRAIN_FACES = 25_837  # FER-2013 train (28,709) minus the stratified 10% validation split
 
 
 def model_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
-    """``(display name, arch, arch options)`` of a shipped model name or ``ARCH[:K=V,...]``."""
-    shipped = shipped_models()
-    if spec in shipped:
-        meta = read_meta(shipped[spec])
+    """``(display name, arch, arch options)`` of a shipped model name (or ``default``) or
+    ``ARCH[:K=V,...]``."""
+    if spec == "default" or spec in shipped_models():
+        meta = read_meta(resolve_checkpoint(spec))
         return spec, meta.arch, dict(meta.arch_kwargs)
     arch, _, opts = spec.partition(":")
     return spec, arch, parse_arch_options([o for o in opts.split(",") if o])
 
 
-def images_per_second(arch: str, options: dict[str, Any], channels_last: bool, batch_size: int,
-                      steps: int, warmup: int = 2, num_classes: int = 7) -> float:
-    """Training images per second over ``steps`` timed steps after ``warmup`` untimed ones."""
+def training_step(arch: str, options: dict[str, Any], channels_last: bool, batch_size: int,
+                  num_classes: int = 7) -> tuple[torch.nn.Module, Callable[[], None]]:
+    """A fresh model and a callable doing one training step of it on a fixed random batch."""
     torch.manual_seed(0)
     model = create_model(arch, num_classes, **options).train()
     x = torch.randn(batch_size, 1, 48, 48)
@@ -61,12 +64,29 @@ def images_per_second(arch: str, options: dict[str, Any], channels_last: bool, b
         F.cross_entropy(model(x), y, label_smoothing=0.1).backward()
         optimizer.step()
 
-    for _ in range(warmup):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch_size * steps / (time.perf_counter() - t0)
+    return model, step
+
+
+def images_per_second(arch: str, options: dict[str, Any], batch_size: int, steps: int,
+                      rounds: int = 3, warmup: int = 3) -> dict[bool, float]:
+    """Median training images per second, keyed by ``channels_last`` (False, True).
+
+    Both memory formats are warmed up with ``warmup`` untimed steps, then timed in ``rounds``
+    alternating blocks of ``steps`` steps, so that a slower stretch of the machine hits both
+    and the first steps of a process (allocator and oneDNN set-up) hit neither.
+    """
+    steps_by_format = {cl: training_step(arch, options, cl, batch_size)[1] for cl in (False, True)}
+    for step in steps_by_format.values():
+        for _ in range(warmup):
+            step()
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        for cl, step in steps_by_format.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step()
+            rates[cl].append(batch_size * steps / (time.perf_counter() - t0))
+    return {cl: statistics.median(r) for cl, r in rates.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("models", nargs="*", help="shipped names or ARCH[:KEY=VALUE,...] (default: shipped)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--steps", type=int, default=6, help="timed training steps per model and format")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps per block")
+    p.add_argument("--rounds", type=int, default=3, help="timed blocks per memory format (median)")
     args = p.parse_args(argv)
     set_threads(args.threads)
     rows = []
@@ -86,10 +107,11 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"not a single-image architecture: {', '.join(unknown)}; use one of {', '.join(face_models)}")
     for name, arch, options in specs:
         params = sum(t.numel() for t in create_model(arch, 7, **options).parameters()) / 1e6
-        rates = [images_per_second(arch, options, cl, args.batch_size, args.steps) for cl in (False, True)]
-        for layout, rate in zip(("contiguous", "channels_last"), rates):
+        rates = images_per_second(arch, options, args.batch_size, args.steps, args.rounds)
+        for cl, layout in ((False, "contiguous"), (True, "channels_last")):
+            rate = rates[cl]
             rows.append([name, f"{params:.2f}", layout, f"{rate:.0f}", f"{FER_TRAIN_FACES / rate / 60:.1f}",
-                         f"{rate / rates[0]:.2f}"])
+                         f"{rate / rates[False]:.2f}"])
     print_table(f"Training throughput, batch {args.batch_size}, {args.threads} thread(s), 48x48 gray",
                 ["model", "params (M)", "memory format", "img/s", "min per FER-2013 epoch",
                  "vs contiguous"], rows)
