@@ -54,6 +54,22 @@ def test_every_shipped_model_loads_and_classifies(name: str) -> None:
     assert probs.shape == (1, 7) and abs(float(probs.sum()) - 1) < 1e-4
 
 
+@pytest.mark.parametrize("name", sorted(shipped_models()))
+def test_shipped_metadata_holds_no_machine_paths(name: str) -> None:
+    from vidaffect.models.meta import read_meta
+
+    def strings(value: object) -> list[str]:
+        if isinstance(value, dict):
+            return [s for k, v in value.items() for s in (str(k), *strings(v))]
+        if isinstance(value, list | tuple):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    found = strings(vars(read_meta(shipped_models()[name])))
+    assert found  # the walk reached the metadata's text
+    assert [s for s in found if s.startswith(("/", "~")) or ":\\" in s] == []
+
+
 def test_missing_and_incompatible_checkpoints_fail_at_config(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="neither a shipped model"):
         FERClassifier.Config(checkpoint=str(tmp_path / "none.safetensors"))

@@ -447,6 +447,7 @@ def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
     assert [t["checkpoint"] if isinstance(t, dict) else t for t in shipped.training["teachers"]] == [
         "best.safetensors", "t.safetensors"]
     assert shipped.training["teachers"][0]["sha256"] == meta.training["teachers"][0]["sha256"]
+    assert str(tmp_path) not in json.dumps(vars(shipped), default=str)
     assert {t.dtype for k, t in load_file(out).items() if t.is_floating_point()} == {torch.float16}
     fp16, _ = load_checkpoint(out)
     x = torch.randn(4, 1, 48, 48)

@@ -31,7 +31,9 @@ def teacher_name(teacher: str | dict[str, Any]) -> str | dict[str, Any]:
     """A teacher entry of the training metadata with its path cut to the file name
     (``/runs/t/best.safetensors`` -> ``best.safetensors``; shipped names stay as they are)."""
     if isinstance(teacher, dict):
-        return {**teacher, "checkpoint": PurePath(str(teacher.get("checkpoint", ""))).name}
+        if "checkpoint" not in teacher:
+            return teacher
+        return {**teacher, "checkpoint": PurePath(str(teacher["checkpoint"])).name}
     return PurePath(teacher).name
 
 
