@@ -170,6 +170,11 @@ class _CaptureSource(Source):
         return img if ok else None
 
     def read(self) -> tuple[np.ndarray, float | None] | None:
+        """Next frame as ``(image, pts_ms)``; image uint8 (H, W, 3) BGR, resized as configured.
+
+        ``pts_ms`` is the frame's position in a file (frame index over the file's frame rate);
+        cameras and streams give None, as their frames are timed by capture time. None at the end.
+        """
         if self.config.max_frames is not None and self._emitted >= self.config.max_frames:
             return None
         while True:
@@ -181,10 +186,12 @@ class _CaptureSource(Source):
             if index + 1e-9 < self._next_index:
                 continue  # subsampling to the target fps
             self._next_index += self.step
-            pts = index * 1000.0 / self.native_fps
-            if self.live and not self.default_live:
-                self._pace(pts)
             self._emitted += 1
+            if self.default_live:  # cameras and streams: the frame's time is its capture time
+                return _resize(img, self.size), None
+            pts = index * 1000.0 / self.native_fps
+            if self.live:
+                self._pace(pts)
             return _resize(img, self.size), pts
 
     def _pace(self, pts_ms: float) -> None:

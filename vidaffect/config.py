@@ -36,7 +36,9 @@ class StageOptions(BaseModel):
     )
     max_restarts: int = Field(3, ge=0, description="restarts allowed before the pipeline stops")
     threads: int | None = Field(
-        None, ge=1, le=64, description="torch/OpenCV threads per worker (default: cores / workers)"
+        None, ge=1, le=64,
+        description="torch/OpenCV threads per worker (default: the detector and classifier "
+                    "workers share the cores evenly; sources and sinks get 1)",
     )
     batch: int = Field(
         16, ge=1, le=256,
