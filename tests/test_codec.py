@@ -29,6 +29,13 @@ def test_frame_round_trip() -> None:
     assert out.meta == frame.meta
 
 
+@pytest.mark.parametrize("image", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32),
+                                   np.zeros((4, 4, 4), np.uint8), [[0, 0, 0]]])
+def test_frame_rejects_an_image_that_is_not_uint8_bgr(image: object) -> None:
+    with pytest.raises(ValueError, match=r"uint8 \(H, W, 3\)"):
+        Frame(image, "cam0", 0, 0)  # type: ignore[arg-type]
+
+
 def test_image_buffer_is_not_copied_on_encode() -> None:
     frame = make_frame(480, 640)
     parts = encode_frame(frame)

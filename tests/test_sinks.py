@@ -349,3 +349,24 @@ def test_curve_options_are_checked() -> None:
         ZmqEventsSink.Config(curve_secret_key=__file__, curve_authorized_keys="/no/such/dir")
     with pytest.raises(ValueError, match="holds no secret key"):
         ZmqEventsSink.Config(curve_secret_key=__file__, curve_authorized_keys=str(Path(__file__).parent))
+
+
+def test_subscriber_skips_malformed_messages() -> None:
+    """A PUB socket sending junk, a JSON number and a three-part message between events."""
+    from vidaffect.subscribe import iter_events
+
+    ctx = zmq.Context.instance()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    got: list[tuple[str, dict]] = []
+    listener = threading.Thread(target=lambda: got.extend(
+        iter_events(f"tcp://127.0.0.1:{port}", timeout_ms=1500)))
+    listener.start()
+    time.sleep(0.5)  # let the subscription reach the publisher
+    for parts in ([b"cam0", b'{"seq": 0}'], [b"cam0", b"\xff not json"], [b"cam0", b"42"],
+                  [b"\xff\xfe", b'{"seq": 9}'], [b"cam0", b"{}", b"extra"], [b"cam0", b'{"seq": 1}']):
+        pub.send_multipart(parts)
+    listener.join(10)
+    pub.close()
+    assert got == [("cam0", {"seq": 0}), ("cam0", {"seq": 1})]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -237,6 +238,13 @@ def test_load_checkpoint_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / "junk.safetensors")
+    meta = CheckpointMeta("resnet18", list("abc"), (48, 48), 1, [0.5], [0.25], arch_kwargs={"width": 16})
+    path = save_checkpoint(tmp_path / "r.safetensors", create_model("resnet18", 3, width=16), meta)
+    for bad in ({"arch_kwargs": {"colour": 1}}, {"arch_kwargs": {"width": 16}, "in_channels": 3}):
+        wrong = dataclasses.replace(meta, **bad)
+        save_checkpoint(path, create_model("resnet18", 3, width=16), wrong)
+        with pytest.raises(CheckpointError, match="cannot build|don't match"):
+            load_checkpoint(path)
 
 
 # --- training ------------------------------------------------------------------------------

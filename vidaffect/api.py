@@ -92,7 +92,12 @@ class Source(Plugin):
 
     @abstractmethod
     def read(self) -> tuple[np.ndarray, float | None] | None:
-        """Next frame as ``(image, pts_ms)``; image uint8 (H, W, 3) BGR. None at end of stream."""
+        """Next frame as ``(image, pts_ms)``, or None at the end of the stream.
+
+        ``image`` is uint8 (H, W, 3) BGR; ``pts_ms`` the frame's position in milliseconds from
+        the start of a file, or None for live sources (cameras, streams) and photos, whose
+        frames are timed by their capture time.
+        """
 
     def take_meta(self) -> dict[str, Any]:
         """Extra ``meta`` for the frame just read, e.g. ``{"gap": {"gap_s": 3.2, ...}}`` after
@@ -118,6 +123,7 @@ class Classifier(Plugin):
 
     kind = "classifier"
     labels: list[str] = []
+    """Label names in the order of each face's ``emotion["probs"]`` (set by ``open``)."""
 
     def open(self) -> None:
         """Load models; called once in the stage process before the first ``classify``."""
@@ -126,9 +132,12 @@ class Classifier(Plugin):
     def classify(self, frames: list[Frame]) -> None:
         """Annotate every face dict in ``frame.faces`` of each frame, in place.
 
-        A face dict carries ``bbox`` (xyxy pixels); the classifier adds its result under
-        ``emotion``: ``{"label": str, "score": float, "probs": [float, ...]}`` with ``probs``
-        in the order of ``frame.meta["labels"]``, which the classifier sets.
+        A face dict carries ``bbox`` (xyxy pixels of the frame); the classifier adds its result
+        under ``emotion``: ``{"label": str, "score": float, "probs": [float, ...]}`` with
+        ``probs`` in the order of ``frame.meta["labels"]``, which the classifier sets. A
+        classifier may add keys (the ``emotic`` one adds ``categories`` and ``vad`` to
+        ``emotion`` and ``body_bbox`` to the face) and sets ``emotion`` to None for a face it
+        cannot classify (a tracked box that left the frame).
         """
 
 
@@ -145,7 +154,13 @@ class Sink(Plugin):
         """Handle one frame; ``frame.image`` is read-only (copy before drawing)."""
 
     def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
-        """Called once per stream at its end (EOS), before ``close``."""
+        """Called once per stream at its end (EOS), before ``close``.
+
+        ``info`` holds ``frames`` (frames the stream emitted), the source's end-of-stream
+        counters such as ``dropped``, and with smoothing ``changes`` (one dict per still-labelled
+        track, ``{"track_id", "from", "to": None, "score": None}``; see
+        :func:`vidaffect.events.stream_end_change_events`).
+        """
 
 
 PLUGIN_KINDS: dict[str, type[Plugin]] = {

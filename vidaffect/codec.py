@@ -36,6 +36,10 @@ def encode_frame(frame: Frame) -> list[Any]:
     """Encode a :class:`Frame` into message parts ``[header_bytes, image_buffer]``.
 
     The image part is a memoryview of ``frame.image`` (no copy) when it is C-contiguous.
+
+    Raises:
+        TypeError: ``frame.meta`` holds a value msgpack cannot encode (e.g. a numpy array;
+            meta must be plain Python values).
     """
     img = frame.image
     if not img.flags.c_contiguous:

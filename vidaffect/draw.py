@@ -130,6 +130,7 @@ def annotate(image_bgr: np.ndarray, faces: Sequence[dict[str, Any]],
 
     Raises:
         ValueError: ``image_bgr`` is not a uint8 ``(H, W, 3)`` array.
+        KeyError: a face without ``bbox``, or an ``emotion`` without ``label`` or ``score``.
     """
     img = np.asarray(image_bgr)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:

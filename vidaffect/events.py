@@ -153,7 +153,11 @@ def frame_side_events(frame: Frame) -> list[dict[str, Any]]:
 
 
 def stream_end_change_events(stream: str, info: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``"change"`` events ending the tracks still open at a stream's end (EOS ``info``)."""
+    """The ``"change"`` events ending the tracks still open at a stream's end (EOS ``info``).
+
+    Each has ``seq`` = ``info["frames"]`` (one past the stream's last frame), ``ts_capture_ns``
+    and ``ts_event_ns`` = the time of this call (there is no capture) and ``pts_ms`` None.
+    """
     seq = int(info.get("frames", 0) or 0)
     return [build_change_event(stream, seq, c, time.time_ns()) for c in info.get("changes", ())]
 

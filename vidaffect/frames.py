@@ -1,4 +1,4 @@
-"""Frames and per-frame results as small, self-validating dataclasses.
+"""Frames and per-frame results as small dataclasses that check their arrays on creation.
 
 Coordinate frame: pixels of the full-resolution frame, origin top-left, x right, y down.
 """
@@ -55,10 +55,13 @@ class Detections:
 
     @classmethod
     def empty(cls) -> Detections:
+        """No faces: boxes ``(0, 4)``, scores ``(0,)``, landmarks ``(0, 5, 2)``, all float32."""
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
 
     def to_faces(self) -> list[dict[str, Any]]:
-        """Per-face dicts for the message header: ``bbox``, ``score``, ``landmarks``."""
+        """Per-face dicts for the message header: ``bbox`` (xyxy pixels), ``score`` and, when
+        the detector gives them, ``landmarks`` (five ``[x, y]``); floats rounded to 2 (4 for
+        the score) decimals."""
         faces = []
         for i in range(len(self)):
             face: dict[str, Any] = {
@@ -76,13 +79,22 @@ class Frame:
     """One video frame travelling through the pipeline.
 
     Attributes:
-        image: uint8 ``(H, W, 3)`` BGR (OpenCV's colour order), C-contiguous.
+        image: uint8 ``(H, W, 3)`` BGR (OpenCV's colour order); any strides (encoding copies
+            a non-contiguous image once).
         stream: stream id (the topic of its events).
         seq: sequence number within the stream, from 0, consecutive among emitted frames.
         ts_ns: capture time, ``time.time_ns()`` when the source read the frame.
-        pts_ms: position in the source in milliseconds (files) or ``None``.
-        meta: results so far: ``faces`` (list of dicts with ``bbox``, ``score``, ``landmarks``,
-            ``emotion``...), ``labels`` (classifier label names), stage timings.
+        pts_ms: position in a video file in milliseconds; ``None`` for cameras, streams and
+            photos.
+        meta: results so far, JSON-compatible: from the source ``fps``, ``source`` and, when
+            they apply, ``gap`` and ``image_file``; from the detector ``faces`` (list of dicts
+            with ``bbox``, ``score``, ``landmarks``, with tracking ``track_id`` and ``tracked``),
+            ``detected`` and ``tracks_ended``; from the classifier ``labels`` (label names, in
+            the order of each face's ``emotion["probs"]``) and ``emotion`` in each face; from
+            smoothing ``changes``.
+
+    Raises:
+        ValueError: ``image`` is not a uint8 ``(H, W, 3)`` array.
     """
 
     image: np.ndarray
@@ -92,8 +104,15 @@ class Frame:
     pts_ms: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        img = self.image
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+            raise ValueError(f"Frame.image: expected a uint8 (H, W, 3) BGR array, got {got}")
+
     @property
     def faces(self) -> list[dict[str, Any]]:
+        """``meta["faces"]``, created empty when missing."""
         return self.meta.setdefault("faces", [])
 
     @property

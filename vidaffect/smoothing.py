@@ -36,12 +36,18 @@ class Smoother:
     Args:
         method: ``"ema"``, ``"window"`` or ``"none"`` (labels still produce change events).
         alpha: EMA weight of the newest frame, in (0, 1].
-        window: frames averaged by ``"window"``.
+        window: frames averaged by ``"window"``, at least 1.
+
+    Raises:
+        ValueError: an unknown ``method``, ``alpha`` outside (0, 1] or ``window`` below 1.
     """
 
     def __init__(self, method: str = "ema", alpha: float = 0.3, window: int = 8) -> None:
         if method not in ("ema", "window", "none"):
             raise ValueError(f"smoothing method must be ema, window or none, got {method!r}")
+        if not 0.0 < alpha <= 1.0 or window < 1:
+            raise ValueError(f"smoothing needs 0 < alpha <= 1 and window >= 1, got alpha={alpha}, "
+                             f"window={window}")
         self.method, self.alpha, self.window = method, float(alpha), int(window)
         self._tracks: dict[tuple[str, int], _TrackState] = {}
 
@@ -65,7 +71,9 @@ class Smoother:
 
         Reads ``frame.meta["tracks_ended"]`` (ids whose tracks ended at this frame) and
         sets ``frame.meta["changes"]`` to the returned list. A face's ``smoothed`` is
-        ``{"label", "score", "probs"}`` with ``probs`` in ``frame.meta["labels"]`` order.
+        ``{"label", "score", "probs"}`` with ``probs`` in ``frame.meta["labels"]`` order. Faces
+        without a ``track_id``, without ``emotion["probs"]``, or whose ``probs`` do not match
+        ``frame.meta["labels"]`` in length are left as they are.
         """
         labels = frame.meta.get("labels") or []
         changes: list[dict[str, Any]] = []

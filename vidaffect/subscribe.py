@@ -22,10 +22,13 @@ def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None,
         curve_secret_key, curve_server_key: for a sink with CurveZMQ on, this subscriber's
             secret key file and the server's public key file (``vidaffect keys``).
 
-    Messages that are not ``[topic, JSON]`` are skipped.
+    Messages that are not ``[topic, JSON object]`` are skipped. This is a generator: nothing
+    connects, and none of the errors below is raised, before the first ``next()``.
 
     Raises:
-        OSError, ValueError: a key file cannot be read.
+        OSError: a key file cannot be read.
+        ValueError: only one of the two key files is given, the secret key file holds no
+            secret key, or a key file is malformed.
     """
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
@@ -49,8 +52,10 @@ def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None,
             if len(parts) != 2:
                 continue
             try:
-                yield parts[0].decode(), json.loads(parts[1])
+                stream, event = parts[0].decode(), json.loads(parts[1])
             except (UnicodeDecodeError, json.JSONDecodeError):
                 continue
+            if isinstance(event, dict):
+                yield stream, event
     finally:
         sock.close()

@@ -4,10 +4,12 @@ Register them in a pipeline's processes by setting ``VIDAFFECT_PLUGINS=vidaffect
 (environment variables reach the spawned stage processes).
 
 * ``fake_camera`` source: a real video file played like a camera: paced at the clip's fps,
-  looping, live (drop-oldest). For tests and benchmarks where no physical camera exists.
+  looping, live (drop-oldest), frames timed by capture time (``pts_ms`` None). For tests and
+  benchmarks where no physical camera exists.
 * ``crash_after`` detector: passes frames through with no faces and raises after N frames.
 * ``slow`` sink: sleeps per frame (a consumer that falls behind).
-* ``record`` sink: appends ``stream seq faces`` per frame to a text file.
+* ``record`` sink: appends ``stream seq faces`` per frame, and ``stream EOS`` at the end of
+  each stream, to a text file.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from vidaffect_plugins.capture import VideoFileSource
 
 
 class FakeCamera(VideoFileSource):
-    """A video file played as a live camera (paced, looping, drop-oldest)."""
+    """A video file played as a live camera (paced, looping, drop-oldest, no ``pts_ms``)."""
 
     name = "fake_camera"
     summary = "test camera: a video file paced at its fps, looping, live"
@@ -43,6 +45,11 @@ class FakeCamera(VideoFileSource):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.live = True
+
+    def read(self) -> tuple[np.ndarray, float | None] | None:
+        """The next frame, paced by the file's position, sent like a camera's (``pts_ms`` None)."""
+        item = super().read()
+        return None if item is None else (item[0], None)
 
 
 class CrashAfter(Detector):
@@ -82,7 +89,8 @@ class SlowSink(Sink):
 
 
 class RecordSink(Sink):
-    """A sink that appends ``stream seq n_faces`` per frame to ``path`` (flushed per line)."""
+    """A sink that appends ``stream seq n_faces`` per frame and ``stream EOS`` at each stream's
+    end to ``path`` (flushed per line)."""
 
     name = "record"
     summary = "test sink: one line per frame: stream, seq, faces"

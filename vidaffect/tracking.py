@@ -14,6 +14,10 @@ When the detector runs:
   confirmed track that the detection missed;
 * when a predicted box leaves the frame (the face is probably exiting).
 
+Every face the detector reports can start a track, whatever its score: the detector plugin
+has already applied its own threshold (MTCNN's ``min_score``, Haar's ``min_neighbors``), so
+ByteTrack's split into high- and low-score detections is switched off (both thresholds 0).
+
 Between detections a face's box is its track's Kalman prediction (clipped to the frame);
 its landmarks are the last detected landmarks moved and scaled with the box; its score is
 the last detection score. Times come from the source: ``pts_ms`` for files (video time, so an offline run
@@ -31,7 +35,7 @@ from trackers import ByteTrackTracker
 
 from vidaffect.frames import Detections, Frame
 
-OUTSIDE_FRACTION = 0.15  # a predicted box this far out of the frame triggers a detection
+OUTSIDE_FRACTION = 0.15  # share of a predicted box's area outside the frame that triggers a detection
 
 
 @dataclass
@@ -68,7 +72,8 @@ class StreamTracker:
             lost_track_buffer=max(1, round(float(s["lost_after_s"]) * 30)),  # in 30 fps frames
             frame_rate=self.fps, minimum_consecutive_frames=1,
             minimum_iou_threshold=float(s["min_iou"]),
-            track_activation_threshold=0.5, high_conf_det_threshold=0.6,
+            # the detector has filtered its faces: any score starts a track (see module doc)
+            track_activation_threshold=0.0, high_conf_det_threshold=0.0,
         )
 
     @staticmethod
@@ -90,9 +95,10 @@ class StreamTracker:
         """Set ``frame.meta["faces"]`` from ``detections`` (a detection frame) or from the
         track predictions (``None``); return the ids of tracks that ended at this frame.
 
-        Each face dict has ``bbox`` (xyxy pixels), ``score``, ``landmarks`` (or None),
-        ``track_id`` (int, or None for a face whose track is not confirmed yet) and
-        ``tracked`` (True for a predicted box, False for a detected one).
+        Each face dict has ``bbox`` (xyxy pixels of the frame), ``score``, ``landmarks`` (left
+        out when the detector gives none), ``track_id`` (int, or None for a face whose track is
+        not confirmed yet, i.e. on its first detection) and ``tracked`` (True for a predicted
+        box, False for a detected one).
         """
         t = self.frame_time(frame)
         ended: list[int] = []
@@ -183,6 +189,8 @@ class Tracking:
         self.streams: dict[str, StreamTracker] = {}
 
     def tracker(self, frame: Frame) -> StreamTracker:
+        """The tracker of ``frame``'s stream, created on its first frame with the stream's
+        ``meta["fps"]`` (30 when the source gave none)."""
         st = self.streams.get(frame.stream)
         if st is None:
             st = self.streams[frame.stream] = StreamTracker(self.settings, frame.meta.get("fps") or 30.0)

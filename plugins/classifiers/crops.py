@@ -15,7 +15,8 @@ def square_crop(image: np.ndarray, bbox: list[float] | np.ndarray, margin: float
         margin: fraction of the box's longer side added on each side (0.1 -> 1.2x the side).
 
     Returns:
-        uint8 (S, S, 3) BGR; parts outside the frame are filled by edge replication.
+        uint8 (S, S, 3) BGR, S the grown side rounded to pixels; parts outside the frame are
+        filled by edge replication, and a box wholly outside the frame gives a black crop.
     """
     x1, y1, x2, y2 = (float(v) for v in bbox)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -35,8 +36,16 @@ def square_crop(image: np.ndarray, bbox: list[float] | np.ndarray, margin: float
 
 def to_model_input(crops: list[np.ndarray], size: tuple[int, int], channels: int,
                    mean: list[float], std: list[float]) -> np.ndarray:
-    """Stack crops into a float32 (n, C, H, W) batch: resized, gray (C=1) or RGB (C=3),
-    scaled to [0, 1] and normalised with ``(x - mean) / std`` per channel."""
+    """Stack crops into a float32 (n, C, H, W) batch for a model.
+
+    Args:
+        crops: uint8 (h, w, 3) BGR crops of any size.
+        size: model input ``(height, width)`` in pixels; crops are resized to it (area
+            interpolation when shrinking, bilinear when enlarging), aspect ratio not kept.
+        channels: 1 for gray (OpenCV ``BGR2GRAY``), 3 for RGB.
+        mean, std: ``channels`` values each, on the [0, 1] scale; the output is
+            ``(x / 255 - mean) / std`` per channel.
+    """
     h, w = size
     out = np.empty((len(crops), channels, h, w), np.float32)
     for i, crop in enumerate(crops):

@@ -23,7 +23,12 @@ __all__ = ["FORMAT_VERSION", "CheckpointMeta", "build_model", "load_checkpoint",
            "save_checkpoint"]
 
 def build_model(meta: CheckpointMeta) -> nn.Module:
-    """A freshly initialised model of the architecture described by ``meta``."""
+    """A freshly initialised model (train mode, float32) of the architecture in ``meta``.
+
+    Raises:
+        CheckpointError: ``meta.arch`` is not a registered architecture.
+        TypeError, ValueError: ``meta.arch_kwargs`` or ``meta.in_channels`` don't suit it.
+    """
     return create_model(
         meta.arch, num_classes=len(meta.labels), in_channels=meta.in_channels, **meta.arch_kwargs
     )
@@ -59,10 +64,15 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointMeta]:
         ``(model, meta)``.
 
     Raises:
-        CheckpointError: missing file, unknown architecture, or weights that don't fit it.
+        CheckpointError: missing file, unknown architecture, architecture options or input
+            channels it does not take, or weights that don't fit it.
     """
     meta = read_meta(path)
-    model = build_model(meta)
+    try:
+        model = build_model(meta)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot build architecture {meta.arch!r} with options "
+                              f"{meta.arch_kwargs} and {meta.in_channels} input channels: {exc}") from exc
     state = load_file(str(path), device="cpu")
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:

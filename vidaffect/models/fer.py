@@ -7,14 +7,15 @@ accept any input of at least 32x32 (global pooling before the classifier head).
   Two 5x5 convolutions and three fully connected layers; the baseline.
 * ``alexnet``: Krizhevsky et al., "ImageNet Classification with Deep Convolutional Neural
   Networks", NeurIPS 2012. Five convolutions and three fully connected layers, kept in the
-  paper's order (large first kernel, max-pool after conv1, conv2 and conv5, dropout before the
-  two hidden FC layers). Adapted to 48x48 faces: stride 1 in conv1, narrower layers, batch
-  norm in place of local response normalisation.
+  paper's order (max-pool after conv1, conv2 and conv5, dropout before the two hidden FC
+  layers). Adapted to 48x48 faces: conv1 is 5x5 at stride 1 (the paper's is 11x11 at stride 4
+  on 224x224 images), narrower layers, batch norm in place of local response normalisation.
 * ``resnet18`` / ``resnet34``: He et al., "Deep Residual Learning for Image Recognition",
   CVPR 2016, with BasicBlocks [2, 2, 2, 2] / [3, 4, 6, 3]. Adapted to small inputs: a 3x3 stem
   and no stem max-pool, so a 48x48 face keeps 24x24 feature maps in the first stage. With
-  ``deep_stem`` a stride-1 3x3 conv at full resolution comes before the strided one (the deep
-  stem of He et al., "Bag of Tricks for Image Classification with CNNs", CVPR 2019, ResNet-C).
+  ``deep_stem`` a stride-1 3x3 conv at full resolution comes before the strided one: two 3x3
+  convs, a shorter variant of the three-conv deep stem (ResNet-C) of He et al., "Bag of Tricks
+  for Image Classification with CNNs", CVPR 2019.
 """
 
 from __future__ import annotations

@@ -66,10 +66,12 @@ def model_inputs(name: str) -> tuple[str, ...]:
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 1, **kwargs: Any) -> nn.Module:
-    """Build the architecture ``name`` with freshly initialised weights.
+    """Build the architecture ``name`` with freshly initialised weights (train mode, float32).
 
     Raises:
         CheckpointError: ``name`` is not a registered architecture.
+        TypeError: an option in ``kwargs`` the architecture does not take.
+        ValueError: an option value or ``in_channels`` it rejects.
     """
     _load_builtin()
     try:
