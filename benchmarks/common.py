@@ -83,6 +83,33 @@ def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 95, 99)) -> li
     return [float(np.percentile(arr, q)) for q in qs]
 
 
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two xyxy boxes (0 when the union is empty)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_boxes(reference: Sequence[Sequence[float]], other: Sequence[Sequence[float]],
+                min_iou: float = 0.5) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of xyxy boxes, highest IoU first; ``(i, j)`` index pairs of
+    ``reference`` and ``other`` with IoU >= ``min_iou``."""
+    pairs = sorted(((iou(r, o), i, j) for i, r in enumerate(reference) for j, o in enumerate(other)),
+                   reverse=True)
+    used_r: set[int] = set()
+    used_o: set[int] = set()
+    out = []
+    for score, i, j in pairs:
+        if score < min_iou or i in used_r or j in used_o:
+            continue
+        used_r.add(i)
+        used_o.add(j)
+        out.append((i, j))
+    return out
+
+
 def fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "-"

@@ -31,6 +31,7 @@ import cv2
 from benchmarks.common import (
     ResourceSampler,
     cores,
+    match_boxes,
     percentiles,
     print_table,
     read_jsonl,
@@ -120,14 +121,6 @@ def pipeline_run(video: Path, out_dir: Path, detector: dict[str, Any], classifie
             "detected": result.stages.get("detector", {}).get("detected")}
 
 
-def iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def agreement(reference: list[list[dict[str, Any]]], other: list[list[dict[str, Any]]],
               tracked: bool | None = None) -> tuple[float | None, int, int]:
     """Share of faces matched (greedy, IoU >= 0.5, same frame) whose labels agree; with
@@ -138,15 +131,7 @@ def agreement(reference: list[list[dict[str, Any]]], other: list[list[dict[str, 
     same = matched = total = 0
     for ref, oth in zip(reference, other):
         total += len(ref)
-        pairs = sorted(((iou(r["bbox"], o["bbox"]), i, j) for i, r in enumerate(ref) for j, o in enumerate(oth)),
-                       reverse=True)
-        used_r: set[int] = set()
-        used_o: set[int] = set()
-        for score, i, j in pairs:
-            if score < MATCH_IOU or i in used_r or j in used_o:
-                continue
-            used_r.add(i)
-            used_o.add(j)
+        for i, j in match_boxes([r["bbox"] for r in ref], [o["bbox"] for o in oth], MATCH_IOU):
             if tracked is not None and oth[j].get("tracked", False) != tracked:
                 continue
             matched += 1

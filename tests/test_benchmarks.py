@@ -1,11 +1,17 @@
-"""The training-throughput benchmark: model specs, a real (tiny) measurement, bad input."""
+"""Benchmarks' own logic: training throughput (specs, a tiny real measurement, bad input),
+face matching, and the detector benchmark on real frames."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from conftest import DATA, NEEDS_DATA
 
-from benchmarks import train_speed
+from benchmarks import detectors, train_speed
+from benchmarks.common import match_boxes
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import shipped_models
 
@@ -46,3 +52,38 @@ def test_rejects_architectures_that_are_not_face_models(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         train_speed.main(["nonet:width=3"])
     assert "nonet" in capsys.readouterr().err
+
+
+def test_match_boxes_is_greedy_one_to_one_by_iou() -> None:
+    ref = [[0, 0, 10, 10], [20, 0, 30, 10]]
+    other = [[21, 0, 31, 10], [1, 0, 11, 10], [0, 0, 9, 10], [100, 100, 110, 110]]
+    assert sorted(match_boxes(ref, other)) == [(0, 2), (1, 0)]  # [0,0,9,10] overlaps ref 0 most
+    assert match_boxes(ref, other, min_iou=0.95) == []
+    assert match_boxes([], other) == [] and match_boxes(ref, []) == []
+
+
+def test_fit_only_shrinks() -> None:
+    img = np.zeros((480, 1280, 3), np.uint8)
+    assert detectors.fit(img, 640).shape == (240, 640, 3)
+    assert detectors.fit(img, 2000) is img
+
+
+@NEEDS_DATA
+def test_detector_benchmark_on_real_frames(capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(detectors, "set_threads", lambda n: None)  # keep the session's threads
+    clip = DATA / "videos" / "liveportrait_d3.mp4"  # one face in every frame
+    detectors.main(["mtcnn", "haar:min_neighbors=50", "--videos", str(clip), "--per-video", "3",
+                    "--photos", "", "--rounds", "1", "--max-side", "256"])
+    out = capsys.readouterr().out
+    assert "3 frames (256x256)" in out
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in out.splitlines() if line.startswith("| mtcnn") or line.startswith("| haar")}
+    assert rows["mtcnn"][2] == "3" and rows["mtcnn"][3] == "100%" and rows["mtcnn"][4] == "1.00"
+    assert int(rows["haar:min_neighbors=50"][2]) <= 3  # options reach the plugin
+
+
+def test_detector_benchmark_rejects_a_missing_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        detectors.main(["haar", "--videos", str(tmp_path / "none.mp4")])
+    assert "video not found" in capsys.readouterr().err
