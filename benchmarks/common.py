@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import sys
 import threading
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from trainers.common import parse_arch_options
 from vidaffect.config import validate
 from vidaffect.runtime.supervisor import RunResult, run_pipeline
 
@@ -81,6 +83,15 @@ def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 95, 99)) -> li
         return [None for _ in qs]
     arr = np.asarray(values, float)
     return [float(np.percentile(arr, q)) for q in qs]
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"NAME:KEY=VALUE,..."`` -> ``(NAME, {KEY: VALUE})``; values are JSON when they parse
+    (``width=48`` -> 48, ``thresholds=[0.6,0.7,0.7]`` -> a list: commas inside brackets belong
+    to the value), else strings."""
+    name, _, opts = spec.partition(":")
+    items = [o for o in re.split(r",(?![^\[]*\])", opts) if o]
+    return name, parse_arch_options(items)
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -5,8 +5,9 @@
 
 DETECTOR is ``NAME[:KEY=VALUE,...]`` with a registered detector and its options, e.g.
 ``mtcnn:preset=accurate`` or ``mtcnn:preset=fast,max_side=320``; default: MTCNN ``accurate``
-(facenet-pytorch's defaults, the reference), ``fast`` (the plugin's default), ``fast`` on a
-copy downscaled to 320 pixels, and Haar. Frames are ``--per-video`` frames spread evenly
+(facenet-pytorch's default pyramid: min_face_size 20, factor 0.709; the reference), ``fast``
+(the plugin's default: 40, 0.6), ``fast`` on a copy downscaled to 320 pixels, and Haar; all
+with their plugin's other defaults (MTCNN keeps faces scoring at least 0.9). Frames are ``--per-video`` frames spread evenly
 over each video plus every photo of ``--photos``, each downscaled (never enlarged) so that its
 longer side is at most ``--max-side`` pixels, as a ``resize`` setting on the source would.
 
@@ -21,20 +22,22 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 
-from benchmarks.common import match_boxes, print_table, set_threads
-from trainers.common import parse_arch_options
+from benchmarks.common import match_boxes, parse_spec, print_table, set_threads
 from vidaffect.api import Detector
+from vidaffect.errors import VidaffectError
 from vidaffect.frames import Detections
 from vidaffect.paths import data_dir
 from vidaffect.plugins import get_registry
-from vidaffect_plugins.capture import decode_image
+from vidaffect_plugins.capture import IMAGE_SUFFIXES, decode_image, output_size, resize_image
 
 DATA = data_dir()
 DEFAULT_VIDEOS = ["facenet_video.mp4", "pyfeat_WolfgangLanger_Pexels.mp4", "liveportrait_d9.mp4",
@@ -43,39 +46,46 @@ DEFAULT_DETECTORS = ["mtcnn:preset=accurate", "mtcnn:preset=fast", "mtcnn:preset
 
 
 def fit(image: np.ndarray, max_side: int) -> np.ndarray:
-    """``image`` downscaled (area interpolation) so its longer side is at most ``max_side``."""
+    """``image`` downscaled as a source's ``resize`` would, so that its longer side is at most
+    ``max_side`` (never enlarged)."""
     h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
-        return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return resize_image(image, output_size(w, h, min(max_side, max(w, h))))
 
 
 def video_frames(path: Path, n: int) -> list[np.ndarray]:
-    """``n`` frames spread evenly over the video (BGR uint8).
+    """``n`` frames spread evenly over the video (BGR uint8), first and last included; the
+    frames are counted by reading the video, not taken from its header.
 
     Raises:
         SystemExit: the video cannot be opened or gives no frame.
     """
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise SystemExit(f"cannot open {path}")
+    def open_video() -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise SystemExit(f"cannot open {path}")
+        return cap
+
+    cap = open_video()
+    count = 0
+    while cap.grab():
+        count += 1
+    cap.release()
+    if count == 0:
+        raise SystemExit(f"{path} gave no frame")
+    wanted = {round(i * (count - 1) / max(1, n - 1)) for i in range(n)}
     frames = []
+    cap = open_video()
     try:
-        count = max(1, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
-        wanted = {round(i * (count - 1) / max(1, n - 1)) for i in range(n)}
-        index = 0
-        while len(frames) < len(wanted):
-            ok, img = cap.read()
+        for index in range(max(wanted) + 1):
+            ok, img = cap.read() if index in wanted else (cap.grab(), None)
             if not ok:
                 break
-            if index in wanted:
+            if img is not None:
                 frames.append(img)
-            index += 1
     finally:
         cap.release()
-    if not frames:
-        raise SystemExit(f"{path} gave no frame")
+    if len(frames) < len(wanted):
+        print(f"warning: {path.name}: read {len(frames)} of {len(wanted)} frames", file=sys.stderr)
     return frames
 
 
@@ -84,7 +94,7 @@ def load_frames(videos: list[Path], photos: Path | None, per_video: int, max_sid
     frames = [f for v in videos for f in video_frames(v, per_video)]
     if photos is not None:
         for path in sorted(photos.iterdir()):
-            img = decode_image(path) if path.suffix.lower() in (".jpg", ".jpeg", ".png") else None
+            img = decode_image(path) if path.suffix.lower() in IMAGE_SUFFIXES else None
             if img is not None:
                 frames.append(img)
     return [np.ascontiguousarray(fit(f, max_side)) for f in frames]
@@ -97,9 +107,9 @@ def make_detector(spec: str) -> Detector:
         PluginError: no detector of that name is installed.
         pydantic.ValidationError: an option it does not take, or a bad value.
     """
-    name, _, opts = spec.partition(":")
+    name, options = parse_spec(spec)
     cls = get_registry().get("detector", name)
-    det = cls(cls.Config(**parse_arch_options([o for o in opts.split(",") if o])))
+    det = cls(cls.Config(**options))
     det.open()
     return det  # type: ignore[return-value]
 
@@ -146,16 +156,24 @@ def table_rows(ms: dict[str, list[float]], found: dict[str, list[Detections]]) -
     return rows
 
 
+def positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.detectors", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("detectors", nargs="*", help="NAME[:KEY=VALUE,...]; the first is the reference")
     p.add_argument("--videos", nargs="*", type=Path, help=f"default: {', '.join(DEFAULT_VIDEOS)} from {DATA / 'videos'}")
     p.add_argument("--photos", default=str(DATA / "photos"), help="folder of photos ('' for none)")
-    p.add_argument("--per-video", type=int, default=10, help="frames taken from each video")
-    p.add_argument("--max-side", type=int, default=640, help="downscale frames to this longer side")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=3, help="timed rounds per detector (median per frame)")
+    p.add_argument("--per-video", type=positive, default=10, help="frames taken from each video")
+    p.add_argument("--max-side", type=positive, default=640, help="downscale frames to this longer side")
+    p.add_argument("--threads", type=positive, default=2)
+    p.add_argument("--rounds", type=positive, default=3, help="timed rounds per detector (median per frame)")
     args = p.parse_args(argv)
     videos = args.videos if args.videos is not None else [DATA / "videos" / v for v in DEFAULT_VIDEOS]
     missing = [str(v) for v in videos if not v.is_file()]
@@ -166,7 +184,12 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--photos: {photos} is not a folder")
     set_threads(args.threads)
     frames = load_frames(videos, photos, args.per_video, args.max_side)
-    detectors = {spec: make_detector(spec) for spec in args.detectors or DEFAULT_DETECTORS}
+    if not frames:
+        p.error("no frames: give --videos or --photos")
+    try:
+        detectors = {spec: make_detector(spec) for spec in args.detectors or DEFAULT_DETECTORS}
+    except (VidaffectError, ValidationError) as exc:
+        p.error(str(exc))
     ms, found = time_detectors(detectors, frames, args.rounds)
     sizes = sorted({f"{f.shape[1]}x{f.shape[0]}" for f in frames})
     print_table(f"Face detectors, {len(frames)} frames ({', '.join(sizes)}), {args.threads} thread(s), "

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import print_table, set_threads
-from trainers.common import make_optimizer, parse_arch_options
+from benchmarks.common import parse_spec, print_table, set_threads
+from trainers.common import make_optimizer
 from vidaffect.models import create_model, list_models, model_inputs
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint, shipped_models
@@ -43,8 +43,8 @@ def model_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     if spec == "default" or spec in shipped_models():
         meta = read_meta(resolve_checkpoint(spec))
         return spec, meta.arch, dict(meta.arch_kwargs)
-    arch, _, opts = spec.partition(":")
-    return spec, arch, parse_arch_options([o for o in opts.split(",") if o])
+    arch, options = parse_spec(spec)
+    return spec, arch, options
 
 
 def training_step(arch: str, options: dict[str, Any], channels_last: bool, batch_size: int,

@@ -92,7 +92,9 @@ def tcp_reachable(uri: str, timeout_s: float) -> tuple[str, bool] | None:
         return where, False
 
 
-def _output_size(w: int, h: int, resize: list[int] | int | None) -> tuple[int, int]:
+def output_size(w: int, h: int, resize: list[int] | int | None) -> tuple[int, int]:
+    """``(width, height)`` after a source's ``resize``: None keeps the size, an int is the
+    longer side (aspect ratio kept; it may enlarge), ``[width, height]`` is exact."""
     if resize is None:
         return w, h
     if isinstance(resize, int):
@@ -101,7 +103,8 @@ def _output_size(w: int, h: int, resize: list[int] | int | None) -> tuple[int, i
     return int(resize[0]), int(resize[1])
 
 
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_image(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` at ``size`` ``(width, height)``: area interpolation to shrink, bilinear to enlarge."""
     if (img.shape[1], img.shape[0]) == size:
         return img
     inter = cv2.INTER_AREA if size[0] < img.shape[1] else cv2.INTER_LINEAR
@@ -153,7 +156,7 @@ class _CaptureSource(Source):
         self.native_fps = fps if fps and math.isfinite(fps) and 0 < fps < 1000 else 30.0
         target = self.config.fps or self.native_fps
         self.step = max(1.0, self.native_fps / target) if not self.default_live else 1.0
-        self.size = _output_size(first.shape[1], first.shape[0], self.config.resize)
+        self.size = output_size(first.shape[1], first.shape[0], self.config.resize)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         frame_count = math.ceil(count / self.step) if count > 0 and not self.default_live else None
         if self.config.max_frames is not None and frame_count is not None:
@@ -188,11 +191,11 @@ class _CaptureSource(Source):
             self._next_index += self.step
             self._emitted += 1
             if self.default_live:  # cameras and streams: the frame's time is its capture time
-                return _resize(img, self.size), None
+                return resize_image(img, self.size), None
             pts = index * 1000.0 / self.native_fps
             if self.live:
                 self._pace(pts)
-            return _resize(img, self.size), pts
+            return resize_image(img, self.size), pts
 
     def _pace(self, pts_ms: float) -> None:
         """A file in live mode: release frames at the clip's own rate, like a camera."""
@@ -463,7 +466,7 @@ class ImageFolderSource(Source):
         else:
             raise SourceError(f"images source: none of the {len(self.files)} image files in "
                               f"{root} can be decoded")
-        w, h = _output_size(img.shape[1], img.shape[0], self.config.resize)
+        w, h = output_size(img.shape[1], img.shape[0], self.config.resize)
         count = None if self.config.loop else len(self.files)
         if self.config.max_frames is not None:
             count = min(count or self.config.max_frames, self.config.max_frames)
@@ -505,7 +508,7 @@ class ImageFolderSource(Source):
         h, w = img.shape[:2]
         self._emitted += 1
         self._current = file_label(path)
-        return _resize(img, _output_size(w, h, self.config.resize)), None
+        return resize_image(img, output_size(w, h, self.config.resize)), None
 
     def take_meta(self) -> dict[str, object]:
         """``{"image_file": name}`` of the image just read."""

@@ -3,15 +3,14 @@ face matching, and the detector benchmark on real frames."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from conftest import DATA, NEEDS_DATA
 
 from benchmarks import detectors, train_speed
-from benchmarks.common import match_boxes
+from benchmarks.common import match_boxes, parse_spec
+from vidaffect.frames import Detections
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import shipped_models
 
@@ -68,22 +67,48 @@ def test_fit_only_shrinks() -> None:
     assert detectors.fit(img, 2000) is img
 
 
+def test_specs_parse_json_values_and_bracketed_lists() -> None:
+    assert parse_spec("mtcnn:preset=fast,max_side=320,thresholds=[0.6,0.7,0.7]") == (
+        "mtcnn", {"preset": "fast", "max_side": 320, "thresholds": [0.6, 0.7, 0.7]})
+    assert parse_spec("haar") == ("haar", {})
+    assert detectors.make_detector("haar:min_neighbors=50,scale_factor=1.2").config.min_neighbors == 50
+
+
+def test_detector_table_recall_and_speed_are_against_the_first_detector() -> None:
+    ref = [Detections(np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32), np.ones(2, np.float32))]
+    half = [Detections(np.array([[1, 0, 11, 10], [50, 50, 60, 60]], np.float32), np.ones(2, np.float32))]
+    rows = detectors.table_rows({"ref": [40.0, 60.0], "other": [10.0, 30.0]}, {"ref": ref, "other": half})
+    assert rows[0][1:] == ["50.0", "59.0", 2, "100%", "1.00"]
+    assert rows[1][0] == "other" and rows[1][3:] == [2, "50%", "2.50"]  # one of two faces, 50 vs 20 ms
+
+
 @NEEDS_DATA
 def test_detector_benchmark_on_real_frames(capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(detectors, "set_threads", lambda n: None)  # keep the session's threads
     clip = DATA / "videos" / "liveportrait_d3.mp4"  # one face in every frame
-    detectors.main(["mtcnn", "haar:min_neighbors=50", "--videos", str(clip), "--per-video", "3",
+    detectors.main(["mtcnn", "haar", "--videos", str(clip), "--per-video", "3",
                     "--photos", "", "--rounds", "1", "--max-side", "256"])
     out = capsys.readouterr().out
     assert "3 frames (256x256)" in out
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in out.splitlines() if line.startswith("| mtcnn") or line.startswith("| haar")}
-    assert rows["mtcnn"][2] == "3" and rows["mtcnn"][3] == "100%" and rows["mtcnn"][4] == "1.00"
-    assert int(rows["haar:min_neighbors=50"][2]) <= 3  # options reach the plugin
+            for line in out.splitlines() if line.startswith(("| mtcnn", "| haar"))}
+    assert set(rows) == {"mtcnn", "haar"}
+    assert rows["mtcnn"][2] == "3"  # MTCNN finds the face in each of the three frames
+    assert float(rows["haar"][0]) > 0 and float(rows["haar"][4]) > 0
 
 
-def test_detector_benchmark_rejects_a_missing_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("argv", "message"), [
+    (["haar", "--videos", "none.mp4"], "video not found"),
+    (["haar", "--rounds", "0"], "must be at least 1"),
+    (["nodetector", "--videos", "--photos", str(DATA / "photos")], "unknown detector 'nodetector'"),
+    (["haar:colour=1", "--videos", "--photos", str(DATA / "photos")], "colour"),
+    (["haar", "--videos", "--photos", ""], "no frames"),
+])
+def test_detector_benchmark_rejects_bad_arguments(argv: list[str], message: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    if "--photos" in argv and argv[-1] and not (DATA / "photos").is_dir():
+        pytest.skip(f"needs the shared data folder's photos (set VIDAFFECT_DATA; looked in {DATA})")
     with pytest.raises(SystemExit):
-        detectors.main(["haar", "--videos", str(tmp_path / "none.mp4")])
-    assert "video not found" in capsys.readouterr().err
+        detectors.main(argv)
+    assert message in capsys.readouterr().err

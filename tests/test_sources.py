@@ -48,6 +48,18 @@ def test_video_file_every_frame_offline() -> None:
 
 
 @NEEDS_DATA
+def test_fake_camera_is_paced_and_timed_like_a_camera() -> None:
+    from vidaffect.testing import FakeCamera
+
+    src = FakeCamera(FakeCamera.Config(uri=str(CLIP), max_frames=6))
+    info = src.open()
+    frames = read_all(src)
+    src.close()
+    assert info.live and len(frames) == 6
+    assert [pts for _, pts in frames] == [None] * 6  # timed by capture, as cameras are
+
+
+@NEEDS_DATA
 def test_fps_subsampling_and_resize() -> None:
     src = VideoFileSource(VideoFileSource.Config(uri=str(CLIP), fps=12.5, resize=256))
     info = src.open()

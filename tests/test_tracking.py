@@ -112,6 +112,23 @@ def test_restarting_timestamps_start_a_new_tracker() -> None:
         st.update(frame(i), dets(box_at(i)))
     assert st.needs_detection(frame(0))  # time went back (a looping file)
     assert st.update(frame(0), dets(box_at(0))) == [0]
+    for i in range(1, 4):  # the restarted file tracks as before: one new id, kept
+        f = frame(i)
+        assert st.update(f, dets(box_at(i))) == []
+        assert f.faces[0]["track_id"] == 1
+
+
+def test_capture_clock_stepping_back_keeps_the_tracks() -> None:
+    """Camera frames are timed by the wall clock, which NTP or a resumed VM can step back."""
+    st = StreamTracker(SETTINGS, fps=30)
+    t0 = 1_700_000_000_000_000_000
+    clock = [t0 + i * 33_000_000 for i in range(4)] + [t0 - 200_000_000 + i * 33_000_000 for i in range(4)]
+    for i, ts in enumerate(clock):
+        f = Frame(np.zeros((400, 400, 3), np.uint8), "s", i, ts)  # pts_ms None, as a camera's
+        assert st.update(f, dets(box_at(i))) == []
+        if i >= 1:
+            assert f.faces[0]["track_id"] == 0
+    assert not st.needs_detection(Frame(np.zeros((400, 400, 3), np.uint8), "s", 8, t0 - 50_000_000))
 
 
 def test_ema_smoothing_and_change_events() -> None:
@@ -132,6 +149,12 @@ def test_ema_smoothing_and_change_events() -> None:
     end = Frame(np.zeros((8, 8, 3), np.uint8), "s", 9, 0, meta={"labels": LABELS, "tracks_ended": [7]})
     assert sm.apply(end) == [{"track_id": 7, "from": "neutral", "to": None, "score": None}]
     assert sm.end_stream("s") == []
+
+
+@pytest.mark.parametrize("kwargs", [{"method": "median"}, {"alpha": 0.0}, {"alpha": 1.5}, {"window": 0}])
+def test_smoother_rejects_bad_settings(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="smoothing"):
+        Smoother(**kwargs)
 
 
 def test_window_smoothing_averages_the_last_frames() -> None:

@@ -20,8 +20,11 @@ ByteTrack's split into high- and low-score detections is switched off (both thre
 
 Between detections a face's box is its track's Kalman prediction (clipped to the frame);
 its landmarks are the last detected landmarks moved and scaled with the box; its score is
-the last detection score. Times come from the source: ``pts_ms`` for files (video time, so an offline run
-tracks the same way at any processing speed), else the capture time.
+the last detection score. Times come from the source: ``pts_ms`` for files (video time, so an
+offline run tracks the same way at any processing speed), else the capture time. A file whose
+time goes back (a looping file restarted) starts the tracks afresh, with ids that go on from
+the previous ones (ids are unique within a stream); capture times that go back
+(the wall clock stepped back) are moved just past the previous frame instead.
 """
 
 from __future__ import annotations
@@ -64,7 +67,15 @@ class StreamTracker:
         self._uncertain = True
         self._tracks: dict[int, _Track] = {}
         self._visible: set[int] = set()
+        self._id_base = 0  # ids of a restarted tracker continue after the previous tracker's
+        self._next_id = 0
         self.detections_run = 0
+
+    def _ids(self, tracker_ids: Any) -> list[int]:
+        """Stream-wide track ids of the current tracker's ids (-1, unconfirmed, stays -1)."""
+        out = [int(t) if int(t) < 0 else int(t) + self._id_base for t in tracker_ids]
+        self._next_id = max([self._next_id, *(t + 1 for t in out)])
+        return out
 
     def _new_tracker(self) -> ByteTrackTracker:
         s = self.settings
@@ -81,13 +92,14 @@ class StreamTracker:
         """Seconds: the frame's position in a file, else its capture time."""
         return frame.pts_ms / 1000.0 if frame.pts_ms is not None else frame.ts_ns / 1e9
 
-    def _starting(self, t: float) -> bool:
-        """No tracker yet, or time went back (a looping file restarted): begin afresh."""
-        return self._tracker is None or (self._last_t is not None and t < self._last_t)
+    def _starting(self, frame: Frame, t: float) -> bool:
+        """No tracker yet, or a file's time went back (a looping file restarted): begin afresh."""
+        return self._tracker is None or (frame.pts_ms is not None and self._last_t is not None
+                                         and t < self._last_t)
 
     def needs_detection(self, frame: Frame) -> bool:
         """Whether the detector must run on ``frame`` (call once per frame, in order)."""
-        if self._starting(self.frame_time(frame)):
+        if self._starting(frame, self.frame_time(frame)):
             return True
         return self._uncertain or self._since_detect + 1 >= int(self.settings["detect_every"])
 
@@ -102,13 +114,15 @@ class StreamTracker:
         """
         t = self.frame_time(frame)
         ended: list[int] = []
-        if self._starting(t):
+        if self._starting(frame, t):
             ended = sorted(self._tracks)
             self._tracker, self._tracks, self._visible = self._new_tracker(), {}, set()
+            self._last_t, self._id_base = None, self._next_id
             if detections is None:
                 detections = Detections.empty()
-        if self._last_t is not None and t == self._last_t:
-            t += 1e-6  # ByteTrack skips the prediction step on a repeated timestamp
+        if self._last_t is not None and t <= self._last_t:
+            # ByteTrack skips a repeated timestamp and rejects an earlier one
+            t = self._last_t + 1e-6
         self._last_t = t
         width, height = frame.size
         if detections is not None:
@@ -118,7 +132,7 @@ class StreamTracker:
                                 confidence=detections.scores.astype(np.float32),
                                 data={"index": np.arange(len(detections))})
             result = self._tracker.update(det, timestamp=t)
-            ids = {int(i): int(tid) for i, tid in zip(result.data.get("index", ()), result.tracker_id)}
+            ids = {int(i): tid for i, tid in zip(result.data.get("index", ()), self._ids(result.tracker_id))}
             faces = detections.to_faces()
             visible: set[int] = set()
             for i, face in enumerate(faces):
@@ -138,8 +152,7 @@ class StreamTracker:
             self._tracker.update(sv.Detections.empty(), timestamp=t)
             tracked = self._tracker.tracked_objects
             faces = []
-            for box, tid in zip(tracked.xyxy, tracked.tracker_id):
-                tid = int(tid)
+            for box, tid in zip(tracked.xyxy, self._ids(tracked.tracker_id)):
                 if tid not in self._visible or tid not in self._tracks:
                     continue
                 if _outside(box, width, height) > OUTSIDE_FRACTION:
@@ -147,7 +160,7 @@ class StreamTracker:
                 box = np.clip(np.asarray(box, np.float32), 0, [width, height, width, height])
                 if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
                     faces.append(self._predicted_face(tid, box))
-        alive = {int(tid) for tid in self._tracker.tracked_objects.tracker_id}
+        alive = set(self._ids(self._tracker.tracked_objects.tracker_id))
         for tid in sorted(set(self._tracks) - alive):
             del self._tracks[tid]
             self._visible.discard(tid)

@@ -23,7 +23,7 @@ class HaarDetector(Detector):
     """Haar cascade: boxes (n, 4) xyxy pixels, scores (n,), no landmarks."""
 
     name = "haar"
-    summary = "OpenCV Haar cascade (fast, frontal faces, no landmarks)"
+    summary = "OpenCV Haar cascade (frontal faces, no landmarks, no neural network)"
 
     class Config(PluginConfig):
         cascade: str = Field("haarcascade_frontalface_default.xml",
