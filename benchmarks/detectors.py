@@ -97,7 +97,7 @@ def load_frames(videos: list[Path], photos: Path | None, per_video: int, max_sid
             img = decode_image(path) if path.suffix.lower() in IMAGE_SUFFIXES else None
             if img is not None:
                 frames.append(img)
-    return [np.ascontiguousarray(fit(f, max_side)) for f in frames]
+    return [fit(f, max_side) for f in frames]
 
 
 def make_detector(spec: str) -> Detector:

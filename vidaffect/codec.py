@@ -118,10 +118,11 @@ def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
         raise MessageError("a frame message carries exactly one image buffer")
     buf = parts[1].buffer if hasattr(parts[1], "buffer") else parts[1]
     image = _buffer_array(header["bufs"][0], buf)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise MessageError(f"frame image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
     pts = header.get("pts_ms")
     if pts is not None and not isinstance(pts, int | float):
         raise MessageError("pts_ms is not a number")
-    frame = Frame(image, header["stream"], header["seq"], header["ts_ns"], pts, header["meta"])
+    try:  # Frame checks the image (uint8, (H, W, 3))
+        frame = Frame(image, header["stream"], header["seq"], header["ts_ns"], pts, header["meta"])
+    except ValueError as exc:
+        raise MessageError(str(exc)) from None
     return header, frame
