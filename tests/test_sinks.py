@@ -12,8 +12,9 @@ import jsonschema
 import numpy as np
 import pytest
 import zmq
-from pipeline_helpers import run_cli, video_fps, video_frames
+from pipeline_helpers import run_cli, video_fps, video_frames, write_config
 
+from vidaffect.config import load_config
 from vidaffect.draw import FALLBACK_COLOUR, PALETTE, annotate
 from vidaffect.errors import VidaffectError
 from vidaffect.events import (
@@ -292,6 +293,21 @@ def test_display_without_a_screen_says_so(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(VidaffectError, match="no display available") as info:
         DisplaySink(DisplaySink.Config()).open()
     assert "video sink" in str(info.value)
+
+
+def test_display_without_a_screen_stops_the_run_before_any_stage_starts(tmp_path: Path) -> None:
+    import cv2
+
+    (tmp_path / "img").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((64, 64, 3), np.uint8))
+    cfg = write_config(tmp_path, {"source": {"type": "images", "uri": str(tmp_path / "img")},
+                                  "sinks": [{"type": "display"}]})
+    assert load_config(cfg).sinks[0].name == "sink-0-display"  # a valid config, an unusable machine
+    proc = run_cli("run", str(cfg), "--no-status", env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    assert proc.returncode != 0
+    assert "stage 'sink-0-display': display sink: no display available" in proc.stderr
+    assert "frames in" not in proc.stderr  # no stage ran, so no stage table
+    assert "Traceback" not in proc.stderr
 
 
 def test_register_sinks_registers_the_four_sinks() -> None:

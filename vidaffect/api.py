@@ -44,6 +44,16 @@ class Plugin(ABC):
         self.config = config
         self.streams: list[str] = []
 
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """Check what this plugin needs from the machine and that validating a config cannot
+        (a desktop, a device), in the launching process before any stage starts, so a run
+        fails at once rather than after the models have loaded. The default checks nothing.
+
+        Raises:
+            PluginError: the machine lacks what the plugin needs.
+        """
+
     def close(self) -> None:
         """Release resources; called exactly once, also after errors."""
 

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.draw import annotate
-from vidaffect.errors import VidaffectError
+from vidaffect.errors import PluginError, VidaffectError
 from vidaffect.frames import Frame
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
@@ -45,16 +45,25 @@ class DisplaySink(Sink):
     config: Config
     quit_requested: bool = False
 
-    def open(self) -> None:
-        """Check that a display exists.
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """Check that a desktop display exists (the config may be valid elsewhere).
 
         Raises:
-            VidaffectError: no display is available (Linux without DISPLAY/WAYLAND_DISPLAY).
+            PluginError: no display is available (Linux without DISPLAY/WAYLAND_DISPLAY).
         """
         if not display_available():
-            raise VidaffectError("display sink: no display available (neither DISPLAY nor "
-                                 "WAYLAND_DISPLAY is set); use the video sink to write an "
-                                 "annotated file instead")
+            raise PluginError("display sink: no display available (neither DISPLAY nor "
+                              "WAYLAND_DISPLAY is set); use the video sink to write an "
+                              "annotated file instead")
+
+    def open(self) -> None:
+        """Check that a display exists, as :meth:`preflight` does.
+
+        Raises:
+            PluginError: no display is available.
+        """
+        self.preflight(self.config)
         self.windows: set[str] = set()
         self.quit_requested = False
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vidaffect.config import PipelineConfig, StageConfig
+from vidaffect.errors import PluginError
 
 
 @dataclass
@@ -46,6 +47,29 @@ def is_live(config: PipelineConfig) -> bool:
 
     reg = get_registry()
     return any(reg.get("source", s.options.type).is_live(s.plugin) for s in config.sources)
+
+
+def downstream_stages(specs: list[WorkerSpec]) -> dict[str, set[str]]:
+    """Stage name -> names of the stages it sends frames to (empty for sinks)."""
+    by_input = {ws.spec["input"]: ws.spec["stage"] for ws in specs if ws.spec["input"]}
+    return {ws.spec["stage"]: {by_input[ep] for group in ws.spec["outputs"] for ep in group}
+            for ws in specs}
+
+
+def preflight(config: PipelineConfig) -> None:
+    """Run every stage plugin's :meth:`~vidaffect.api.Plugin.preflight` check.
+
+    Raises:
+        PluginError: a plugin's check failed; the message names the stage.
+    """
+    from vidaffect.plugins import get_registry
+
+    reg = get_registry()
+    for stage in config.stages:
+        try:
+            reg.get(stage.kind, stage.options.type).preflight(stage.plugin)
+        except PluginError as exc:
+            raise PluginError(f"stage {stage.name!r}: {exc}") from None
 
 
 def _hwm(engine_hwm: int, live: bool, isolated_sink: bool) -> int:

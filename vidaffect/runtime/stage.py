@@ -79,6 +79,7 @@ class StageContext:
         self.metrics = StageMetrics()
         self.state = {"go": False, "stop": False, "abort": False}
         self.upstream_ended: dict[str, int] | None = None
+        self.released = False
         self.parent_pid = os.getppid()
         self.eos_totals: dict[str, int] = {}
         self._last_report = 0.0
@@ -113,6 +114,8 @@ class StageContext:
             word = msg.decode(errors="replace")
             if word in self.state:
                 self.state[word] = True
+            elif word == f"release|{self.spec['stage']}":
+                self.released = True
             elif word.startswith("upstream_ended|"):
                 # "upstream_ended|<stage>|<stream>=<frames>,...": every producer of this
                 # stage has exited; an EOS still missing was lost with a crashed worker.
@@ -134,6 +137,17 @@ class StageContext:
 
     def broadcast(self, parts: list[Any]) -> bool:
         return all(out.broadcast(parts) for out in self.outputs)
+
+    def wait_released(self) -> None:
+        """Keep the output connections open until the supervisor's ``release`` (every stage
+        this one feeds has exited), an abort, or the supervisor's death.
+
+        ZeroMQ counts a message as sent once it is in the kernel's socket buffer. A consumer
+        at its high-water mark leaves it there, and if the sender disconnects first, the
+        consumer drops it: with ``hwm`` 1 and 48 KiB frames, the last frame and EOS were lost.
+        """
+        while self.outputs and not self.released and not self.should_abort():
+            self.control.poll(50)
 
     def close(self, deliver: bool) -> None:
         """Close every socket; with ``deliver`` wait until queued frames and EOS reach the
@@ -316,7 +330,8 @@ class _Applier:
         elif tracking and self.kind == "sink":
             from vidaffect.smoothing import Smoother
 
-            self.smoother = Smoother(tracking["smoothing"], tracking["alpha"], tracking["window"])
+            self.smoother = Smoother(tracking["smoothing"], tracking["alpha"], tracking["window"],
+                                     tracking["hysteresis"])
 
     def __call__(self, items: list[tuple[dict[str, Any], Frame | None]]) -> bool:
         """Process ``items`` (frames and EOS markers, in order); False when aborted."""
@@ -420,7 +435,13 @@ def stage_main(spec: dict[str, Any]) -> None:
             sc.send_report("error", error=f"close failed: {exc}", traceback=traceback.format_exc())
         sc.maybe_report(force=True)
         sc.send_report("done", code=code, eos=sc.eos_totals)
-        sc.close(deliver=not sc.state["abort"] and code == 0 and not terminated)
+        deliver = not sc.state["abort"] and code == 0 and not terminated
+        if deliver:
+            try:
+                sc.wait_released()
+            except Terminated:
+                deliver = False
+        sc.close(deliver=deliver and not sc.state["abort"])
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

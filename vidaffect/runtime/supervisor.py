@@ -3,7 +3,8 @@
 Life of a run: spawn all workers -> wait until each reports ``ready`` (plugins loaded, files
 and sockets opened) -> broadcast ``go`` -> collect metrics until every process has exited.
 
-* End of stream: the source sends EOS, every stage flushes and exits; the run returns 0.
+* End of stream: the source sends EOS, every stage flushes it downstream, and each exits once
+  the stages it feeds have exited (``release``), sinks first; the run returns 0.
 * Ctrl-C / SIGTERM: broadcast ``stop`` (the source ends the stream, the pipeline drains) ->
   wait ``stop_timeout`` -> ``abort`` and SIGTERM -> wait ``term_timeout`` -> SIGKILL.
   A second Ctrl-C skips the drain.
@@ -27,7 +28,7 @@ import zmq
 
 from vidaffect.config import PipelineConfig
 from vidaffect.errors import StageError
-from vidaffect.runtime.graph import WorkerSpec, build_specs
+from vidaffect.runtime.graph import WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.metrics import merge
 from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
@@ -35,6 +36,7 @@ from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc, use_stag
 
 STARTUP_TIMEOUT_S = 300.0
 CONTROL_EVERY_S = 0.2
+RELEASE_EVERY_S = 0.1
 
 
 @dataclass
@@ -85,6 +87,8 @@ class Supervisor:
         self._termed = False
         self.eos_totals: dict[str, int] = {}
         self._upstream_gone: dict[str, float] = {}
+        self._downstream: dict[str, set[str]] = {}
+        self._last_release = 0.0
 
     # -- signals -------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -93,8 +97,9 @@ class Supervisor:
     # -- process management --------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
         w.ready, w.done = False, False
-        w.proc = self.mpctx.Process(target=stage_main, args=(w.ws.spec,), name=w.ws.label)
-        w.proc.start()
+        proc = self.mpctx.Process(target=stage_main, args=(w.ws.spec,), name=w.ws.label)
+        proc.start()  # kept only once started: clean-up joins every kept process
+        w.proc = proc
 
     def _handle_report(self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker],
                        result: RunResult) -> None:
@@ -164,7 +169,12 @@ class Supervisor:
 
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> RunResult:
-        """Run the pipeline to its end, a stop request or a failure."""
+        """Run the pipeline to its end, a stop request or a failure.
+
+        Raises:
+            PluginError: a plugin's preflight check failed (no stage was started).
+        """
+        preflight(self.config)
         use_stage_malloc_settings()
         run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-"))
         alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
@@ -178,6 +188,7 @@ class Supervisor:
         report.bind(report_ep)
         specs = build_specs(self.config, alloc, control_ep, report_ep)
         workers = {(ws.spec["stage"], ws.worker): _Worker(ws) for ws in specs}
+        self._downstream = downstream_stages(specs)
         result = RunResult(exit_code=0, stages={})
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         status: StatusLine | None = None
@@ -241,6 +252,7 @@ class Supervisor:
                     break
                 if self.state in ("go", "stop"):
                     self._notify_upstream_ended(control, workers)
+                    self._release_finished(control, workers)
                 self._escalate(list(workers.values()))
         finally:
             for s, h in old.items():
@@ -264,6 +276,27 @@ class Supervisor:
         hard_errors = [e for e in self.errors if "(restarting" not in e[1]]
         result.exit_code = 1 if hard_errors else 0
         return result
+
+    def _release_finished(self, control: zmq.Socket, workers: dict[tuple[str, int], _Worker]) -> None:
+        """Let a stage that has finished exit once every stage it feeds has exited.
+
+        A finished stage keeps its output connections open until then (see
+        :meth:`vidaffect.runtime.stage.StageContext.wait_released`): frames still in the socket
+        buffers of a consumer at its high-water mark are lost if the sender disconnects first.
+        """
+        now = time.monotonic()
+        if now - self._last_release < RELEASE_EVERY_S:
+            return
+        self._last_release = now
+        exited = {name: True for name in self._downstream}
+        waiting = {name: False for name in self._downstream}
+        for (name, _), w in workers.items():
+            alive = w.proc is not None and w.proc.is_alive()
+            exited[name] = exited[name] and w.done and not alive
+            waiting[name] = waiting[name] or (w.done and alive)
+        for name, down in self._downstream.items():
+            if waiting[name] and all(exited[d] for d in down):
+                control.send(f"release|{name}".encode())
 
     def _notify_upstream_ended(self, control: zmq.Socket,
                                workers: dict[tuple[str, int], _Worker]) -> None:
