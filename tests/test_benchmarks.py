@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import DATA, NEEDS_DATA
 
-from benchmarks import detectors, train_speed
+from benchmarks import detectors, smoothing, train_speed
 from benchmarks.common import match_boxes, parse_spec
 from vidaffect.frames import Detections
 from vidaffect.models.meta import read_meta
@@ -111,4 +111,48 @@ def test_detector_benchmark_rejects_bad_arguments(argv: list[str], message: str,
         pytest.skip(f"needs the shared data folder's photos (set VIDAFFECT_DATA; looked in {DATA})")
     with pytest.raises(SystemExit):
         detectors.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_smoothing_reference_is_a_centred_mean_and_lag_counts_frames_to_catch_up() -> None:
+    probs = np.array([[0.9, 0.1]] * 4 + [[0.4, 0.6]] + [[0.9, 0.1]] * 2 + [[0.1, 0.9]] * 5)
+    ref = smoothing.reference_labels(probs, half=1)
+    assert ref.tolist() == [0] * 7 + [1] * 5  # the single-frame blip at 4 is averaged away
+    smoothed = np.array([0] * 9 + [1] * 3)
+    assert smoothing.lags(smoothed, ref) == ([2], 1)  # label 1 from frame 7, caught up at 9
+    assert smoothing.lags(np.zeros(12, np.int64), ref) == ([], 1)
+
+
+def test_smoothing_rows_show_less_flicker_with_hysteresis() -> None:
+    rng = np.random.default_rng(0)
+    p = np.clip(np.array([0.5, 0.5]) + rng.normal(0, 0.15, (300, 1)) * [1, -1], 0.01, None)
+    tracks = [(p / p.sum(1, keepdims=True), 30.0)]  # two labels in a near tie: flicker
+    rows = {r[0]: r for r in (smoothing.score(tracks, ["a", "b"], spec, 1.0)
+                              for spec in ("none", "ema:alpha=0.2,hysteresis=0.1"))}
+    assert float(rows["none"][1]) > 3 * float(rows["ema:alpha=0.2,hysteresis=0.1"][1])
+    ref = smoothing.score(tracks, ["a", "b"], smoothing.REFERENCE, 1.0)
+    assert ref[2] == "100.0%" and float(ref[1]) < float(rows["none"][1])
+
+
+@NEEDS_DATA
+def test_smoothing_benchmark_on_a_real_clip(capsys: pytest.CaptureFixture[str]) -> None:
+    clip = DATA / "videos" / "liveportrait_d11.mp4"
+    smoothing.main([str(clip), "--settings", "none", "ema:alpha=0.2,hysteresis=0.1", "--reference-s", "1"])
+    out = capsys.readouterr().out
+    assert "1 tracks" in out and "from 1 clips" in out
+    rows = [line for line in out.splitlines() if line.startswith(("| none", "| ema"))]
+    assert len(rows) == 2
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["none.mp4"], "video not found"),
+    (["--settings", "ema:alpha=2"], "alpha"),
+    (["--settings", "ema:colour=1"], "colour"),
+])
+def test_smoothing_benchmark_rejects_bad_arguments(argv: list[str], message: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    if not argv[0].endswith(".mp4") and not (DATA / "videos").is_dir():
+        pytest.skip(f"needs the shared data folder's videos (set VIDAFFECT_DATA; looked in {DATA})")
+    with pytest.raises(SystemExit):
+        smoothing.main(argv)
     assert message in capsys.readouterr().err

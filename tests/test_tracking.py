@@ -137,7 +137,27 @@ def test_ema_smoothing_and_change_events() -> None:
     assert sm.end_stream("s") == []
 
 
-@pytest.mark.parametrize("kwargs", [{"method": "median"}, {"alpha": 0.0}, {"alpha": 1.5}, {"window": 0}])
+def test_hysteresis_keeps_a_label_until_another_beats_it_by_the_margin() -> None:
+    def labels_for(hysteresis: float) -> list[str]:
+        sm = Smoother("none", hysteresis=hysteresis)
+        out = []
+        for i, probs in enumerate([[0.1, 0.5, 0.4], [0.1, 0.42, 0.48], [0.1, 0.35, 0.55], [0.1, 0.6, 0.3]]):
+            f = Frame(np.zeros((8, 8, 3), np.uint8), "s", i, 0, meta={
+                "labels": LABELS, "faces": [{"bbox": [0, 0, 4, 4], "score": 1.0, "track_id": 1,
+                                             "emotion": {"label": "x", "score": 0, "probs": probs}}]})
+            sm.apply(f)
+            out.append(f.faces[0]["smoothed"]["label"])
+            assert f.faces[0]["smoothed"]["score"] == probs[LABELS.index(out[-1])]
+        return out
+
+    assert labels_for(0.0) == ["happy", "neutral", "neutral", "happy"]
+    # 0.06 ahead is not enough, 0.2 is; then happy must beat neutral by 0.1 again
+    assert labels_for(0.1) == ["happy", "happy", "neutral", "happy"]
+    assert labels_for(0.3) == ["happy"] * 4
+
+
+@pytest.mark.parametrize("kwargs", [{"method": "median"}, {"alpha": 0.0}, {"alpha": 1.5}, {"window": 0},
+                                    {"hysteresis": -0.1}, {"hysteresis": 1.0}])
 def test_smoother_rejects_bad_settings(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="smoothing"):
         Smoother(**kwargs)

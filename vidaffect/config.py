@@ -112,10 +112,15 @@ class TrackingSettings(BaseModel):
     smoothing: Literal["ema", "window", "none"] = Field(
         "ema", description="per-track smoothing of emotion probabilities"
     )
+    # alpha 0.2 and hysteresis 0.1: python -m benchmarks.smoothing (README, "Choosing the smoothing")
     alpha: float = Field(
-        0.3, gt=0, le=1, description="ema: weight of the newest frame (1 = no smoothing)"
+        0.2, gt=0, le=1, description="ema: weight of the newest frame (1 = no smoothing)"
     )
     window: int = Field(8, ge=1, le=1000, description="window: frames averaged")
+    hysteresis: float = Field(
+        0.1, ge=0, lt=1,
+        description="a track's label changes only when another beats it by this probability",
+    )
 
 
 class PipelineConfig(BaseModel):

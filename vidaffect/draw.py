@@ -13,8 +13,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
 PALETTE: dict[str, tuple[int, int, int]] = {
     "angry": (40, 40, 220),       # red
     "disgust": (40, 140, 40),     # dark green
