@@ -138,7 +138,7 @@ def test_ema_smoothing_and_change_events() -> None:
 
 
 def test_hysteresis_keeps_a_label_until_another_beats_it_by_the_margin() -> None:
-    def labels_for(hysteresis: float) -> list[str]:
+    def labels_for(hysteresis: float | None) -> list[str]:
         sm = Smoother("none", hysteresis=hysteresis)
         out = []
         for i, probs in enumerate([[0.1, 0.5, 0.4], [0.1, 0.42, 0.48], [0.1, 0.35, 0.55], [0.1, 0.6, 0.3]]):
@@ -154,6 +154,9 @@ def test_hysteresis_keeps_a_label_until_another_beats_it_by_the_margin() -> None
     # 0.06 ahead is not enough, 0.2 is; then happy must beat neutral by 0.1 again
     assert labels_for(0.1) == ["happy", "happy", "neutral", "happy"]
     assert labels_for(0.3) == ["happy"] * 4
+    # unset: raw labels stay raw with "none"; the measured default otherwise
+    assert labels_for(None) == labels_for(0.0)
+    assert Smoother("ema").hysteresis == Smoother("window").hysteresis == 0.1
 
 
 @pytest.mark.parametrize("kwargs", [{"method": "median"}, {"alpha": 0.0}, {"alpha": 1.5}, {"window": 0},

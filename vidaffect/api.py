@@ -51,7 +51,8 @@ class Plugin(ABC):
         fails at once rather than after the models have loaded. The default checks nothing.
 
         Raises:
-            PluginError: the machine lacks what the plugin needs.
+            PluginError: the machine lacks what the plugin needs (any
+                :class:`~vidaffect.errors.VidaffectError` is reported with the stage's name).
         """
 
     def close(self) -> None:

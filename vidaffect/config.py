@@ -117,9 +117,10 @@ class TrackingSettings(BaseModel):
         0.2, gt=0, le=1, description="ema: weight of the newest frame (1 = no smoothing)"
     )
     window: int = Field(8, ge=1, le=1000, description="window: frames averaged")
-    hysteresis: float = Field(
-        0.1, ge=0, lt=1,
-        description="a track's label changes only when another beats it by this probability",
+    hysteresis: float | None = Field(
+        None, ge=0, lt=1,
+        description="a track's label changes only when another beats it by this probability "
+                    "(default: 0.1 with ema and window, 0 with none)",
     )
 
 

@@ -16,7 +16,8 @@ class ConfigError(VidaffectError):
 
 
 class PluginError(VidaffectError):
-    """A plugin is unknown, registered twice, or failed to load."""
+    """A plugin is unknown, registered twice, failed to load, or cannot run on this machine
+    (its preflight check failed)."""
 
 
 class CheckpointError(VidaffectError):

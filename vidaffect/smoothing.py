@@ -28,6 +28,10 @@ import numpy as np
 from vidaffect.frames import Frame
 
 
+DEFAULT_HYSTERESIS = 0.1
+"""Hysteresis of ``ema`` and ``window`` unless set (see the module docstring for its source)."""
+
+
 @dataclass
 class _TrackState:
     probs: np.ndarray | None = None
@@ -43,7 +47,8 @@ class Smoother:
         alpha: EMA weight of the newest frame, in (0, 1].
         window: frames averaged by ``"window"``, at least 1.
         hysteresis: probability margin, in [0, 1), by which another label must beat a track's
-            current label to replace it (0: the argmax, always).
+            current label to replace it (0: the argmax, always); None: 0.1 for ``ema`` and
+            ``window``, 0 for ``none`` (raw per-frame labels).
 
     Raises:
         ValueError: an unknown ``method``, ``alpha`` outside (0, 1], ``window`` below 1 or
@@ -51,9 +56,11 @@ class Smoother:
     """
 
     def __init__(self, method: str = "ema", alpha: float = 0.2, window: int = 8,
-                 hysteresis: float = 0.1) -> None:
+                 hysteresis: float | None = None) -> None:
         if method not in ("ema", "window", "none"):
             raise ValueError(f"smoothing method must be ema, window or none, got {method!r}")
+        if hysteresis is None:
+            hysteresis = 0.0 if method == "none" else DEFAULT_HYSTERESIS
         if not 0.0 < alpha <= 1.0 or window < 1 or not 0.0 <= hysteresis < 1.0:
             raise ValueError(f"smoothing needs 0 < alpha <= 1, window >= 1 and 0 <= hysteresis < 1, "
                              f"got alpha={alpha}, window={window}, hysteresis={hysteresis}")

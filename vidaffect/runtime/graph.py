@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vidaffect.config import PipelineConfig, StageConfig
-from vidaffect.errors import PluginError
+from vidaffect.errors import PluginError, VidaffectError
 
 
 @dataclass
@@ -60,7 +60,8 @@ def preflight(config: PipelineConfig) -> None:
     """Run every stage plugin's :meth:`~vidaffect.api.Plugin.preflight` check.
 
     Raises:
-        PluginError: a plugin's check failed; the message names the stage.
+        PluginError: a plugin's check failed (any :class:`VidaffectError`); the message names
+            the stage.
     """
     from vidaffect.plugins import get_registry
 
@@ -68,7 +69,7 @@ def preflight(config: PipelineConfig) -> None:
     for stage in config.stages:
         try:
             reg.get(stage.kind, stage.options.type).preflight(stage.plugin)
-        except PluginError as exc:
+        except VidaffectError as exc:
             raise PluginError(f"stage {stage.name!r}: {exc}") from None
 
 

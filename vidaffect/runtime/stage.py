@@ -140,14 +140,19 @@ class StageContext:
 
     def wait_released(self) -> None:
         """Keep the output connections open until the supervisor's ``release`` (every stage
-        this one feeds has exited), an abort, or the supervisor's death.
+        this one feeds is done), an abort, or the supervisor's death. Sends no metrics, so
+        the final snapshot (sent before) stays final.
 
         ZeroMQ counts a message as sent once it is in the kernel's socket buffer. A consumer
         at its high-water mark leaves it there, and if the sender disconnects first, the
-        consumer drops it: with ``hwm`` 1 and 48 KiB frames, the last frame and EOS were lost.
+        consumer drops it: in a plain PUSH/PULL check with ``hwm`` 1 and 48 KiB messages, the
+        last message and EOS were lost; in a pipeline with 64 px frames, 4 of 49 frames.
         """
-        while self.outputs and not self.released and not self.should_abort():
-            self.control.poll(50)
+        while self.outputs and not self.released and not self.state["abort"]:
+            if os.getppid() != self.parent_pid:
+                return
+            self.control.poll(20)
+            self.poll_control()
 
     def close(self, deliver: bool) -> None:
         """Close every socket; with ``deliver`` wait until queued frames and EOS reach the

@@ -4,7 +4,7 @@ Life of a run: spawn all workers -> wait until each reports ``ready`` (plugins l
 and sockets opened) -> broadcast ``go`` -> collect metrics until every process has exited.
 
 * End of stream: the source sends EOS, every stage flushes it downstream, and each exits once
-  the stages it feeds have exited (``release``), sinks first; the run returns 0.
+  the stages it feeds are done too (``release``); the run returns 0.
 * Ctrl-C / SIGTERM: broadcast ``stop`` (the source ends the stream, the pipeline drains) ->
   wait ``stop_timeout`` -> ``abort`` and SIGTERM -> wait ``term_timeout`` -> SIGKILL.
   A second Ctrl-C skips the drain.
@@ -36,7 +36,7 @@ from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc, use_stag
 
 STARTUP_TIMEOUT_S = 300.0
 CONTROL_EVERY_S = 0.2
-RELEASE_EVERY_S = 0.1
+RELEASE_EVERY_S = 0.02
 
 
 @dataclass
@@ -278,32 +278,36 @@ class Supervisor:
         return result
 
     def _release_finished(self, control: zmq.Socket, workers: dict[tuple[str, int], _Worker]) -> None:
-        """Let a stage that has finished exit once every stage it feeds has exited.
+        """Let a stage that has finished exit once every stage it feeds is done too.
 
         A finished stage keeps its output connections open until then (see
         :meth:`vidaffect.runtime.stage.StageContext.wait_released`): frames still in the socket
         buffers of a consumer at its high-water mark are lost if the sender disconnects first.
+        A consumer reports done after the EOS of every producer (the last message each sent),
+        or dies; either way nothing of this stage's is left in transit.
         """
         now = time.monotonic()
         if now - self._last_release < RELEASE_EVERY_S:
             return
         self._last_release = now
-        exited = {name: True for name in self._downstream}
+        done = {name: True for name in self._downstream}
         waiting = {name: False for name in self._downstream}
         for (name, _), w in workers.items():
-            alive = w.proc is not None and w.proc.is_alive()
-            exited[name] = exited[name] and w.done and not alive
-            waiting[name] = waiting[name] or (w.done and alive)
+            done[name] = done[name] and w.done
+            waiting[name] = waiting[name] or (w.done and w.proc is not None and w.proc.is_alive())
         for name, down in self._downstream.items():
-            if waiting[name] and all(exited[d] for d in down):
+            if waiting[name] and all(done[d] for d in down):
                 control.send(f"release|{name}".encode())
 
     def _notify_upstream_ended(self, control: zmq.Socket,
                                workers: dict[tuple[str, int], _Worker]) -> None:
-        """Tell a stage whose producers have all exited that its streams are over.
+        """Tell a stage whose producers have all finished (reported done, or died) that its
+        streams are over.
 
         Normally EOS arrives on the data path long before; this covers an EOS lost with a
         crashed (and restarted) worker, so the pipeline finishes instead of waiting forever.
+        A producer waiting for its release counts as finished: the restarted worker would
+        otherwise wait for an EOS that went to its predecessor, and the producer for it.
         """
         if not self.eos_totals:
             return
@@ -311,10 +315,8 @@ class Supervisor:
         for key in workers:
             if key[0] not in order:
                 order.append(key[0])
-        finished = {
-            name: all(w.done and not w.proc.is_alive() for k, w in workers.items() if k[0] == name)
-            for name in order
-        }
+        # done: reported done (it may still be alive, waiting for its release) or died
+        finished = {name: all(w.done for k, w in workers.items() if k[0] == name) for name in order}
         chain = [n for n in order if not n.startswith("sink-")]
         now = time.monotonic()
         for i, name in enumerate(order):
