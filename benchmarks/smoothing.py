@@ -9,6 +9,8 @@ kept. Each smoothing setting is then replayed over those same sequences with
 :class:`vidaffect.smoothing.Smoother`, so every setting sees identical classifier output; a
 setting has no hysteresis unless it names one.
 
+A track's sequence holds the frames on which it had an emotion (predicted boxes are
+classified too, so gaps are rare); minutes and windows count those frames at the clip's fps.
 Printed per reference window and setting, over tracks at least as long as the longest window
 (the first row is the reference itself):
 
