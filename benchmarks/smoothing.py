@@ -58,7 +58,7 @@ def track_sequences(video: Path, threads: int) -> tuple[list[str], float, list[n
     """
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "events.jsonl"
-        run_config({
+        result, _ = run_config({
             "pipeline": {"name": "smoothing", "status": False, "stream_id": "clip"},
             "source": {"type": "video", "uri": str(video), "mode": "offline"},
             "detector": {"type": "mtcnn", "threads": threads},
@@ -77,22 +77,23 @@ def track_sequences(video: Path, threads: int) -> tuple[list[str], float, list[n
             if emotion and tid is not None:
                 labels = labels or list(emotion["probs"])
                 tracks.setdefault(int(tid), []).append(np.array([emotion["probs"][k] for k in labels]))
-    fps = _clip_fps(video)
+    fps = float(result.sources_info["clip"]["fps"])
     return labels, fps, [np.stack(rows) for rows in tracks.values()]
 
 
-def _clip_fps(video: Path) -> float:
-    import cv2
+def make_smoother(spec: str) -> Smoother:
+    """A :class:`Smoother` for ``METHOD[:KEY=VALUE,...]``, without hysteresis unless named.
 
-    cap = cv2.VideoCapture(str(video))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    cap.release()
-    return float(fps)
+    Raises:
+        TypeError, ValueError: an unknown option or a value out of range.
+    """
+    method, options = parse_spec(spec)
+    return Smoother(method, **{"hysteresis": 0.0, **options})
 
 
-def replay(probs: np.ndarray, labels: list[str], method: str, options: dict[str, Any]) -> np.ndarray:
+def replay(probs: np.ndarray, labels: list[str], spec: str) -> np.ndarray:
     """The smoothed label index per frame of one track, int ``(frames,)``."""
-    smoother = Smoother(method, **{"hysteresis": 0.0, **options})
+    smoother = make_smoother(spec)
     image = np.zeros((1, 1, 3), np.uint8)
     out = np.empty(len(probs), np.int64)
     for i, p in enumerate(probs):
@@ -129,12 +130,11 @@ def score(tracks: list[tuple[np.ndarray, float]], labels: list[str], spec: str,
           reference_s: float) -> list[Any]:
     """One table row for a smoothing setting (or :data:`REFERENCE` itself) over ``(probs, fps)``
     tracks."""
-    method, options = parse_spec("none" if spec == REFERENCE else spec)
     changes = minutes = agree = frames = reached_n = total_changes = 0.0
     all_lags: list[int] = []
     for probs, fps in tracks:
         reference = reference_labels(probs, int(round(reference_s * fps / 2)))
-        smoothed = reference if spec == REFERENCE else replay(probs, labels, method, options)
+        smoothed = reference if spec == REFERENCE else replay(probs, labels, spec)
         changes += int(np.count_nonzero(smoothed[1:] != smoothed[:-1]))
         minutes += len(probs) / fps / 60
         agree += int(np.count_nonzero(smoothed == reference))
@@ -168,9 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         ap.error(f"video not found: {', '.join(missing)} (set VIDAFFECT_DATA or name the videos)")
     for spec in args.settings:  # fail before the slow part
-        method, options = parse_spec(spec)
         try:
-            Smoother(method, **{"hysteresis": 0.0, **options})
+            make_smoother(spec)
         except (TypeError, ValueError) as exc:
             ap.error(f"setting {spec!r}: {exc}")
     set_threads(args.threads)

@@ -124,12 +124,16 @@ class StageContext:
                     pairs = (item.split("=") for item in totals.split(",") if "=" in item)
                     self.upstream_ended = {k: int(v) for k, v in pairs}
 
-    def should_abort(self) -> bool:
+    def _poll(self) -> bool:
+        """Read control messages; True on abort (also when the supervisor died)."""
         self.poll_control()
-        self.maybe_report()
         if os.getppid() != self.parent_pid:  # the supervisor died (SIGKILL): don't linger
             self.state["abort"] = True
         return self.state["abort"]
+
+    def should_abort(self) -> bool:
+        self.maybe_report()
+        return self._poll()
 
     def send_all(self, parts: list[Any], key: int | None = None) -> bool:
         """Send to one worker of each downstream stage (``key``: always the same worker)."""
@@ -148,11 +152,8 @@ class StageContext:
         consumer drops it: in a plain PUSH/PULL check with ``hwm`` 1 and 48 KiB messages, the
         last message and EOS were lost; in a pipeline with 64 px frames, 4 of 49 frames.
         """
-        while self.outputs and not self.released and not self.state["abort"]:
-            if os.getppid() != self.parent_pid:
-                return
+        while self.outputs and not self.released and not self._poll():
             self.control.poll(20)
-            self.poll_control()
 
     def close(self, deliver: bool) -> None:
         """Close every socket; with ``deliver`` wait until queued frames and EOS reach the

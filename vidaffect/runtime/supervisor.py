@@ -290,10 +290,9 @@ class Supervisor:
         if now - self._last_release < RELEASE_EVERY_S:
             return
         self._last_release = now
-        done = {name: True for name in self._downstream}
-        waiting = {name: False for name in self._downstream}
+        done = _stages_done(workers)
+        waiting = {name: False for name in done}
         for (name, _), w in workers.items():
-            done[name] = done[name] and w.done
             waiting[name] = waiting[name] or (w.done and w.proc is not None and w.proc.is_alive())
         for name, down in self._downstream.items():
             if waiting[name] and all(done[d] for d in down):
@@ -311,12 +310,9 @@ class Supervisor:
         """
         if not self.eos_totals:
             return
-        order: list[str] = []
-        for key in workers:
-            if key[0] not in order:
-                order.append(key[0])
         # done: reported done (it may still be alive, waiting for its release) or died
-        finished = {name: all(w.done for k, w in workers.items() if k[0] == name) for name in order}
+        finished = _stages_done(workers)
+        order = list(finished)
         chain = [n for n in order if not n.startswith("sink-")]
         now = time.monotonic()
         for i, name in enumerate(order):
@@ -347,6 +343,14 @@ class Supervisor:
             snaps = list(w.metrics_by_pid.values())
             by_stage.setdefault(w.ws.spec["stage"], []).extend(snaps)
         return {name: merge(snaps) for name, snaps in by_stage.items()}
+
+
+def _stages_done(workers: dict[tuple[str, int], _Worker]) -> dict[str, bool]:
+    """Stage name (in flow order) -> whether every worker reported done or died."""
+    done: dict[str, bool] = {}
+    for (name, _), w in workers.items():
+        done[name] = done.get(name, True) and w.done
+    return done
 
 
 def run_pipeline(config: PipelineConfig, show_status: bool | None = None) -> RunResult:
