@@ -317,6 +317,21 @@ def test_resume_continues_from_last_epoch(
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
 
 
+def test_resume_into_another_models_run_names_the_file(
+    fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert train(fer_dir, out, "--epochs", "1", "--max-steps", "1") == 0
+    capsys.readouterr()
+    assert train(fer_dir, out, "--epochs", "2", "--arch", "resnet18", "--arch-opt", "width=4") == 1
+    err = capsys.readouterr().err
+    assert f"{out / 'last.pt'} does not fit this model" in err and "--restart" in err
+    assert len(json.loads((out / "history.json").read_text())) == 1  # the run is left as it was
+    assert train(fer_dir, out, "--epochs", "1", "--max-steps", "1", "--arch", "resnet18",
+                 "--arch-opt", "width=4", "--restart") == 0
+    assert read_meta(out / "best.safetensors").arch == "resnet18"
+
+
 def test_ema_warms_up_then_decays_at_the_set_rate() -> None:
     model = torch.nn.BatchNorm1d(2)
     ema = make_ema(model, 0.9)

@@ -27,7 +27,6 @@ import numpy as np
 
 from vidaffect.frames import Frame
 
-
 DEFAULT_HYSTERESIS = 0.1
 """Hysteresis of ``ema`` and ``window`` unless set (see the module docstring for its source)."""
 

@@ -14,11 +14,9 @@ context, and brightness/contrast jitter drawn independently for each.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,13 +31,11 @@ from trainers.common import (
     make_ema,
     make_optimizer,
     parse_arch_options,
-    restore_state,
-    save_state,
     seed_everything,
-    training_state,
 )
 from trainers.emotic.data import EmoticAnnotations, EmoticImages, category_counts, load_annotations
 from trainers.emotic.losses import category_loss, positive_weights, vad_loss
+from trainers.run import RunProgress
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 from vidaffect.models.emotic import MIN_SIDE
 from vidaffect.models.emotic_labels import CATEGORIES
@@ -169,24 +165,13 @@ def train(args: argparse.Namespace) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, warmup, total))
     ema = make_ema(model, args.ema)
 
-    history: list[dict[str, Any]] = []
-    start_epoch, best_map, bad_epochs = 0, -1.0, 0
-    if (out / "last.pt").is_file() and not args.restart:
-        try:
-            state = restore_state(out / "last.pt", model, optimizer, scheduler, gen, ema)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise ValueError(f"{out}/last.pt does not fit this model ({type(exc).__name__}); "
-                             "use another --out, or --restart to start over") from None
-        start_epoch, best_map, bad_epochs = state["epoch"], state["best_map"], state["bad_epochs"]
-        history = state["history"]
-        print(f"resumed {out} at epoch {start_epoch} (best val mAP {best_map:.4f})", flush=True)
-        if args.patience and bad_epochs >= args.patience:
-            print(f"{out} already stopped early ({bad_epochs} epochs without gain); --restart to train again",
-                  flush=True)
-            return out / "best.safetensors"
+    progress = RunProgress(out, model, optimizer, scheduler, gen, ema, score="val mAP",
+                           state_key="best_map", patience=args.patience)
+    if not args.restart and not progress.resume():
+        return out / "best.safetensors"
 
     step = 0
-    for epoch in range(start_epoch, args.epochs):
+    for epoch in range(progress.epoch, args.epochs):
         model.train()
         t0 = time.perf_counter()
         sums = {"loss": 0.0, "cat_loss": 0.0, "vad_loss": 0.0}
@@ -225,23 +210,12 @@ def train(args: argparse.Namespace) -> Path:
             chosen = ema.module
             probs, val_map, val_vad_mae = validate(chosen, val_loader, val_ann)
             record.update(ema_val_mAP=val_map, ema_val_vad_mae=val_vad_mae)
-        history.append(record)
-        if val_map > best_map:
-            best_map, bad_epochs = val_map, 0
+        if progress.add_epoch(record, val_map):
             thresholds = multilabel.best_f1_thresholds(val_ann.categories, probs)
             meta.thresholds = [math.floor(float(t) * 1e4) / 1e4 for t in thresholds]  # down: keeps the deciding score
             meta.metrics = {"val_mAP": val_map, "val_vad_mae": val_vad_mae, "epoch": epoch + 1}
             save_checkpoint(out / "best.safetensors", chosen, meta)
-        else:
-            bad_epochs += 1
-        save_state(out, training_state(model, optimizer, scheduler, gen, epoch + 1, history, ema,
-                                       best_map=best_map, bad_epochs=bad_epochs))
-        (out / "history.json").write_text(json.dumps(history, indent=1))
-        print(json.dumps(record), flush=True)
-        if args.max_steps and step >= args.max_steps:
-            break
-        if args.patience and bad_epochs >= args.patience:
-            print(f"early stop: no val mAP gain for {bad_epochs} epochs", flush=True)
+        if progress.save() or (args.max_steps and step >= args.max_steps):
             break
     return out / "best.safetensors"
 

@@ -18,10 +18,8 @@ once and kept in the run folder as ``teacher_probs.npz``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -37,10 +35,7 @@ from trainers.common import (
     make_optimizer,
     parse_arch_options,
     positive_float,
-    restore_state,
-    save_state,
     seed_everything,
-    training_state,
 )
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load, stratified_split
@@ -51,6 +46,7 @@ from trainers.fer2013.distill import (
     teacher_probs,
 )
 from trainers.fer2013.predict import predict
+from trainers.run import RunProgress
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 
 
@@ -142,22 +138,14 @@ def train(args: argparse.Namespace) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, warmup, total))
     ema = make_ema(model, args.ema)
 
-    state_file = out / "last.pt"
-    history: list[dict[str, Any]] = []
-    start_epoch, best_acc, bad_epochs = 0, -1.0, 0
-    if state_file.is_file() and not args.restart:
-        state = restore_state(out / "last.pt", model, optimizer, scheduler, gen, ema)
-        start_epoch, best_acc, bad_epochs = state["epoch"], state["best_acc"], state["bad_epochs"]
-        history = state["history"]
-        print(f"resumed {out} at epoch {start_epoch} (best val top-1 {best_acc:.4f})", flush=True)
-        if args.patience and bad_epochs >= args.patience:
-            print(f"{out} already stopped early ({bad_epochs} epochs without gain); --restart to train again",
-                  flush=True)
-            return out / "best.safetensors"
+    progress = RunProgress(out, model, optimizer, scheduler, gen, ema, score="val top-1",
+                           state_key="best_acc", patience=args.patience)
+    if not args.restart and not progress.resume():
+        return out / "best.safetensors"
 
     max_steps = args.max_steps or None
     step = 0
-    for epoch in range(start_epoch, args.epochs):
+    for epoch in range(progress.epoch, args.epochs):
         model.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
@@ -195,21 +183,10 @@ def train(args: argparse.Namespace) -> Path:
             chosen = ema.module
             val_acc, val_loss = validate(chosen, val_loader, val_set.labels)
             record.update(ema_val_loss=val_loss, ema_val_top1=val_acc)
-        history.append(record)
-        if val_acc > best_acc:
-            best_acc, bad_epochs = val_acc, 0
+        if progress.add_epoch(record, val_acc):
             meta.metrics = {"val_top1": val_acc, "epoch": epoch + 1}
             save_checkpoint(out / "best.safetensors", chosen, meta)
-        else:
-            bad_epochs += 1
-        save_state(out, training_state(model, optimizer, scheduler, gen, epoch + 1, history, ema,
-                                       best_acc=best_acc, bad_epochs=bad_epochs))
-        (out / "history.json").write_text(json.dumps(history, indent=1))
-        print(json.dumps(record), flush=True)
-        if max_steps and step >= max_steps:
-            break
-        if args.patience and bad_epochs >= args.patience:
-            print(f"early stop: no val improvement for {bad_epochs} epochs", flush=True)
+        if progress.save() or (max_steps and step >= max_steps):
             break
     return out / "best.safetensors"
 
