@@ -1,5 +1,6 @@
-"""A training run's progress in its folder: resume, per-epoch history, the best validation
-score so far, and early stopping. Shared by the FER-2013 and EMOTIC trainers.
+"""A model's training run in its folder: optimiser, schedule and weight average, resume,
+per-epoch history, the best validation score so far, and early stopping. Shared by the
+FER-2013 and EMOTIC trainers.
 
 The folder (``--out``) holds ``last.pt`` (the full training state after the last finished
 epoch, :func:`trainers.common.training_state`), ``history.json`` (one record per epoch) and
@@ -8,40 +9,70 @@ whatever the trainer saves as the best model when the score improves.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.optim.swa_utils import AveragedModel
 
-from trainers.common import restore_state, save_state, training_state
+from trainers.common import lr_lambda, make_ema, make_optimizer, restore_state, save_state, training_state
 from vidaffect.errors import CheckpointError
 
 
-class RunProgress:
-    """Resume and bookkeeping for one run folder.
+class TrainingRun:
+    """One model's training run in its folder: the optimiser, the learning-rate schedule, the
+    optional weight average, resume, history, the best score and early stopping.
 
     Args:
         out: the run folder (created by the trainer).
-        model, optimizer, scheduler, gen, ema: what ``last.pt`` saves and restores.
+        model: the model being trained.
+        gen: the data loader's random generator (saved and restored with the run).
+        args: the trainer's parsed options (:func:`trainers.common.add_run_arguments`):
+            ``optimizer``, ``lr``, ``weight_decay``, ``epochs``, ``warmup_epochs``, ``ema``,
+            ``patience``.
+        steps_per_epoch: optimiser steps in one epoch (batches of the training loader).
         score: the validation score that selects the best epoch, higher is better, as printed
             (``"val top-1"``, ``"val mAP"``).
         state_key: the key of the best score in ``last.pt`` (``"best_acc"``, ``"best_map"``).
-        patience: stop after this many epochs without a better score (0: never).
+
+    Raises:
+        ValueError: an unknown optimiser or an EMA decay outside [0, 1).
     """
 
-    def __init__(self, out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator,
-                 ema: AveragedModel | None, *, score: str, state_key: str, patience: int) -> None:
-        self.out = out
-        self._parts = (model, optimizer, scheduler, gen)
-        self._ema = ema
-        self.score, self.state_key, self.patience = score, state_key, patience
+    def __init__(self, out: Path, model: torch.nn.Module, gen: torch.Generator, args: argparse.Namespace,
+                 steps_per_epoch: int, *, score: str, state_key: str) -> None:
+        self.out, self.model, self._gen = out, model, gen
+        self.optimizer = make_optimizer(args.optimizer, model, args.lr, args.weight_decay)
+        total = max(1, args.epochs * steps_per_epoch)
+        warmup = min(total // 10, args.warmup_epochs * steps_per_epoch) or 1
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_lambda(s, warmup, total))
+        self.ema = make_ema(model, args.ema)
+        self.score, self.state_key, self.patience = score, state_key, args.patience
         self.epoch = 0  # finished epochs
         self.best = -1.0
         self.bad_epochs = 0
         self.history: list[dict[str, Any]] = []
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss`` (a scalar), then the schedule and the weight average."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    @property
+    def selected(self) -> torch.nn.Module:
+        """The weights that are validated for selection and saved as the best: the weight
+        average with ``--ema``, else the model itself."""
+        return self.model if self.ema is None else self.ema.module
+
+    @property
+    def lr(self) -> float:
+        """The current learning rate."""
+        return float(self.optimizer.param_groups[0]["lr"])
 
     @property
     def stopped(self) -> bool:
@@ -59,9 +90,8 @@ class RunProgress:
         path = self.out / "last.pt"
         if not path.is_file():
             return True
-        model, optimizer, scheduler, gen = self._parts
         try:
-            state = restore_state(path, model, optimizer, scheduler, gen, self._ema)
+            state = restore_state(path, self.model, self.optimizer, self.scheduler, self._gen, self.ema)
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"{path} does not fit this model ({type(exc).__name__}); "
                                   "use another --out, or --restart to start over") from None
@@ -87,10 +117,9 @@ class RunProgress:
     def save(self) -> bool:
         """Write ``last.pt`` and ``history.json`` and print the last record as a JSON line;
         returns whether to stop early (printed)."""
-        model, optimizer, scheduler, gen = self._parts
-        save_state(self.out, training_state(model, optimizer, scheduler, gen, self.epoch, self.history,
-                                            self._ema, **{self.state_key: self.best},
-                                            bad_epochs=self.bad_epochs))
+        save_state(self.out, training_state(self.model, self.optimizer, self.scheduler, self._gen,
+                                            self.epoch, self.history, self.ema,
+                                            **{self.state_key: self.best}, bad_epochs=self.bad_epochs))
         (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
         print(json.dumps(self.history[-1]), flush=True)
         if self.stopped:

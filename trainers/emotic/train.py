@@ -27,15 +27,12 @@ from tqdm import tqdm
 from trainers import multilabel
 from trainers.common import (
     add_run_arguments,
-    lr_lambda,
-    make_ema,
-    make_optimizer,
     parse_arch_options,
     seed_everything,
 )
 from trainers.emotic.data import EmoticAnnotations, EmoticImages, category_counts, load_annotations
 from trainers.emotic.losses import category_loss, positive_weights, vad_loss
-from trainers.run import RunProgress
+from trainers.run import TrainingRun
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 from vidaffect.models.emotic import MIN_SIDE
 from vidaffect.models.emotic_labels import CATEGORIES
@@ -159,19 +156,12 @@ def train(args: argparse.Namespace) -> Path:
         },
     )
     model = build_model(meta).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(args.optimizer, model, args.lr, args.weight_decay)
-    total = max(1, args.epochs * len(train_loader))
-    warmup = min(total // 10, args.warmup_epochs * len(train_loader)) or 1
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, warmup, total))
-    ema = make_ema(model, args.ema)
-
-    progress = RunProgress(out, model, optimizer, scheduler, gen, ema, score="val mAP",
-                           state_key="best_map", patience=args.patience)
-    if not args.restart and not progress.resume():
+    run = TrainingRun(out, model, gen, args, len(train_loader), score="val mAP", state_key="best_map")
+    if not args.restart and not run.resume():
         return out / "best.safetensors"
 
     step = 0
-    for epoch in range(progress.epoch, args.epochs):
+    for epoch in range(run.epoch, args.epochs):
         model.train()
         t0 = time.perf_counter()
         sums = {"loss": 0.0, "cat_loss": 0.0, "vad_loss": 0.0}
@@ -184,12 +174,7 @@ def train(args: argparse.Namespace) -> Path:
             l_cat = category_loss(args.loss, logits, cats, pos_weight)
             l_vad = vad_loss(vad_pred, vad)
             loss = l_cat + args.vad_weight * l_vad
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
+            run.step(loss)
             n = len(cats)
             for key, value in (("loss", loss), ("cat_loss", l_cat), ("vad_loss", l_vad)):
                 sums[key] += float(value.detach()) * n
@@ -203,19 +188,18 @@ def train(args: argparse.Namespace) -> Path:
         record = {
             "epoch": epoch + 1, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
             "val_mAP": val_map, "val_vad_mae": val_vad_mae,
-            "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "persons_per_s": seen / seconds,
+            "lr": run.lr, "seconds": seconds, "persons_per_s": seen / seconds,
         }
-        chosen = model
-        if ema is not None:
-            chosen = ema.module
+        chosen = run.selected
+        if chosen is not model:
             probs, val_map, val_vad_mae = validate(chosen, val_loader, val_ann)
             record.update(ema_val_mAP=val_map, ema_val_vad_mae=val_vad_mae)
-        if progress.add_epoch(record, val_map):
+        if run.add_epoch(record, val_map):
             thresholds = multilabel.best_f1_thresholds(val_ann.categories, probs)
             meta.thresholds = [math.floor(float(t) * 1e4) / 1e4 for t in thresholds]  # down: keeps the deciding score
             meta.metrics = {"val_mAP": val_map, "val_vad_mae": val_vad_mae, "epoch": epoch + 1}
             save_checkpoint(out / "best.safetensors", chosen, meta)
-        if progress.save() or (args.max_steps and step >= args.max_steps):
+        if run.save() or (args.max_steps and step >= args.max_steps):
             break
     return out / "best.safetensors"
 

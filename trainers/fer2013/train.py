@@ -30,9 +30,6 @@ from tqdm import tqdm
 from trainers.common import (
     add_run_arguments,
     fraction,
-    lr_lambda,
-    make_ema,
-    make_optimizer,
     parse_arch_options,
     positive_float,
     seed_everything,
@@ -46,7 +43,7 @@ from trainers.fer2013.distill import (
     teacher_probs,
 )
 from trainers.fer2013.predict import predict
-from trainers.run import RunProgress
+from trainers.run import TrainingRun
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 
 
@@ -131,21 +128,13 @@ def train(args: argparse.Namespace) -> Path:
         },
     )
     model = build_model(meta).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(args.optimizer, model, args.lr, args.weight_decay)
-    steps_per_epoch = len(train_loader)
-    total = args.epochs * steps_per_epoch
-    warmup = min(total // 10, args.warmup_epochs * steps_per_epoch) or 1
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, warmup, total))
-    ema = make_ema(model, args.ema)
-
-    progress = RunProgress(out, model, optimizer, scheduler, gen, ema, score="val top-1",
-                           state_key="best_acc", patience=args.patience)
-    if not args.restart and not progress.resume():
+    run = TrainingRun(out, model, gen, args, len(train_loader), score="val top-1", state_key="best_acc")
+    if not args.restart and not run.resume():
         return out / "best.safetensors"
 
     max_steps = args.max_steps or None
     step = 0
-    for epoch in range(progress.epoch, args.epochs):
+    for epoch in range(run.epoch, args.epochs):
         model.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
@@ -158,12 +147,7 @@ def train(args: argparse.Namespace) -> Path:
             if target:
                 kd = distillation_loss(logits, target[0], args.distill_temperature)
                 loss = (1 - args.distill_weight) * loss + args.distill_weight * kd
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
+            run.step(loss)
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -176,17 +160,16 @@ def train(args: argparse.Namespace) -> Path:
         record = {
             "epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
             "train_top1": correct / max(seen, 1), "val_loss": val_loss, "val_top1": val_acc,
-            "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "img_per_s": seen / seconds,
+            "lr": run.lr, "seconds": seconds, "img_per_s": seen / seconds,
         }
-        chosen = model
-        if ema is not None:
-            chosen = ema.module
+        chosen = run.selected
+        if chosen is not model:
             val_acc, val_loss = validate(chosen, val_loader, val_set.labels)
             record.update(ema_val_loss=val_loss, ema_val_top1=val_acc)
-        if progress.add_epoch(record, val_acc):
+        if run.add_epoch(record, val_acc):
             meta.metrics = {"val_top1": val_acc, "epoch": epoch + 1}
             save_checkpoint(out / "best.safetensors", chosen, meta)
-        if progress.save() or (max_steps and step >= max_steps):
+        if run.save() or (max_steps and step >= max_steps):
             break
     return out / "best.safetensors"
 
