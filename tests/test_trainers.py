@@ -112,6 +112,15 @@ def test_load_csv_errors(tmp_path: Path, text: str, error: type[Exception], matc
         load_csv(tmp_path / "bad.csv", "Training")
 
 
+def test_train_cli_reports_a_bad_csv_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.csv").write_text("emotion,Usage\n0,Training\n")
+    assert train(tmp_path / "bad.csv", tmp_path / "run") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "missing column" in err and "Traceback" not in err
+
+
 def test_load_folder_uses_fer_order_whatever_the_folder_names(tmp_path: Path, _cache: Path) -> None:
     # created in reverse order, one capitalised: the class order must still be FER's
     counts = {name: 2 for name in reversed(FER_LABELS)}

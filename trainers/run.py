@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -84,16 +85,18 @@ class TrainingRun:
         had already stopped early, which is printed).
 
         Raises:
-            CheckpointError: ``last.pt`` belongs to another model or was trained without the
-                weight average that is asked for now.
+            CheckpointError: ``last.pt`` belongs to another model, cannot be read, or was
+                trained without the weight average that is asked for now.
         """
         path = self.out / "last.pt"
         if not path.is_file():
             return True
         try:
             state = restore_state(path, self.model, self.optimizer, self.scheduler, self._gen, self.ema)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path} does not fit this model ({type(exc).__name__}); "
+        except (RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise CheckpointError(f"{path} does not fit this model or cannot be read "
+                                  f"({type(exc).__name__}: {reason}); "
                                   "use another --out, or --restart to start over") from None
         self.epoch, self.best, self.bad_epochs = state["epoch"], state[self.state_key], state["bad_epochs"]
         self.history = state["history"]

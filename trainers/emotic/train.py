@@ -114,9 +114,10 @@ def train(args: argparse.Namespace) -> Path:
     """Train (or resume) a run; returns the path of ``best.safetensors``.
 
     Raises:
-        ValueError: bad options, fewer than two training persons, a validation set without
-            any positive label (mAP undefined), or a run folder from another model
-            (``--restart`` starts over).
+        ValueError: bad options, fewer than two training persons, or a validation set without
+            any positive label (mAP undefined).
+        CheckpointError: the run folder's ``last.pt`` is from another model, cannot be read, or
+            was trained without ``--ema`` when it is given now (``--restart`` starts over).
     """
     check_arguments(args)
     torch.set_num_threads(args.threads)

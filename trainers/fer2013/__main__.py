@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             evaluate_mod.main(args)
         elif args.command == "compare":
             compare_mod.main(args)
-    except (VidaffectError, FileNotFoundError) as exc:
+    except (VidaffectError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

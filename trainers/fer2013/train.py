@@ -63,7 +63,14 @@ def validate(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray) -> 
 
 
 def train(args: argparse.Namespace) -> Path:
-    """Train (or resume) a run; returns the path of ``best.safetensors``."""
+    """Train (or resume) a run; returns the path of ``best.safetensors``.
+
+    Raises:
+        CheckpointError: a teacher cannot be loaded, or the run folder's ``last.pt`` is from
+            another model, cannot be read, or was trained without ``--ema`` when it is given now
+            (``--restart`` starts over).
+        FileNotFoundError, ValueError: the data cannot be found or read (:func:`load`).
+    """
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     out = Path(args.out)
