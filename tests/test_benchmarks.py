@@ -3,6 +3,9 @@ face matching, and the detector benchmark on real frames."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +16,16 @@ from benchmarks.common import match_boxes, parse_spec
 from vidaffect.frames import Detections
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import shipped_models
+
+
+@pytest.mark.parametrize("module", ["pipeline", "live", "smoothing", "soak", "transport", "rtsp_latency"])
+def test_benchmarks_that_run_pipelines_import_no_torch(module: str) -> None:
+    """A pipeline's stage processes are spawned and re-import the main module: a torch import
+    there would cost every light stage (source, sinks) a few hundred MiB and skew the memory
+    figures."""
+    code = f"import sys, benchmarks.{module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_model_spec_reads_shipped_options_and_parses_arch_strings() -> None:

@@ -25,13 +25,10 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from trainers import multilabel
-from trainers.common import (
-    add_run_arguments,
-    parse_arch_options,
-    seed_everything,
-)
+from trainers.common import seed_everything
 from trainers.emotic.data import EmoticAnnotations, EmoticImages, category_counts, load_annotations
 from trainers.emotic.losses import category_loss, positive_weights, vad_loss
+from trainers.options import add_run_arguments, parse_arch_options
 from trainers.run import TrainingRun
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 from vidaffect.models.emotic import MIN_SIDE

@@ -27,13 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from trainers.common import (
-    add_run_arguments,
-    fraction,
-    parse_arch_options,
-    positive_float,
-    seed_everything,
-)
+from trainers.common import seed_everything
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load, stratified_split
 from trainers.fer2013.distill import (
@@ -43,6 +37,7 @@ from trainers.fer2013.distill import (
     teacher_probs,
 )
 from trainers.fer2013.predict import predict
+from trainers.options import add_run_arguments, fraction, parse_arch_options, positive_float
 from trainers.run import TrainingRun
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 
