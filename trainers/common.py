@@ -1,5 +1,6 @@
-"""Pieces shared by the trainers: seeding, optimiser, schedule, weight averaging, run state
-files, evaluation output (command-line options are in :mod:`trainers.options`)."""
+"""Pieces shared by the trainers: seeding, optimiser, schedule, weight averaging, evaluation
+output. The run state files are in :mod:`trainers.run`, command-line options in
+:mod:`trainers.options`."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel
-
-from vidaffect.errors import CheckpointError
 
 
 def lr_lambda(step: int, warmup: int, total: int) -> float:
@@ -73,53 +72,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def save_state(out: Path, state: dict[str, Any]) -> Path:
-    """Write the full training state to ``out/last.pt`` atomically (``torch.save`` of tensors,
-    numbers and strings only, so it loads with ``weights_only=True``)."""
-    tmp = out / "last.pt.tmp"
-    torch.save(state, tmp)
-    tmp.replace(out / "last.pt")
-    return out / "last.pt"
-
-
-def training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                   scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, epoch: int,
-                   history: list[dict[str, Any]], ema: AveragedModel | None = None,
-                   **extra: Any) -> dict[str, Any]:
-    """Everything needed to resume after ``epoch`` (``extra``: best score, epochs without gain)."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
-             "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(), **extra}
-    if ema is not None:
-        state["ema"] = ema.state_dict()
-    return state
-
-
-def restore_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                  scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator,
-                  ema: AveragedModel | None = None) -> dict[str, Any]:
-    """Load ``last.pt`` (``weights_only=True``) into the model, optimiser, schedule, random
-    generators and weight average; returns the state with ``history`` decoded, for the epoch
-    and extras.
-
-    Raises:
-        CheckpointError: ``ema`` is given but the run was trained without one.
-    """
-    state = torch.load(path, weights_only=True)
-    if ema is not None:
-        if "ema" not in state:
-            raise CheckpointError(f"{path} was trained without --ema; resume without it, "
-                                  "or start a new run (another --out, or --restart)")
-        ema.load_state_dict(state["ema"])
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    gen.set_state(state["gen_rng"])
-    state["history"] = json.loads(state["history"])
-    return state
 
 
 def print_evaluation(summary: dict[str, Any], report: Path, started: float) -> dict[str, Any]:
