@@ -455,6 +455,58 @@ def test_training_with_a_teacher(run_dir: Path, fer_dir: Path, tmp_path: Path,
     assert "neither a shipped model" in capsys.readouterr().err
 
 
+def test_fine_tuning_starts_from_the_init_model(run_dir: Path, fer_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    init = run_dir / "best.safetensors"
+    base = ["train", "--data", str(fer_dir), "--batch-size", "8", "--threads", "1", "--quiet",
+            "--val-frac", "0.25", "--epochs", "1", "--max-steps", "1"]
+    out = tmp_path / "tuned"
+    # no --arch: the architecture is the checkpoint's; lr 0 leaves the weights where they started
+    assert cli([*base, "--out", str(out), "--init", str(init), "--lr", "0"]) == 0
+    assert "warning" not in capsys.readouterr().out  # the init run used the same split
+    start, start_meta = load_checkpoint(init)
+    tuned, tuned_meta = load_checkpoint(out / "best.safetensors")
+    start_params = dict(start.named_parameters())
+    for name, param in tuned.named_parameters():
+        assert torch.equal(param, start_params[name]), name
+    assert (tuned_meta.arch, tuned_meta.mean, tuned_meta.std) == ("lenet5", start_meta.mean, start_meta.std)
+    assert tuned_meta.training["init"] == {
+        "checkpoint": str(init), "arch": "lenet5",
+        "sha256": hashlib.sha256(init.read_bytes()).hexdigest(),
+        "val_top1": start_meta.metrics["val_top1"],
+    }
+    # with a learning rate the weights move away from the init model's
+    assert cli([*base, "--out", str(tmp_path / "moved"), "--init", str(init), "--lr", "0.01"]) == 0
+    moved, _ = load_checkpoint(tmp_path / "moved" / "best.safetensors")
+    assert any(not torch.equal(p, start_params[n]) for n, p in moved.named_parameters())
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--init", "INIT", "--arch", "resnet18"], "does not match --init"),
+    (["--init", "INIT", "--arch-opt", "width=4"], "--arch-opt cannot change"),
+    (["--init", "NONE"], "neither a shipped model"),
+    ([], "--arch is required"),
+])
+def test_fine_tuning_errors(run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            extra: list[str], message: str) -> None:
+    swap = {"INIT": str(run_dir / "best.safetensors"), "NONE": str(tmp_path / "none.safetensors")}
+    argv = ["train", "--data", str(fer_dir), "--out", str(tmp_path / "run"), "--threads", "1",
+            *[swap.get(a, a) for a in extra]]
+    assert cli(argv) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_fine_tuning_keeps_the_init_models_classes(run_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_folder(tmp_path / "odd", {"happy": 4, "contempt": 4})
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--threads", "1",
+            "--init", str(run_dir / "best.safetensors")]
+    assert cli(argv) == 1
+    err = capsys.readouterr().err
+    assert "has the classes" in err and "'contempt', 'happy'" in err
+
+
 # --- export --------------------------------------------------------------------------------
 
 
@@ -463,7 +515,7 @@ def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
 ) -> None:
     model, meta = load_checkpoint(run_dir / "best.safetensors")
     teacher = str(run_dir / "best.safetensors")
-    meta.training["teachers"] = [*distill.describe_teachers([teacher]), "/old/runs/t.safetensors"]
+    meta.training["teachers"] = [*distill.describe_checkpoints([teacher]), "/old/runs/t.safetensors"]
     student = save_checkpoint(tmp_path / "student.safetensors", model, meta)
     report = tmp_path / "report"
     cli_json(["evaluate", "--checkpoint", str(student), "--data", str(fer_dir), "--threads", "1",

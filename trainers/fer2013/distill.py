@@ -76,15 +76,16 @@ def teacher_probs(teachers: list[str], images: np.ndarray, labels: list[str],
     return out
 
 
-def describe_teachers(teachers: list[str]) -> list[dict[str, Any]]:
-    """What a student's metadata records about each teacher: the name or path as given
-    (``checkpoint``), ``arch``, the file's ``sha256`` and the teacher's own ``val_top1``.
+def describe_checkpoints(checkpoints: list[str]) -> list[dict[str, Any]]:
+    """What a model's metadata records about each model it learnt from (a teacher, or the
+    model it was fine-tuned from): the name or path as given (``checkpoint``), ``arch``, the
+    file's ``sha256`` and that model's own ``val_top1``.
 
     Raises:
-        CheckpointError: a teacher cannot be found or its header cannot be read.
+        CheckpointError: a checkpoint cannot be found or its header cannot be read.
     """
     out = []
-    for t in teachers:
+    for t in checkpoints:
         f = resolve_checkpoint(t)
         meta = read_meta(f)
         out.append({"checkpoint": t, "arch": meta.arch,
@@ -93,11 +94,12 @@ def describe_teachers(teachers: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def other_split_teachers(teachers: list[str], val_split: str, train_size: int) -> list[str]:
-    """The teachers whose metadata names another validation split or training-set size than
-    the student's: they may have trained on the student's validation faces."""
+def other_split_checkpoints(checkpoints: list[str], val_split: str, train_size: int) -> list[str]:
+    """The checkpoints (teachers, or the model fine-tuned from) whose metadata names another
+    validation split or training-set size than this run's: they may have trained on this run's
+    validation faces."""
     out = []
-    for t in teachers:
+    for t in checkpoints:
         training = read_meta(resolve_checkpoint(t)).training
         if training.get("val_split") != val_split or training.get("train_size") != train_size:
             out.append(t)

@@ -13,6 +13,10 @@ Model selection, early stopping and ``best.safetensors`` then use the averaged w
 With ``--teacher CHECKPOINT`` (repeatable) the model also learns from trained teachers' soft
 predictions (knowledge distillation, :mod:`trainers.fer2013.distill`); the targets are computed
 once and kept in the run folder as ``teacher_probs.npz``.
+
+With ``--init CHECKPOINT`` the run starts from a trained model's weights (fine-tuning, e.g. a
+shipped model on your own faces) instead of a random initialisation; the architecture, its
+options and the input normalisation then come from that checkpoint.
 """
 
 from __future__ import annotations
@@ -31,15 +35,17 @@ from trainers.common import seed_everything
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load, stratified_split
 from trainers.fer2013.distill import (
-    describe_teachers,
+    describe_checkpoints,
     distillation_loss,
-    other_split_teachers,
+    other_split_checkpoints,
     teacher_probs,
 )
 from trainers.fer2013.predict import predict
 from trainers.options import add_run_arguments, fraction, parse_arch_options, positive_float
 from trainers.run import TrainingRun
-from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
+from vidaffect.errors import CheckpointError
+from vidaffect.models.checkpoint import CheckpointMeta, build_model, load_checkpoint, save_checkpoint
+from vidaffect.models.zoo import resolve_checkpoint
 
 
 def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
@@ -57,14 +63,54 @@ def validate(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray) -> 
     return top1, loss
 
 
+def initial_model(args: argparse.Namespace, labels: tuple[str, ...], size: int,
+                  ) -> tuple[torch.nn.Module, CheckpointMeta] | None:
+    """The trained model and its metadata that ``--init`` names (in train mode, float32), or
+    ``None`` without ``--init``.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be loaded, or does not take ``size`` x ``size``
+            grayscale faces, or its classes are not ``labels`` in this order.
+        ValueError: ``--arch`` names another architecture, or ``--arch-opt`` is given (the
+            architecture is the checkpoint's).
+    """
+    if not args.init:
+        if not args.arch:
+            raise ValueError("--arch is required (or --init CHECKPOINT, to fine-tune a trained model)")
+        return None
+    model, meta = load_checkpoint(resolve_checkpoint(args.init))
+    if args.arch and args.arch != meta.arch:
+        raise ValueError(f"--arch {args.arch} does not match --init {args.init}, which is {meta.arch}")
+    if args.arch_opt:
+        raise ValueError("--arch-opt cannot change the architecture of the --init model")
+    if meta.task != "multiclass" or meta.in_channels != 1 or tuple(meta.input_size) != (size, size):
+        raise CheckpointError(f"--init {args.init} is a {meta.task} model of {meta.input_size[0]}x"
+                              f"{meta.input_size[1]} faces with {meta.in_channels} channels; this "
+                              f"data has {size}x{size} grayscale faces")
+    if [n.lower() for n in meta.labels] != [n.lower() for n in labels]:
+        raise CheckpointError(f"--init {args.init} has the classes {meta.labels}; this data has "
+                              f"{list(labels)} (fine-tuning keeps the model's classes and their order)")
+    return model.train(), meta
+
+
+def warn_other_split(role: str, checkpoints: list[str], val_split: str, train_size: int) -> None:
+    """Print a warning for each checkpoint trained on another split than this run's."""
+    for t in other_split_checkpoints(checkpoints, val_split, train_size):
+        print(f"warning: {role} {t} was trained on another split than '{val_split}'; if it used "
+              "this data, it may have seen this run's validation faces, which would inflate val top-1",
+              flush=True)
+
+
 def train(args: argparse.Namespace) -> Path:
     """Train (or resume) a run; returns the path of ``best.safetensors``.
 
     Raises:
-        CheckpointError: a teacher cannot be loaded, or the run folder's ``last.pt`` is from
-            another model, cannot be read, or was trained without ``--ema`` when it is given now
-            (``--restart`` starts over).
-        FileNotFoundError, ValueError: the data cannot be found or read (:func:`load`).
+        CheckpointError: a teacher or the ``--init`` model cannot be loaded or does not suit the
+            data (:func:`initial_model`), or the run folder's ``last.pt`` is from another model,
+            cannot be read, or was trained without ``--ema`` when it is given now (``--restart``
+            starts over).
+        FileNotFoundError, ValueError: the data cannot be found or read (:func:`load`); no
+            ``--arch``, or architecture options that contradict ``--init``.
     """
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
@@ -77,9 +123,13 @@ def train(args: argparse.Namespace) -> Path:
         full = full.subset(keep)
     train_idx, val_idx = stratified_split(full.labels, args.val_frac, args.seed)
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
-    mean = float(train_set.images.mean() / 255.0)
-    std = float(train_set.images.std() / 255.0)
     size = int(train_set.images.shape[-1])
+    init = initial_model(args, full.label_names, size)
+    if init is None:
+        mean = float(train_set.images.mean() / 255.0)
+        std = float(train_set.images.std() / 255.0)
+    else:  # the trained weights expect their own normalisation
+        mean, std = init[1].mean[0], init[1].std[0]
 
     counts = train_set.class_counts()
     sampler = None
@@ -91,6 +141,8 @@ def train(args: argparse.Namespace) -> Path:
         weights = class_weights(counts, args.balance_power)
 
     val_split = f"stratified {args.val_frac:g} of train, seed {args.seed}"
+    if args.init:
+        warn_other_split("the --init model", [args.init], val_split, len(train_set))
     soft = None
     if args.teacher:
         t0 = time.perf_counter()
@@ -99,9 +151,7 @@ def train(args: argparse.Namespace) -> Path:
         agree = float((soft.argmax(1) == train_set.labels).mean())
         print(f"teacher targets for {len(soft)} faces ({time.perf_counter() - t0:.0f} s; "
               f"teacher top-1 on them {agree:.4f})", flush=True)
-        for t in other_split_teachers(args.teacher, val_split, len(train_set)):
-            print(f"warning: teacher {t} was trained on another split than '{val_split}'; it may "
-                  "have seen this run's validation faces, which would inflate val top-1", flush=True)
+        warn_other_split("teacher", args.teacher, val_split, len(train_set))
 
     gen = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(
@@ -116,8 +166,9 @@ def train(args: argparse.Namespace) -> Path:
     )
 
     meta = CheckpointMeta(
-        arch=args.arch, labels=list(full.label_names), input_size=(size, size), in_channels=1,
-        mean=[mean], std=[std], arch_kwargs=parse_arch_options(args.arch_opt),
+        arch=init[1].arch if init else args.arch, labels=list(full.label_names),
+        input_size=(size, size), in_channels=1, mean=[mean], std=[std],
+        arch_kwargs=dict(init[1].arch_kwargs) if init else parse_arch_options(args.arch_opt),
         training={
             "data": full.source, "train_size": len(train_set), "val_size": len(val_set),
             "val_split": val_split,
@@ -125,11 +176,12 @@ def train(args: argparse.Namespace) -> Path:
             "epochs": args.epochs, "batch_size": args.batch_size, "balance": args.balance,
             "label_smoothing": args.label_smoothing, "seed": args.seed,
             **({"ema_decay": args.ema} if args.ema else {}),
-            **({"teachers": describe_teachers(args.teacher), "distill_weight": args.distill_weight,
+            **({"teachers": describe_checkpoints(args.teacher), "distill_weight": args.distill_weight,
                 "distill_temperature": args.distill_temperature} if args.teacher else {}),
+            **({"init": describe_checkpoints([args.init])[0]} if args.init else {}),
         },
     )
-    model = build_model(meta).to(memory_format=torch.channels_last)
+    model = (init[0] if init else build_model(meta)).to(memory_format=torch.channels_last)
     run = TrainingRun(out, model, gen, args, len(train_loader), score="val top-1", state_key="best_acc")
     if not args.restart and not run.resume():
         return out / "best.safetensors"
@@ -177,7 +229,12 @@ def train(args: argparse.Namespace) -> Path:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", required=True, help="registered architecture, e.g. resnet18")
+    p.add_argument("--arch", default=None,
+                   help="registered architecture, e.g. resnet18 (required unless --init is given)")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="start from this trained model's weights (shipped name or .safetensors) "
+                        "instead of a random initialisation: fine-tuning; its architecture, options "
+                        "and normalisation are kept")
     p.add_argument("--arch-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="architecture option, e.g. --arch-opt width=32 (repeatable)")
     p.add_argument("--data", required=True,
