@@ -516,6 +516,7 @@ def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
     model, meta = load_checkpoint(run_dir / "best.safetensors")
     teacher = str(run_dir / "best.safetensors")
     meta.training["teachers"] = [*distill.describe_checkpoints([teacher]), "/old/runs/t.safetensors"]
+    meta.training["init"] = distill.describe_checkpoints([teacher])[0]
     student = save_checkpoint(tmp_path / "student.safetensors", model, meta)
     report = tmp_path / "report"
     cli_json(["evaluate", "--checkpoint", str(student), "--data", str(fer_dir), "--threads", "1",
@@ -531,7 +532,9 @@ def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
     assert [t["checkpoint"] if isinstance(t, dict) else t for t in shipped.training["teachers"]] == [
         "best.safetensors", "t.safetensors"]
     assert shipped.training["teachers"][0]["sha256"] == meta.training["teachers"][0]["sha256"]
-    assert str(tmp_path) not in json.dumps(vars(shipped), default=str)
+    assert shipped.training["init"] == {**meta.training["init"], "checkpoint": "best.safetensors"}
+    written = json.dumps(vars(shipped), default=str)
+    assert str(tmp_path) not in written and str(run_dir) not in written and "/old/" not in written
     assert {t.dtype for k, t in load_file(out).items() if t.is_floating_point()} == {torch.float16}
     fp16, _ = load_checkpoint(out)
     x = torch.randn(4, 1, 48, 48)

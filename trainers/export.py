@@ -5,8 +5,8 @@
 
 ``--metrics`` merges an evaluation's figures (``top1``, ``macro_f1``, ...) into the metadata,
 prefixed ``test_``, so the shipped file carries the numbers the README reports. Data paths
-are recorded by their last two parts (``fer2013/test``) and distillation teachers by their
-file name, not the machine's folders.
+are recorded by their last two parts (``fer2013/test``), and distillation teachers and the
+``--init`` model by their file name, not the machine's folders.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ def dataset_name(path: str) -> str:
     return "/".join(PurePath(path).parts[-2:])
 
 
-def teacher_name(teacher: str | dict[str, Any]) -> str | dict[str, Any]:
-    """A teacher entry of the training metadata with its path cut to the file name
+def checkpoint_name(entry: str | dict[str, Any]) -> str | dict[str, Any]:
+    """A teacher or ``init`` entry of the training metadata with its path cut to the file name
     (``/runs/t/best.safetensors`` -> ``best.safetensors``; shipped names stay as they are)."""
-    if isinstance(teacher, dict):
-        if "checkpoint" not in teacher:
-            return teacher
-        return {**teacher, "checkpoint": PurePath(str(teacher["checkpoint"])).name}
-    return PurePath(teacher).name
+    if isinstance(entry, dict):
+        if "checkpoint" not in entry:
+            return entry
+        return {**entry, "checkpoint": PurePath(str(entry["checkpoint"])).name}
+    return PurePath(entry).name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(table.get(key), str):
             table[key] = dataset_name(table[key])
     if isinstance(meta.training.get("teachers"), list):
-        meta.training["teachers"] = [teacher_name(t) for t in meta.training["teachers"]]
+        meta.training["teachers"] = [checkpoint_name(t) for t in meta.training["teachers"]]
+    if "init" in meta.training:
+        meta.training["init"] = checkpoint_name(meta.training["init"])
     path = save_checkpoint(args.out, model, meta, dtype=torch.float16)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, metrics {meta.metrics}")
     return 0
