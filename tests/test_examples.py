@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import collections
 import json
 import subprocess
 import sys
@@ -26,6 +28,8 @@ def test_run_from_python_runs_a_pipeline_and_reads_its_events(tmp_path: Path) ->
     frames = [e for e in events if e["type"] == "frame"]
     assert [e["seq"] for e in frames] == list(range(12))
     assert all(len(e["faces"]) == 1 and e["faces"][0]["emotion"]["label"] in e["labels"] for e in frames)
+    printed = ast.literal_eval(proc.stdout.rsplit("emotions per face and frame: ", 1)[1].strip())
+    assert printed == collections.Counter(e["faces"][0]["emotion"]["label"] for e in frames)
 
 
 def test_run_from_python_reports_a_missing_clip(tmp_path: Path) -> None:

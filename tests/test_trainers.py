@@ -455,34 +455,82 @@ def test_training_with_a_teacher(run_dir: Path, fer_dir: Path, tmp_path: Path,
     assert "neither a shipped model" in capsys.readouterr().err
 
 
+def finetune(data: Path, out: Path, *extra: str) -> int:
+    return cli(["train", "--data", str(data), "--out", str(out), "--batch-size", "8", "--threads", "1",
+                "--quiet", "--val-frac", "0.25", *extra])
+
+
 def test_fine_tuning_starts_from_the_init_model(run_dir: Path, fer_dir: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     init = run_dir / "best.safetensors"
-    base = ["train", "--data", str(fer_dir), "--batch-size", "8", "--threads", "1", "--quiet",
-            "--val-frac", "0.25", "--epochs", "1", "--max-steps", "1"]
     out = tmp_path / "tuned"
     # no --arch: the architecture is the checkpoint's; lr 0 leaves the weights where they started
-    assert cli([*base, "--out", str(out), "--init", str(init), "--lr", "0"]) == 0
-    assert "warning" not in capsys.readouterr().out  # the init run used the same split
+    assert finetune(fer_dir, out, "--init", str(init), "--lr", "0", "--ema", "0.9", "--epochs", "1") == 0
+    printed = capsys.readouterr().out
+    assert "warning" not in printed  # the init run used the same split
     start, start_meta = load_checkpoint(init)
+    assert f"the --init model: val top-1 {start_meta.metrics['val_top1']:.4f}" in printed
     tuned, tuned_meta = load_checkpoint(out / "best.safetensors")
     start_params = dict(start.named_parameters())
-    for name, param in tuned.named_parameters():
+    for name, param in tuned.named_parameters():  # the EMA too started from the init weights
         assert torch.equal(param, start_params[name]), name
-    assert (tuned_meta.arch, tuned_meta.mean, tuned_meta.std) == ("lenet5", start_meta.mean, start_meta.std)
+    assert tuned_meta.arch == "lenet5"
     assert tuned_meta.training["init"] == {
         "checkpoint": str(init), "arch": "lenet5",
         "sha256": hashlib.sha256(init.read_bytes()).hexdigest(),
         "val_top1": start_meta.metrics["val_top1"],
     }
     # with a learning rate the weights move away from the init model's
-    assert cli([*base, "--out", str(tmp_path / "moved"), "--init", str(init), "--lr", "0.01"]) == 0
+    assert finetune(fer_dir, tmp_path / "moved", "--init", str(init), "--lr", "0.01", "--max-steps", "1") == 0
     moved, _ = load_checkpoint(tmp_path / "moved" / "best.safetensors")
     assert any(not torch.equal(p, start_params[n]) for n, p in moved.named_parameters())
 
 
+def test_fine_tuning_a_shipped_fp16_model_on_some_of_its_classes(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = tmp_path / "fer2013-lenet5.safetensors"
+    assert export.main([str(run_dir / "best.safetensors"), str(shipped)]) == 0
+    init_meta = read_meta(shipped)
+    # brighter faces than the init model's data, and only two of its seven classes
+    data = write_folder(tmp_path / "mine", {"Happy": 8, "surprise": 8})
+    assert finetune(data, tmp_path / "run", "--init", str(shipped), "--epochs", "1",
+                    "--teacher", str(shipped)) == 0
+    assert f"warning: the --init model {shipped} was trained on another split" in capsys.readouterr().out
+    meta = read_meta(tmp_path / "run" / "best.safetensors")
+    assert meta.labels == init_meta.labels == list(FER_LABELS)
+    assert (meta.mean, meta.std) == (init_meta.mean, init_meta.std)
+    data_mean = float(load(data).images.mean() / 255)
+    assert abs(meta.mean[0] - data_mean) > 0.05  # the data's own statistics were not used
+    assert meta.training["train_size"] == 12 and meta.training["teachers"][0]["arch"] == "lenet5"
+
+
+def test_resumed_fine_tuning_keeps_its_start(run_dir: Path, fer_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    init = tmp_path / "init.safetensors"
+    init.write_bytes((run_dir / "best.safetensors").read_bytes())
+    out = tmp_path / "run"
+    assert finetune(fer_dir, out, "--init", str(init), "--epochs", "2", "--max-steps", "1") == 0
+    first = read_meta(out / "best.safetensors")
+    init.unlink()  # resuming needs neither --init nor the file
+    assert finetune(fer_dir, out, "--epochs", "2") == 0
+    assert "at epoch 1" in capsys.readouterr().out
+    resumed = read_meta(out / "best.safetensors")
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    assert resumed.training["init"] == first.training["init"] and resumed.mean == first.mean
+    # --init cannot be bolted onto a run that started from random weights
+    scratch = tmp_path / "scratch"
+    assert train(fer_dir, scratch, "--epochs", "2", "--max-steps", "1") == 0
+    capsys.readouterr()
+    assert finetune(fer_dir, scratch, "--epochs", "2", "--init", str(run_dir / "best.safetensors")) == 1
+    assert "started from random weights" in capsys.readouterr().err
+    # --restart without --init forgets the start point
+    assert train(fer_dir, out, "--epochs", "1", "--max-steps", "1", "--restart") == 0
+    assert not (out / "init.json").exists() and "init" not in read_meta(out / "best.safetensors").training
+
+
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--init", "INIT", "--arch", "resnet18"], "does not match --init"),
+    (["--init", "INIT", "--arch", "resnet18"], "does not match the --init model"),
     (["--init", "INIT", "--arch-opt", "width=4"], "--arch-opt cannot change"),
     (["--init", "NONE"], "neither a shipped model"),
     ([], "--arch is required"),
@@ -490,21 +538,16 @@ def test_fine_tuning_starts_from_the_init_model(run_dir: Path, fer_dir: Path, tm
 def test_fine_tuning_errors(run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                             extra: list[str], message: str) -> None:
     swap = {"INIT": str(run_dir / "best.safetensors"), "NONE": str(tmp_path / "none.safetensors")}
-    argv = ["train", "--data", str(fer_dir), "--out", str(tmp_path / "run"), "--threads", "1",
-            *[swap.get(a, a) for a in extra]]
-    assert cli(argv) == 1
+    assert finetune(fer_dir, tmp_path / "run", *[swap.get(a, a) for a in extra]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-def test_fine_tuning_keeps_the_init_models_classes(run_dir: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_fine_tuning_names_the_classes_the_model_lacks(run_dir: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     data = write_folder(tmp_path / "odd", {"happy": 4, "contempt": 4})
-    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--threads", "1",
-            "--init", str(run_dir / "best.safetensors")]
-    assert cli(argv) == 1
-    err = capsys.readouterr().err
-    assert "has the classes" in err and "'contempt', 'happy'" in err
+    assert finetune(data, tmp_path / "run", "--init", str(run_dir / "best.safetensors")) == 1
+    assert "class folder(s) ['contempt'] are not among the classes" in capsys.readouterr().err
 
 
 # --- export --------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ once and kept in the run folder as ``teacher_probs.npz``.
 
 With ``--init CHECKPOINT`` the run starts from a trained model's weights (fine-tuning, e.g. a
 shipped model on your own faces) instead of a random initialisation; the architecture, its
-options and the input normalisation then come from that checkpoint.
+options, classes and input normalisation then come from that checkpoint, which the run folder
+records in ``init.json`` (:mod:`trainers.fer2013.finetune`), so resuming needs no ``--init``.
 """
 
 from __future__ import annotations
@@ -40,12 +41,11 @@ from trainers.fer2013.distill import (
     other_split_checkpoints,
     teacher_probs,
 )
+from trainers.fer2013.finetune import align_classes, check_arch_arguments, starting_point
 from trainers.fer2013.predict import predict
 from trainers.options import add_run_arguments, fraction, parse_arch_options, positive_float
 from trainers.run import TrainingRun
-from vidaffect.errors import CheckpointError
-from vidaffect.models.checkpoint import CheckpointMeta, build_model, load_checkpoint, save_checkpoint
-from vidaffect.models.zoo import resolve_checkpoint
+from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 
 
 def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
@@ -63,36 +63,6 @@ def validate(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray) -> 
     return top1, loss
 
 
-def initial_model(args: argparse.Namespace, labels: tuple[str, ...], size: int,
-                  ) -> tuple[torch.nn.Module, CheckpointMeta] | None:
-    """The trained model and its metadata that ``--init`` names (in train mode, float32), or
-    ``None`` without ``--init``.
-
-    Raises:
-        CheckpointError: the checkpoint cannot be loaded, or does not take ``size`` x ``size``
-            grayscale faces, or its classes are not ``labels`` in this order.
-        ValueError: ``--arch`` names another architecture, or ``--arch-opt`` is given (the
-            architecture is the checkpoint's).
-    """
-    if not args.init:
-        if not args.arch:
-            raise ValueError("--arch is required (or --init CHECKPOINT, to fine-tune a trained model)")
-        return None
-    model, meta = load_checkpoint(resolve_checkpoint(args.init))
-    if args.arch and args.arch != meta.arch:
-        raise ValueError(f"--arch {args.arch} does not match --init {args.init}, which is {meta.arch}")
-    if args.arch_opt:
-        raise ValueError("--arch-opt cannot change the architecture of the --init model")
-    if meta.task != "multiclass" or meta.in_channels != 1 or tuple(meta.input_size) != (size, size):
-        raise CheckpointError(f"--init {args.init} is a {meta.task} model of {meta.input_size[0]}x"
-                              f"{meta.input_size[1]} faces with {meta.in_channels} channels; this "
-                              f"data has {size}x{size} grayscale faces")
-    if [n.lower() for n in meta.labels] != [n.lower() for n in labels]:
-        raise CheckpointError(f"--init {args.init} has the classes {meta.labels}; this data has "
-                              f"{list(labels)} (fine-tuning keeps the model's classes and their order)")
-    return model.train(), meta
-
-
 def warn_other_split(role: str, checkpoints: list[str], val_split: str, train_size: int) -> None:
     """Print a warning for each checkpoint trained on another split than this run's."""
     for t in other_split_checkpoints(checkpoints, val_split, train_size):
@@ -106,30 +76,33 @@ def train(args: argparse.Namespace) -> Path:
 
     Raises:
         CheckpointError: a teacher or the ``--init`` model cannot be loaded or does not suit the
-            data (:func:`initial_model`), or the run folder's ``last.pt`` is from another model,
-            cannot be read, or was trained without ``--ema`` when it is given now (``--restart``
-            starts over).
+            data (:mod:`trainers.fer2013.finetune`), or the run folder's ``last.pt`` is from
+            another model, cannot be read, or was trained without ``--ema`` when it is given now
+            (``--restart`` starts over).
         FileNotFoundError, ValueError: the data cannot be found or read (:func:`load`); no
-            ``--arch``, or architecture options that contradict ``--init``.
+            ``--arch``, architecture options that contradict ``--init``, or ``--init`` given to
+            resume a run that started from random weights.
     """
+    out = Path(args.out)
+    check_arch_arguments(args, out)
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
     full: FaceSet = load(args.data, "train")
+    out.mkdir(parents=True, exist_ok=True)
+    init = starting_point(args, out, resuming=not args.restart and (out / "last.pt").is_file())
+    if init is not None:
+        full = align_classes(full, init)
     if 0 < args.limit < len(full):
         keep, _ = stratified_split(full.labels, 1 - args.limit / len(full), args.seed)
         full = full.subset(keep)
     train_idx, val_idx = stratified_split(full.labels, args.val_frac, args.seed)
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
     size = int(train_set.images.shape[-1])
-    init = initial_model(args, full.label_names, size)
     if init is None:
         mean = float(train_set.images.mean() / 255.0)
         std = float(train_set.images.std() / 255.0)
     else:  # the trained weights expect their own normalisation
-        mean, std = init[1].mean[0], init[1].std[0]
+        mean, std = init.meta.mean[0], init.meta.std[0]
 
     counts = train_set.class_counts()
     sampler = None
@@ -141,7 +114,7 @@ def train(args: argparse.Namespace) -> Path:
         weights = class_weights(counts, args.balance_power)
 
     val_split = f"stratified {args.val_frac:g} of train, seed {args.seed}"
-    if args.init:
+    if init is not None and init.model is not None:
         warn_other_split("the --init model", [args.init], val_split, len(train_set))
     soft = None
     if args.teacher:
@@ -166,9 +139,9 @@ def train(args: argparse.Namespace) -> Path:
     )
 
     meta = CheckpointMeta(
-        arch=init[1].arch if init else args.arch, labels=list(full.label_names),
+        arch=init.meta.arch if init else args.arch, labels=list(full.label_names),
         input_size=(size, size), in_channels=1, mean=[mean], std=[std],
-        arch_kwargs=dict(init[1].arch_kwargs) if init else parse_arch_options(args.arch_opt),
+        arch_kwargs=dict(init.meta.arch_kwargs) if init else parse_arch_options(args.arch_opt),
         training={
             "data": full.source, "train_size": len(train_set), "val_size": len(val_set),
             "val_split": val_split,
@@ -178,10 +151,12 @@ def train(args: argparse.Namespace) -> Path:
             **({"ema_decay": args.ema} if args.ema else {}),
             **({"teachers": describe_checkpoints(args.teacher), "distill_weight": args.distill_weight,
                 "distill_temperature": args.distill_temperature} if args.teacher else {}),
-            **({"init": describe_checkpoints([args.init])[0]} if args.init else {}),
+            **({"init": init.description} if init else {}),
         },
     )
-    model = (init[0] if init else build_model(meta)).to(memory_format=torch.channels_last)
+    model = (init.model if init and init.model else build_model(meta)).to(memory_format=torch.channels_last)
+    if init is not None and init.model is not None:
+        print(f"the --init model: val top-1 {validate(model, val_loader, val_set.labels)[0]:.4f}", flush=True)
     run = TrainingRun(out, model, gen, args, len(train_loader), score="val top-1", state_key="best_acc")
     if not args.restart and not run.resume():
         return out / "best.safetensors"
