@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from benchmarks.common import (
     ResourceSampler,
@@ -86,7 +88,8 @@ def naive_loop(video: Path, out_mp4: Path, detector: dict[str, Any], classifier:
             busy["classify"] += t3 - t2
             busy["draw+write"] += t4 - t3
             latency_ms.append((t4 - t0) * 1000)
-            frames.append([{"bbox": f["bbox"], "label": f["emotion"]["label"]} for f in faces])
+            frames.append([{"bbox": f["bbox"], "label": f["emotion"]["label"], "probs": [float(v) for v in f["emotion"]["probs"]]}
+                           for f in faces])
         if writer is not None:
             writer.release()
     cap.release()
@@ -121,22 +124,39 @@ def pipeline_run(video: Path, out_dir: Path, detector: dict[str, Any], classifie
             "detected": result.stages.get("detector", {}).get("detected")}
 
 
+def matched_faces(reference: list[list[dict[str, Any]]], other: list[list[dict[str, Any]]],
+                  tracked: bool | None = None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Pairs ``(reference face, other face)`` matched per frame (greedy, IoU >= 0.5); with
+    ``tracked`` True/False only faces of ``other`` whose box was predicted/detected."""
+    for ref, oth in zip(reference, other):
+        for i, j in match_boxes([r["bbox"] for r in ref], [o["bbox"] for o in oth], MATCH_IOU):
+            if tracked is None or oth[j].get("tracked", False) == tracked:
+                yield ref[i], oth[j]
+
+
 def agreement(reference: list[list[dict[str, Any]]], other: list[list[dict[str, Any]]],
               tracked: bool | None = None) -> tuple[float | None, int, int]:
-    """Share of faces matched (greedy, IoU >= 0.5, same frame) whose labels agree; with
-    ``tracked`` True/False only faces of ``other`` whose box was predicted/detected count.
+    """Share of matched faces (:func:`matched_faces`) whose labels agree.
 
     Returns ``(agreement, matched faces, reference faces)``.
     """
-    same = matched = total = 0
-    for ref, oth in zip(reference, other):
-        total += len(ref)
-        for i, j in match_boxes([r["bbox"] for r in ref], [o["bbox"] for o in oth], MATCH_IOU):
-            if tracked is not None and oth[j].get("tracked", False) != tracked:
-                continue
-            matched += 1
-            same += ref[i]["label"] == oth[j]["label"]
-    return (same / matched if matched else None), matched, total
+    pairs = list(matched_faces(reference, other, tracked))
+    same = sum(r["label"] == o["label"] for r, o in pairs)
+    total = sum(len(ref) for ref in reference)
+    return (same / len(pairs) if pairs else None), len(pairs), total
+
+
+def reference_confidence(reference: list[list[dict[str, Any]]], other: list[list[dict[str, Any]]],
+                         tracked: bool | None = None) -> dict[bool, tuple[float, float, int]]:
+    """How sure the reference (naive loop) was of its label, split by agreement: ``{agrees:
+    (mean top-1 probability, mean gap from top-1 to top-2 probability, faces)}``."""
+    out = {}
+    for agrees in (True, False):
+        tops = [sorted(r["probs"], reverse=True)[:2] for r, o in matched_faces(reference, other, tracked)
+                if (r["label"] == o["label"]) == agrees]
+        if tops:
+            out[agrees] = (float(np.mean([t[0] for t in tops])), float(np.mean([t[0] - t[1] for t in tops])), len(tops))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,7 +210,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"label agreement with the naive loop: {pct(agree)} of {matched} matched faces "
               f"({total} naive faces); on detected boxes {pct(split[False][0])} of {split[False][1]}, "
               f"on tracked boxes {pct(split[True][0])} of {split[True][1]}; the detector ran on "
-              f"{detected} of {len(ours['frames'])} frames\n", flush=True)
+              f"{detected} of {len(ours['frames'])} frames", flush=True)
+        sure = reference_confidence(naive["frames"], ours["frames"], tracked=True)
+        if True in sure and False in sure:
+            print(f"on tracked boxes, the naive loop's top-1 probability averaged {sure[True][0]:.2f} where "
+                  f"the labels agreed and {sure[False][0]:.2f} where they disagreed; its gap to the second "
+                  f"label {sure[True][1]:.2f} and {sure[False][1]:.2f}", flush=True)
+        print(flush=True)
     print(f"outputs: {out_root}")
 
 

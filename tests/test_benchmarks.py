@@ -169,3 +169,21 @@ def test_smoothing_benchmark_rejects_bad_arguments(argv: list[str], message: str
     with pytest.raises(SystemExit):
         smoothing.main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_pipeline_agreement_and_the_reference_confidence_split() -> None:
+    from benchmarks.pipeline import agreement, reference_confidence
+
+    def face(x: float, label: str, tracked: bool = False, top: float = 0.6) -> dict:
+        return {"bbox": [x, 0, x + 10, 10], "label": label, "tracked": tracked, "probs": [1 - top, top]}
+
+    naive = [[face(0, "happy", top=0.9), face(50, "sad", top=0.55)], [face(0, "happy", top=0.7)]]
+    ours = [[face(1, "happy", tracked=True), face(50, "happy", tracked=True)],
+            [face(0, "happy"), face(80, "sad")]]  # the face at x=80 has no naive match
+    assert agreement(naive, ours) == (pytest.approx(2 / 3), 3, 3)
+    assert agreement(naive, ours, tracked=True) == (0.5, 2, 3)
+    assert agreement(naive, ours, tracked=False) == (1.0, 1, 3)
+    sure = reference_confidence(naive, ours, tracked=True)
+    assert sure[True] == pytest.approx((0.9, 0.8, 1))
+    assert sure[False] == pytest.approx((0.55, 0.1, 1))
+    assert set(reference_confidence(naive, ours, tracked=False)) == {True}
