@@ -88,8 +88,8 @@ def naive_loop(video: Path, out_mp4: Path, detector: dict[str, Any], classifier:
             busy["classify"] += t3 - t2
             busy["draw+write"] += t4 - t3
             latency_ms.append((t4 - t0) * 1000)
-            frames.append([{"bbox": f["bbox"], "label": f["emotion"]["label"], "probs": [float(v) for v in f["emotion"]["probs"]]}
-                           for f in faces])
+            frames.append([{"bbox": f["bbox"], "label": f["emotion"]["label"],
+                            "probs": [float(v) for v in f["emotion"]["probs"]]} for f in faces])
         if writer is not None:
             writer.release()
     cap.release()

@@ -518,6 +518,8 @@ def test_resumed_fine_tuning_keeps_its_start(run_dir: Path, fer_dir: Path, tmp_p
     resumed = read_meta(out / "best.safetensors")
     assert len(json.loads((out / "history.json").read_text())) == 2
     assert resumed.training["init"] == first.training["init"] and resumed.mean == first.mean
+    assert finetune(fer_dir, out, "--epochs", "3", "--arch-opt", "width=4") == 1  # still the init's architecture
+    assert "--arch-opt cannot change" in capsys.readouterr().err
     # --init cannot be bolted onto a run that started from random weights
     scratch = tmp_path / "scratch"
     assert train(fer_dir, scratch, "--epochs", "2", "--max-steps", "1") == 0

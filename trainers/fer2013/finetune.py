@@ -32,11 +32,11 @@ def check_arch_arguments(args: argparse.Namespace, out: Path) -> None:
 
     Raises:
         ValueError: neither ``--arch`` nor ``--init`` (nor a fine-tuning run in ``out`` to
-            resume), or ``--arch-opt`` with ``--init`` (the architecture is the checkpoint's).
+            resume), or ``--arch-opt`` for a fine-tuning run (the architecture is the checkpoint's).
     """
-    if args.init and args.arch_opt:
-        raise ValueError("--arch-opt cannot change the architecture of the --init model")
     resumable = not args.restart and (out / INIT_RECORD).is_file()
+    if args.arch_opt and (args.init or resumable):
+        raise ValueError("--arch-opt cannot change the architecture of a fine-tuning run (it is the --init model's)")
     if not args.init and not args.arch and not resumable:
         raise ValueError("--arch is required (or --init CHECKPOINT, to fine-tune a trained model)")
 
