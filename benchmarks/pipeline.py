@@ -150,13 +150,11 @@ def reference_confidence(reference: list[list[dict[str, Any]]], other: list[list
                          tracked: bool | None = None) -> dict[bool, tuple[float, float, int]]:
     """How sure the reference (naive loop) was of its label, split by agreement: ``{agrees:
     (mean top-1 probability, mean gap from top-1 to top-2 probability, faces)}``."""
-    out = {}
-    for agrees in (True, False):
-        tops = [sorted(r["probs"], reverse=True)[:2] for r, o in matched_faces(reference, other, tracked)
-                if (r["label"] == o["label"]) == agrees]
-        if tops:
-            out[agrees] = (float(np.mean([t[0] for t in tops])), float(np.mean([t[0] - t[1] for t in tops])), len(tops))
-    return out
+    tops: dict[bool, list[list[float]]] = {True: [], False: []}
+    for r, o in matched_faces(reference, other, tracked):
+        tops[r["label"] == o["label"]].append(sorted(r["probs"], reverse=True)[:2])
+    return {agrees: (float(np.mean([t[0] for t in two])), float(np.mean([t[0] - t[1] for t in two])), len(two))
+            for agrees, two in tops.items() if two}
 
 
 def main(argv: list[str] | None = None) -> None:

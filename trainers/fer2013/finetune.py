@@ -10,6 +10,7 @@ another normalisation halfway.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,4 +120,4 @@ def align_classes(faces: FaceSet, point: StartPoint) -> FaceSet:
                               f"{point.description['checkpoint']} ({labels}); new classes need a model "
                               "trained from scratch (--arch)")
     remap = np.array([index.get(name.lower(), -1) for name in faces.label_names], np.int64)
-    return FaceSet(faces.images, remap[faces.labels], tuple(labels), faces.source)
+    return dataclasses.replace(faces, labels=remap[faces.labels], label_names=tuple(labels))

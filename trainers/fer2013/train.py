@@ -114,7 +114,8 @@ def train(args: argparse.Namespace) -> Path:
         weights = class_weights(counts, args.balance_power)
 
     val_split = f"stratified {args.val_frac:g} of train, seed {args.seed}"
-    if init is not None and init.model is not None:
+    start_model = init.model if init else None  # None when resuming: the weights come from last.pt
+    if start_model is not None:
         warn_other_split("the --init model", [args.init], val_split, len(train_set))
     soft = None
     if args.teacher:
@@ -154,8 +155,8 @@ def train(args: argparse.Namespace) -> Path:
             **({"init": init.description} if init else {}),
         },
     )
-    model = (init.model if init and init.model else build_model(meta)).to(memory_format=torch.channels_last)
-    if init is not None and init.model is not None:
+    model = (build_model(meta) if start_model is None else start_model).to(memory_format=torch.channels_last)
+    if start_model is not None:
         print(f"the --init model: val top-1 {validate(model, val_loader, val_set.labels)[0]:.4f}", flush=True)
     run = TrainingRun(out, model, gen, args, len(train_loader), score="val top-1", state_key="best_acc")
     if not args.restart and not run.resume():
