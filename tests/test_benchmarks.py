@@ -41,20 +41,25 @@ def test_model_spec_reads_shipped_options_and_parses_arch_strings() -> None:
 
 def test_training_steps_update_the_model_in_both_memory_formats() -> None:
     for channels_last in (False, True):
-        model, step = train_speed.training_step("lenet5", {}, channels_last, batch_size=8)
+        model, step = train_speed.training_step("resnet18", {"width": 8}, channels_last, batch_size=8)
         before = [p.detach().clone() for p in model.parameters()]
         step()
         assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
-    rates = train_speed.images_per_second("lenet5", {}, batch_size=8, steps=2, rounds=2, warmup=1)
+    rates = train_speed.images_per_second("resnet18", {"width": 8}, batch_size=8, steps=2, rounds=2, warmup=1)
     assert set(rates) == {False, True} and all(0 < r < float("inf") for r in rates.values())
+    assert set(train_speed.images_per_second("lenet5", {}, batch_size=8, steps=1, rounds=1, warmup=1)) == {False}
 
 
 def test_prints_a_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train_speed, "set_threads", lambda n: None)  # keep the session's threads
-    train_speed.main(["lenet5", "--batch-size", "4", "--steps", "1", "--rounds", "1"])
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| lenet5")]
+    train_speed.main(["resnet18:width=8", "lenet5", "--batch-size", "4", "--steps", "1", "--rounds", "1"])
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if line.startswith("| resnet18")]
     assert [line.split("|")[3].strip() for line in lines] == ["contiguous", "channels_last"]
-    assert lines[0].split("|")[6].strip() == "1.00"
+    assert lines[0].split("|")[6].strip() == "1.00" and float(lines[1].split("|")[4]) > 0
+    narrow = [line.split("|") for line in out if line.startswith("| lenet5")]  # conv1 has 6 channels
+    assert [cells[3].strip() for cells in narrow] == ["contiguous", "channels_last"]
+    assert narrow[1][4].strip() == "-" and "not run" in narrow[1][6]
 
 
 def test_rejects_architectures_that_are_not_face_models(capsys: pytest.CaptureFixture[str]) -> None:

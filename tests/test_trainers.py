@@ -23,8 +23,9 @@ import torch
 from safetensors.torch import load_file
 
 from trainers import export, metrics
-from trainers.common import make_ema
+from trainers.common import cpu_memory_format, make_ema
 from trainers.fer2013 import distill, evaluate
+from trainers.fer2013 import train as train_mod
 from trainers.fer2013.__main__ import main as cli
 from trainers.fer2013.data import FER_LABELS, load, load_csv, load_folder, stratified_split
 from vidaffect.errors import CheckpointError
@@ -332,13 +333,48 @@ def test_resume_into_another_models_run_names_the_file(
     out = tmp_path / "run"
     assert train(fer_dir, out, "--epochs", "1", "--max-steps", "1") == 0
     capsys.readouterr()
-    assert train(fer_dir, out, "--epochs", "2", "--arch", "resnet18", "--arch-opt", "width=4") == 1
+    assert train(fer_dir, out, "--epochs", "2", "--arch", "resnet18", "--arch-opt", "width=8") == 1
     err = capsys.readouterr().err
     assert f"{out / 'last.pt'} does not fit this model" in err and "--restart" in err
     assert len(json.loads((out / "history.json").read_text())) == 1  # the run is left as it was
     assert train(fer_dir, out, "--epochs", "1", "--max-steps", "1", "--arch", "resnet18",
-                 "--arch-opt", "width=4", "--restart") == 0
+                 "--arch-opt", "width=8", "--restart") == 0
     assert read_meta(out / "best.safetensors").arch == "resnet18"
+
+
+@pytest.mark.parametrize(("arch", "options", "expected"), [
+    ("resnet18", {"width": 4}, torch.contiguous_format),  # crashes torch 2.14.1 on AVX2-only CPUs
+    ("lenet5", {}, torch.contiguous_format),  # conv1 has 6 channels
+    ("resnet18", {"width": 8}, torch.channels_last),
+    ("resnet18", {"width": 32, "deep_stem": True}, torch.channels_last),  # the shipped default
+    ("alexnet", {}, torch.channels_last),
+])
+def test_narrow_convolutions_train_contiguous(arch: str, options: dict[str, Any],
+                                              expected: torch.memory_format) -> None:
+    assert cpu_memory_format(create_model(arch, 7, **options)) == expected
+
+
+def test_a_narrow_model_trains_and_validates_contiguous(
+    fer_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ResNet-18 of width 4 in channels_last corrupts torch 2.14.1's heap in backward on
+    AVX2-only CPUs (SIGABRT within three steps): the trainer and its validation must keep it in
+    the contiguous format throughout, also after validation has run."""
+    models: list[torch.nn.Module] = []
+    real_build = train_mod.build_model
+    monkeypatch.setattr(train_mod, "build_model", lambda meta: models.append(real_build(meta)) or models[-1])
+    channels_last_steps: list[bool] = []
+    real_cross_entropy = train_mod.F.cross_entropy
+
+    def recording_cross_entropy(logits: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        channels_last_steps.append(any(
+            p.ndim == 4 and not p.is_contiguous() for p in models[-1].parameters()))
+        return real_cross_entropy(logits, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod.F, "cross_entropy", recording_cross_entropy)
+    assert train(fer_dir, tmp_path / "run", "--epochs", "2", "--max-steps", "6", "--arch", "resnet18",
+                 "--arch-opt", "width=4") == 0
+    assert len(channels_last_steps) == 6 and not any(channels_last_steps)  # both epochs
 
 
 def test_ema_warms_up_then_decays_at_the_set_rate() -> None:

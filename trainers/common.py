@@ -68,6 +68,30 @@ def make_ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
+# torch 2.14.1's CPU backward of very narrow convolutions in channels_last corrupts the heap on
+# AVX2-only CPUs (AMD EPYC without AVX-512: "free(): invalid next size", then SIGABRT/SIGSEGV):
+# a ResNet-18 of width 4 crashes within three backward passes, widths 8 and up do not. Models
+# with such a convolution train in the default (contiguous) memory format instead.
+NARROWEST_CHANNELS_LAST_CONV = 8
+
+
+def cpu_memory_format(model: torch.nn.Module) -> torch.memory_format:
+    """The memory format to train and validate ``model`` in: ``torch.channels_last`` (faster on
+    CPUs, see ``benchmarks.train_speed``) unless a 2-D convolution has fewer than
+    :data:`NARROWEST_CHANNELS_LAST_CONV` output channels, or fewer input channels than that
+    other than the image's own (the first convolution's input: 1 gray or 3 RGB), in which case
+    ``torch.contiguous_format`` (torch 2.14.1 crashes in that backward on AVX2-only CPUs)."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    if not convs:
+        return torch.channels_last
+    image_channels = convs[0].in_channels
+    for conv in convs:
+        narrow_in = conv.in_channels < NARROWEST_CHANNELS_LAST_CONV and conv.in_channels != image_channels
+        if conv.out_channels < NARROWEST_CHANNELS_LAST_CONV or narrow_in:
+            return torch.contiguous_format
+    return torch.channels_last
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

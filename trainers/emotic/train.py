@@ -25,7 +25,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from trainers import multilabel
-from trainers.common import seed_everything
+from trainers.common import seed_everything, cpu_memory_format
 from trainers.emotic.data import EmoticAnnotations, EmoticImages, category_counts, load_annotations
 from trainers.emotic.losses import category_loss, positive_weights, vad_loss
 from trainers.options import add_run_arguments, parse_arch_options
@@ -68,12 +68,13 @@ class PersonTensors(Dataset):
 @torch.inference_mode()
 def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid probabilities float32 ``(N, 26)`` and VAD float32 ``(N, 3)`` for ``loader``
-    (the model runs in ``channels_last`` memory format, converted in place)."""
-    model.eval().to(memory_format=torch.channels_last)
+    (the model runs in :func:`~trainers.common.cpu_memory_format`, converted in place)."""
+    memory_format = cpu_memory_format(model)
+    model.eval().to(memory_format=memory_format)
     probs, vads = [], []
     for body, context, _, _ in loader:
-        logits, vad = model(body.contiguous(memory_format=torch.channels_last),
-                            context.contiguous(memory_format=torch.channels_last))
+        logits, vad = model(body.contiguous(memory_format=memory_format),
+                            context.contiguous(memory_format=memory_format))
         probs.append(torch.sigmoid(logits).numpy())
         vads.append(vad.numpy())
     return np.concatenate(probs), np.concatenate(vads)
@@ -153,7 +154,9 @@ def train(args: argparse.Namespace) -> Path:
             **({"ema_decay": args.ema} if args.ema else {}),
         },
     )
-    model = build_model(meta).to(memory_format=torch.channels_last)
+    model = build_model(meta)
+    memory_format = cpu_memory_format(model)
+    model = model.to(memory_format=memory_format)
     run = TrainingRun(out, model, gen, args, len(train_loader), score="val mAP", state_key="best_map")
     if not args.restart and not run.resume():
         return out / "best.safetensors"
@@ -167,8 +170,8 @@ def train(args: argparse.Namespace) -> Path:
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
                    disable=args.quiet, mininterval=5)
         for body, context, cats, vad in bar:
-            logits, vad_pred = model(body.contiguous(memory_format=torch.channels_last),
-                                     context.contiguous(memory_format=torch.channels_last))
+            logits, vad_pred = model(body.contiguous(memory_format=memory_format),
+                                     context.contiguous(memory_format=memory_format))
             l_cat = category_loss(args.loss, logits, cats, pos_weight)
             l_vad = vad_loss(vad_pred, vad)
             loss = l_cat + args.vad_weight * l_vad

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from trainers.common import cpu_memory_format
 from trainers.fer2013.augment import FaceTensorDataset
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta
@@ -20,12 +21,15 @@ def predict(model: torch.nn.Module, loader: DataLoader, tta_flip: bool = False) 
     """Softmax probabilities ``(N, num_classes)`` float32 for every sample of ``loader``.
 
     With ``tta_flip`` the probabilities of the image and its mirror image are averaged. The
-    model runs in ``channels_last`` memory format (converted in place), as in the plugin.
+    model runs in :func:`~trainers.common.cpu_memory_format` (converted in place, so that
+    validation during training leaves it in the format it trains in): ``channels_last`` as in
+    the plugin, unless a convolution is too narrow for it.
     """
-    model.eval().to(memory_format=torch.channels_last)
+    memory_format = cpu_memory_format(model)
+    model.eval().to(memory_format=memory_format)
     out = []
     for x, *_ in loader:  # (x, y) or (x, y, soft target)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=memory_format)
         p = F.softmax(model(x), dim=1)
         if tta_flip:
             p = (p + F.softmax(model(torch.flip(x, dims=[3])), dim=1)) / 2

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from trainers.common import seed_everything
+from trainers.common import seed_everything, cpu_memory_format
 from trainers.fer2013.augment import FaceTensorDataset
 from trainers.fer2013.data import FaceSet, load, stratified_split
 from trainers.fer2013.distill import (
@@ -155,7 +155,9 @@ def train(args: argparse.Namespace) -> Path:
             **({"init": init.description} if init else {}),
         },
     )
-    model = (build_model(meta) if start_model is None else start_model).to(memory_format=torch.channels_last)
+    model = build_model(meta) if start_model is None else start_model
+    memory_format = cpu_memory_format(model)
+    model = model.to(memory_format=memory_format)
     if start_model is not None:
         print(f"the --init model: val top-1 {validate(model, val_loader, val_set.labels)[0]:.4f}", flush=True)
     run = TrainingRun(out, model, gen, args, len(train_loader), score="val top-1", state_key="best_acc")
@@ -171,7 +173,7 @@ def train(args: argparse.Namespace) -> Path:
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
                    disable=args.quiet, mininterval=5)
         for x, y, *target in bar:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=memory_format)
             logits = model(x)
             loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=args.label_smoothing)
             if target:
