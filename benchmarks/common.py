@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from trainers.options import parse_arch_options
+from vidaffect_trainers.options import parse_arch_options
 from vidaffect.config import validate
 from vidaffect.runtime.supervisor import RunResult, run_pipeline
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import parse_spec, print_table, set_threads
-from trainers.common import cpu_memory_format, make_optimizer
+from vidaffect_trainers.common import cpu_memory_format, make_optimizer
 from vidaffect.models import create_model, list_models, model_inputs
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint, shipped_models
@@ -78,7 +78,7 @@ def images_per_second(arch: str, options: dict[str, Any], batch_size: int, steps
                       rounds: int = 3, warmup: int = 3) -> dict[bool, float]:
     """Median training images per second, keyed by ``channels_last`` (False, True); only
     ``False`` for a model the trainer keeps contiguous (a convolution narrower than 8 channels,
-    see :func:`trainers.common.cpu_memory_format`: channels_last can crash there).
+    see :func:`vidaffect_trainers.common.cpu_memory_format`: channels_last can crash there).
 
     Both memory formats are warmed up with ``warmup`` untimed steps, then timed in ``rounds``
     alternating blocks of ``steps`` steps, so that a slower stretch of the machine hits both

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from trainers.emotic.data import CSV_COLUMNS
+from vidaffect_trainers.emotic.data import CSV_COLUMNS
 from vidaffect.models.emotic_labels import CATEGORIES
 
 SCENES = {0: ((60, 150, 60), ["Peace"]), 1: ((50, 50, 170), ["Disquietment", "Fear"])}  # BGR background

@@ -14,9 +14,9 @@ from emotic_helpers import make_emotic_set
 from pipeline_helpers import read_events, run_cli, write_config
 from safetensors.torch import load_file
 
-from trainers import multilabel
-from trainers.emotic.__main__ import main as cli
-from trainers.emotic.losses import category_loss, kosti_weights, positive_weights
+from vidaffect_trainers import multilabel
+from vidaffect_trainers.emotic.__main__ import main as cli
+from vidaffect_trainers.emotic.losses import category_loss, kosti_weights, positive_weights
 from vidaffect.events import EVENT_VERSION, load_event_schema
 from vidaffect.frames import Frame
 from vidaffect.models.emotic_labels import CATEGORIES
@@ -146,7 +146,7 @@ def test_prior_map_of_the_real_test_set(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_plugin_refuses_to_start_without_a_trained_emotic_checkpoint(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="python -m trainers.emotic train"):
+    with pytest.raises(ValueError, match="vidaffect train --task emotic"):
         EmoticClassifier.Config(checkpoint=str(tmp_path / "none.safetensors"))
     from vidaffect.models.zoo import resolve_checkpoint
 

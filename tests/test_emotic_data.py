@@ -17,7 +17,7 @@ import scipy.io
 import torch
 from conftest import DATA
 
-from trainers.emotic.data import (
+from vidaffect_trainers.emotic.data import (
     EmoticAnnotations,
     EmoticImages,
     category_counts,

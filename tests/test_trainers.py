@@ -22,12 +22,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainers import export, metrics
-from trainers.common import cpu_memory_format, make_ema
-from trainers.fer2013 import distill, evaluate
-from trainers.fer2013 import train as train_mod
-from trainers.fer2013.__main__ import main as cli
-from trainers.fer2013.data import FER_LABELS, load, load_csv, load_folder, stratified_split
+from vidaffect_trainers import metrics
+from vidaffect_trainers.common import cpu_memory_format, make_ema
+from vidaffect_trainers.fer2013 import distill, evaluate
+from vidaffect_trainers.fer2013 import train as train_mod
+from vidaffect_trainers.fer2013.__main__ import main as cli
+from vidaffect_trainers.fer2013.data import FER_LABELS, load, load_csv, load_folder, stratified_split
 from vidaffect.errors import CheckpointError
 from vidaffect.models import create_model, list_models, model_inputs
 from vidaffect.models.checkpoint import (
@@ -526,7 +526,7 @@ def test_fine_tuning_a_shipped_fp16_model_on_some_of_its_classes(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shipped = tmp_path / "fer2013-lenet5.safetensors"
-    assert export.main([str(run_dir / "best.safetensors"), str(shipped)]) == 0
+    assert cli(["export", str(run_dir / "best.safetensors"), str(shipped)]) == 0
     init_meta = read_meta(shipped)
     # brighter faces than the init model's data, and only two of its seven classes
     data = write_folder(tmp_path / "mine", {"Happy": 8, "surprise": 8})
@@ -604,7 +604,7 @@ def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
               "--report", str(report)])
     figures = json.loads((report / "metrics.json").read_text())
     out = tmp_path / "ship" / "fer2013-lenet5.safetensors"
-    assert export.main([str(student), str(out), "--metrics", str(report / "metrics.json")]) == 0
+    assert cli(["export", str(student), str(out), "--metrics", str(report / "metrics.json")]) == 0
     shipped = read_meta(out)
     assert shipped.metrics["test_top1"] == figures["top1"] and shipped.metrics["test_n"] == 28
     assert shipped.metrics["val_top1"] == meta.metrics["val_top1"]
@@ -630,8 +630,10 @@ REPORT_FILES = ["metrics.json", "classification_report.txt", "confusion_matrix.p
 
 
 def test_evaluate_cli_prints_json_and_writes_report(
-    run_dir: Path, fer_dir: Path, capsys: pytest.CaptureFixture[str]
+    run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     ckpt = run_dir / "best.safetensors"
     assert cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(fer_dir), "--threads", "1",
                 "--tta-flip"]) == 0
@@ -642,7 +644,8 @@ def test_evaluate_cli_prints_json_and_writes_report(
     assert result["n"] == 28 and result["tta_flip"] is True
     assert list(result["per_class"]) == list(FER_LABELS)
     assert [v["support"] for v in result["per_class"].values()] == [1, 2, 3, 4, 5, 6, 7]
-    report = run_dir / f"report-{fer_dir.name}-test"
+    report = tmp_path / f"report-{run_dir.name}-{fer_dir.name}-test"  # in the current folder
+    assert not list(run_dir.glob("report*"))
     for name in REPORT_FILES:
         assert (report / name).stat().st_size > 0, name
     rows = (report / "confusion_matrix.csv").read_text().splitlines()

@@ -1,6 +1,6 @@
 """Pieces shared by the trainers: seeding, optimiser, schedule, weight averaging, evaluation
-output. The run state files are in :mod:`trainers.run`, command-line options in
-:mod:`trainers.options`."""
+output. The run state files are in :mod:`vidaffect_trainers.run`, command-line options in
+:mod:`vidaffect_trainers.options`."""
 
 from __future__ import annotations
 

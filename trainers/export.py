@@ -1,7 +1,6 @@
 """Export a run's best checkpoint as a small fp16 file for shipping.
 
-    python -m trainers.export RUN_DIR/best.safetensors vidaffect/weights/fer2013-resnet18.safetensors \
-        [--metrics report/metrics.json]
+    vidaffect export RUN_DIR/best.safetensors fer2013-mine.safetensors [--metrics report/metrics.json]
 
 ``--metrics`` merges an evaluation's figures (``top1``, ``macro_f1``, ...) into the metadata,
 prefixed ``test_``, so the shipped file carries the numbers the README reports. Data paths
@@ -13,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import torch
 
 from vidaffect.models.checkpoint import load_checkpoint, save_checkpoint
+from vidaffect_trainers.profiling import resolve
 
 
 def dataset_name(path: str) -> str:
@@ -37,14 +36,15 @@ def checkpoint_name(entry: str | dict[str, Any]) -> str | dict[str, Any]:
     return PurePath(entry).name
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainers.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint")
-    p.add_argument("out")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a .safetensors checkpoint or a run folder")
+    p.add_argument("out", help="the .safetensors file to write")
     p.add_argument("--metrics", help="evaluation metrics.json to record in the metadata")
-    args = p.parse_args(argv)
-    model, meta = load_checkpoint(args.checkpoint)
+
+
+def main(args: argparse.Namespace) -> Path:
+    """Run ``export``: write the fp16 copy and print its size and figures; returns its path."""
+    model, meta = load_checkpoint(resolve(args.checkpoint)[1])
     if args.metrics:
         with open(args.metrics) as f:
             figures = json.load(f)
@@ -63,8 +63,4 @@ def main(argv: list[str] | None = None) -> int:
         meta.training["init"] = checkpoint_name(meta.training["init"])
     path = save_checkpoint(args.out, model, meta, dtype=torch.float16)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, metrics {meta.metrics}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return path

@@ -12,13 +12,16 @@ import torch
 from torch import nn
 
 from vidaffect.errors import CheckpointError
+from vidaffect.models.zoo import resolve_checkpoint
 
 
 def resolve(target: str | Path) -> tuple[str, Path]:
-    """``(display name, checkpoint path)`` for a run folder or a ``.safetensors`` file.
+    """``(display name, checkpoint path)`` for a run folder, a ``.safetensors`` file or a shipped
+    model name (``default``, ``resnet18``, ``alexnet``). The name is the run folder's for a run's
+    ``best.safetensors``, else the file's stem (``fer2013-resnet18`` for ``default``).
 
     Raises:
-        CheckpointError: no such file, or a folder without ``best.safetensors``.
+        CheckpointError: no such file or shipped name, or a folder without ``best.safetensors``.
     """
     path = Path(target)
     if path.is_dir():
@@ -26,9 +29,15 @@ def resolve(target: str | Path) -> tuple[str, Path]:
         if not ckpt.is_file():
             raise CheckpointError(f"run folder {path} has no best.safetensors")
         return path.name, ckpt
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    return (path.parent.name if path.stem == "best" else path.stem), path
+    ckpt = resolve_checkpoint(str(target))
+    return (ckpt.parent.name if ckpt.stem == "best" else ckpt.stem), ckpt
+
+
+def default_report(checkpoint_name: str, dataset: str) -> Path:
+    """The report folder an ``evaluate`` writes when given no ``--report``:
+    ``report-<checkpoint name>-<dataset>`` in the current folder (never beside a shipped
+    checkpoint inside the installed package)."""
+    return Path(f"report-{checkpoint_name}-{dataset}")
 
 
 def count_macs(model: nn.Module, input_shapes: Sequence[tuple[int, ...]]) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from trainers.common import lr_lambda, make_ema, make_optimizer
+from vidaffect_trainers.common import lr_lambda, make_ema, make_optimizer
 from vidaffect.errors import CheckpointError
 
 
@@ -77,7 +77,7 @@ class TrainingRun:
         out: the run folder (created by the trainer).
         model: the model being trained.
         gen: the data loader's random generator (saved and restored with the run).
-        args: the trainer's parsed options (:func:`trainers.common.add_run_arguments`):
+        args: the trainer's parsed options (:func:`vidaffect_trainers.common.add_run_arguments`):
             ``optimizer``, ``lr``, ``weight_decay``, ``epochs``, ``warmup_epochs``, ``ema``,
             ``patience``.
         steps_per_epoch: optimiser steps in one epoch (batches of the training loader).

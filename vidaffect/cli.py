@@ -1,4 +1,5 @@
-"""The ``vidaffect`` command: run pipelines, list plugins, print events, run the demo."""
+"""The ``vidaffect`` command: run pipelines, list plugins, print events, run the demo, and
+train and evaluate models (:mod:`vidaffect.training_cli`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import click
 
 from vidaffect.errors import VidaffectError
+from vidaffect.training_cli import add_training_commands
 
 
 def _fail(err: Exception) -> None:
@@ -125,6 +127,8 @@ def demo(video: Path | None, out: Path, status: bool) -> None:
         _fail(err)
     sys.exit(code)
 
+
+add_training_commands(main)
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""Context emotion classifier for EMOTIC models trained by ``trainers/emotic``.
+"""Context emotion classifier for EMOTIC models trained with ``vidaffect train --task emotic``.
 
 For each face the model sees the person's body and the whole frame (Kosti et al., "Context
 Based Emotion Recognition using EMOTIC Dataset", TPAMI 2019) and gives 26 category
@@ -25,7 +25,7 @@ their threshold, chosen on validation data at training time, most likely first, 
 pixels).
 
 There is no shipped EMOTIC checkpoint (EMOTIC's images are distributed only by its authors),
-so ``checkpoint`` must name a file trained with ``python -m trainers.emotic train``; the
+so ``checkpoint`` must name a file trained with ``vidaffect train --task emotic``; the
 classifier refuses to start otherwise, never running on random weights.
 """
 
@@ -45,7 +45,7 @@ from vidaffect.models.emotic_labels import CATEGORIES, VAD, check_emotic_meta
 from vidaffect.models.meta import CheckpointMeta, read_meta
 from vidaffect_plugins.classifiers.crops import to_model_input
 
-HOW_TO_TRAIN = ("train one on EMOTIC with `python -m trainers.emotic train --train TRAIN.csv --val VAL.csv "
+HOW_TO_TRAIN = ("train one on EMOTIC with `vidaffect train --task emotic --train TRAIN.csv --val VAL.csv "
                 "--images EMOTIC_DIR --out runs/emotic` (see the README, 'EMOTIC context model')")
 
 
@@ -102,7 +102,7 @@ class EmoticClassifier(Classifier):
     summary = "EMOTIC context model: 26 categories + valence/arousal/dominance (needs a trained checkpoint)"
 
     class Config(PluginConfig):
-        checkpoint: str = Field(description="EMOTIC .safetensors checkpoint (python -m trainers.emotic train)")
+        checkpoint: str = Field(description="EMOTIC .safetensors checkpoint (vidaffect train --task emotic)")
         body: Literal["expand", "hog"] = Field("expand", description="body box: expand the face box, or HOG people detector")
         body_width: float = Field(3.0, gt=0, description="expand: body width in face widths")
         body_above: float = Field(0.3, ge=0, description="expand: face heights above the face top")

@@ -3,7 +3,7 @@
 For each run folder (its ``best.safetensors``) or file: parameters, multiply-accumulates of
 one person (body crop plus context image at the checkpoint's sizes), median CPU milliseconds
 per person at batch 1 and 32, and the validation / test figures in the metadata (test
-figures appear once ``trainers.export --metrics`` has stored them).
+figures appear once ``vidaffect export --metrics`` has stored them).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
+from vidaffect_trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
 from vidaffect.models.emotic import load_emotic_checkpoint
 
 COLUMNS = [

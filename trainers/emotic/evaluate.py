@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from trainers import multilabel, plots
-from trainers.common import print_evaluation
-from trainers.emotic.data import EmoticAnnotations, EmoticImages, load_annotations
-from trainers.emotic.train import PersonTensors, add_data_arguments, predict
+from vidaffect_trainers import multilabel, plots
+from vidaffect_trainers.common import print_evaluation
+from vidaffect_trainers.profiling import default_report, resolve
+from vidaffect_trainers.emotic.data import EmoticAnnotations, EmoticImages, load_annotations
+from vidaffect_trainers.emotic.train import PersonTensors, add_data_arguments, predict
 from vidaffect.models.checkpoint import CheckpointMeta
 from vidaffect.models.emotic import load_emotic_checkpoint
 from vidaffect.models.emotic_labels import CATEGORIES, VAD
@@ -117,7 +118,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``evaluate``: print the JSON summary line, write the report; returns the summary."""
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    ckpt = Path(args.checkpoint)
+    ckpt_name, ckpt = resolve(args.checkpoint)
     model, meta = load_emotic_checkpoint(ckpt)
     assert meta.context_size is not None
     images = EmoticImages(load_annotations(args.annotations, args.split), images_root=args.images,
@@ -126,16 +127,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ev = evaluate_persons(model, meta, images, str(ckpt), args.batch_size)
     summary = ev.summary()
     name = Path(args.annotations).stem + (f"-{args.split}" if args.annotations.endswith(".mat") else "")
-    report = Path(args.report or ckpt.parent / f"report-{name}")
+    report = Path(args.report) if args.report else default_report(ckpt_name, name)
     write_report(ev, report, ckpt.parent / "history.json")
     return print_evaluation(summary, report, t0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="an EMOTIC .safetensors checkpoint")
+    p.add_argument("--checkpoint", required=True, help="an EMOTIC .safetensors checkpoint or its run folder")
     p.add_argument("--annotations", required=True, help="test annotations: a CSV, or Annotations.mat")
     p.add_argument("--split", default="test", help="split of an Annotations.mat (train, val, test)")
     add_data_arguments(p)
-    p.add_argument("--report", default=None, help="report folder (default: next to the checkpoint)")
+    p.add_argument("--report", default=None, help="report folder (default: ./report-<checkpoint>-<annotations>)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)

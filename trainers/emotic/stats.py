@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from trainers import multilabel
-from trainers.emotic.data import EmoticAnnotations, category_counts, check_boxes, load_annotations
-from trainers.emotic.evaluate import write_cooccurrence
+from vidaffect_trainers import multilabel
+from vidaffect_trainers.emotic.data import EmoticAnnotations, category_counts, check_boxes, load_annotations
+from vidaffect_trainers.emotic.evaluate import write_cooccurrence
 from vidaffect.models.emotic_labels import CATEGORIES, VAD
 
 

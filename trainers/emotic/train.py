@@ -4,7 +4,7 @@ Same run folder as the FER-2013 trainer (``--out``): ``last.pt`` (full training 
 ``torch.load(weights_only=True)``), ``best.safetensors`` (best validation mAP, with the
 per-category thresholds chosen on validation in its metadata) and ``history.json``. With
 ``--ema DECAY`` selection, thresholds and ``best.safetensors`` use the weight average
-(:func:`trainers.common.make_ema`); ``history.json`` then has ``ema_val_*`` beside ``val_*``.
+(:func:`vidaffect_trainers.common.make_ema`); ``history.json`` then has ``ema_val_*`` beside ``val_*``.
 
 Inputs are RGB, scaled to [0, 1] and normalised with ImageNet's mean and std (the torchvision
 convention for these backbones). Training augmentation: the same horizontal flip of body and
@@ -24,12 +24,12 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from trainers import multilabel
-from trainers.common import seed_everything, cpu_memory_format
-from trainers.emotic.data import EmoticAnnotations, EmoticImages, category_counts, load_annotations
-from trainers.emotic.losses import category_loss, positive_weights, vad_loss
-from trainers.options import add_run_arguments, parse_arch_options
-from trainers.run import TrainingRun
+from vidaffect_trainers import multilabel
+from vidaffect_trainers.common import seed_everything, cpu_memory_format
+from vidaffect_trainers.emotic.data import EmoticAnnotations, EmoticImages, category_counts, load_annotations
+from vidaffect_trainers.emotic.losses import category_loss, positive_weights, vad_loss
+from vidaffect_trainers.options import add_run_arguments, parse_arch_options
+from vidaffect_trainers.run import TrainingRun
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 from vidaffect.models.emotic import MIN_SIDE
 from vidaffect.models.emotic_labels import CATEGORIES
@@ -68,7 +68,7 @@ class PersonTensors(Dataset):
 @torch.inference_mode()
 def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid probabilities float32 ``(N, 26)`` and VAD float32 ``(N, 3)`` for ``loader``
-    (the model runs in :func:`~trainers.common.cpu_memory_format`, converted in place)."""
+    (the model runs in :func:`~vidaffect_trainers.common.cpu_memory_format`, converted in place)."""
     memory_format = cpu_memory_format(model)
     model.eval().to(memory_format=memory_format)
     probs, vads = [], []

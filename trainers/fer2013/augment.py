@@ -28,7 +28,7 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
     ``(pixel / 255 - mean) / std``; with ``augment`` the train transform and random
     erasing (Zhong et al., AAAI 2020) are applied. Items are ``(x, label)``, or
     ``(x, label, soft)`` when per-image soft targets float32 ``(N, C)`` are given
-    (distillation, :mod:`trainers.fer2013.distill`).
+    (distillation, :mod:`vidaffect_trainers.fer2013.distill`).
     """
 
     def __init__(

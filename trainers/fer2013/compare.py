@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from trainers.fer2013.data import FaceSet, load
-from trainers.fer2013.evaluate import evaluate_faces
-from trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
+from vidaffect_trainers.fer2013.data import FaceSet, load
+from vidaffect_trainers.fer2013.evaluate import evaluate_faces
+from vidaffect_trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
 from vidaffect.models.checkpoint import load_checkpoint
 
 

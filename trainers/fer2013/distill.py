@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainers.fer2013.predict import predict_images
+from vidaffect_trainers.fer2013.predict import predict_images
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import load_checkpoint
 from vidaffect.models.meta import read_meta

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainers import metrics, plots
-from trainers.common import print_evaluation
-from trainers.fer2013.data import FaceSet, load
-from trainers.fer2013.predict import predict_images
+from vidaffect_trainers import metrics, plots
+from vidaffect_trainers.common import print_evaluation
+from vidaffect_trainers.profiling import default_report, resolve
+from vidaffect_trainers.fer2013.data import FaceSet, load
+from vidaffect_trainers.fer2013.predict import predict_images
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
 from vidaffect.paths import data_dir
@@ -136,25 +137,26 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``evaluate``: print the JSON summary line, write the report; returns the summary."""
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    ckpt = Path(args.checkpoint)
+    name, ckpt = resolve(args.checkpoint)
     model, meta = load_checkpoint(ckpt)
     data = Path(args.data) if args.data else default_data()
     faces = load(data, args.split)
     ev = evaluate_faces(model, meta, faces, str(ckpt), args.batch_size, args.tta_flip)
     summary = ev.summary()
-    report = Path(args.report or ckpt.parent / f"report-{dataset_name(data, args.split)}")
+    report = Path(args.report) if args.report else default_report(name, dataset_name(data, args.split))
     write_report(ev, report, ckpt.parent / "history.json")
     return print_evaluation(summary, report, t0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="a .safetensors checkpoint")
+    p.add_argument("--checkpoint", required=True,
+                   help="a .safetensors checkpoint, a run folder, or a shipped model (default, resnet18, alexnet)")
     p.add_argument("--data", default=None,
                    help="FER-2013 folder (train/, test/), fer2013.csv, or class-named folder "
                         "(default: $VIDAFFECT_DATA/fer2013, VIDAFFECT_DATA=../shared/data)")
     p.add_argument("--split", default="test", help="train, test, or private (CSV PrivateTest)")
     p.add_argument("--report", default=None,
-                   help="report folder (default: report-<dataset> next to the checkpoint)")
+                   help="report folder (default: ./report-<checkpoint>-<dataset>)")
     p.add_argument("--tta-flip", action="store_true", help="average with the mirrored face")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)

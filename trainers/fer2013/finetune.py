@@ -2,7 +2,7 @@
 
 A run started with ``--init CHECKPOINT`` keeps that checkpoint's architecture, options,
 normalisation and classes, and writes ``init.json`` to its folder (the checkpoint's metadata
-and :func:`~trainers.fer2013.distill.describe_checkpoints` entry). A resumed run reads them
+and :func:`~vidaffect_trainers.fer2013.distill.describe_checkpoints` entry). A resumed run reads them
 from there, so it needs neither ``--init`` nor the checkpoint file again, and cannot drift to
 another normalisation halfway.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainers.fer2013.data import FaceSet
-from trainers.fer2013.distill import describe_checkpoints
+from vidaffect_trainers.fer2013.data import FaceSet
+from vidaffect_trainers.fer2013.distill import describe_checkpoints
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
 from vidaffect.models.zoo import resolve_checkpoint

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from trainers.common import cpu_memory_format
-from trainers.fer2013.augment import FaceTensorDataset
+from vidaffect_trainers.common import cpu_memory_format
+from vidaffect_trainers.fer2013.augment import FaceTensorDataset
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta
 
@@ -21,7 +21,7 @@ def predict(model: torch.nn.Module, loader: DataLoader, tta_flip: bool = False) 
     """Softmax probabilities ``(N, num_classes)`` float32 for every sample of ``loader``.
 
     With ``tta_flip`` the probabilities of the image and its mirror image are averaged. The
-    model runs in :func:`~trainers.common.cpu_memory_format` (converted in place, so that
+    model runs in :func:`~vidaffect_trainers.common.cpu_memory_format` (converted in place, so that
     validation during training leaves it in the format it trains in): ``channels_last`` as in
     the plugin, unless a convolution is too narrow for it.
     """

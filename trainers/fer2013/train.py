@@ -6,18 +6,18 @@ their metadata, see :mod:`vidaffect.models.checkpoint`) and ``history.json`` (pe
 and accuracy, used by the learning-curve plot).
 
 With ``--ema DECAY`` the trainer also keeps an exponential moving average of the weights and
-BatchNorm statistics, updated after every optimiser step (:func:`trainers.common.make_ema`).
+BatchNorm statistics, updated after every optimiser step (:func:`vidaffect_trainers.common.make_ema`).
 Model selection, early stopping and ``best.safetensors`` then use the averaged weights;
 ``history.json`` records both (``val_*`` for the raw weights, ``ema_val_*`` for the average).
 
 With ``--teacher CHECKPOINT`` (repeatable) the model also learns from trained teachers' soft
-predictions (knowledge distillation, :mod:`trainers.fer2013.distill`); the targets are computed
+predictions (knowledge distillation, :mod:`vidaffect_trainers.fer2013.distill`); the targets are computed
 once and kept in the run folder as ``teacher_probs.npz``.
 
 With ``--init CHECKPOINT`` the run starts from a trained model's weights (fine-tuning, e.g. a
 shipped model on your own faces) instead of a random initialisation; the architecture, its
 options, classes and input normalisation then come from that checkpoint, which the run folder
-records in ``init.json`` (:mod:`trainers.fer2013.finetune`), so resuming needs no ``--init``.
+records in ``init.json`` (:mod:`vidaffect_trainers.fer2013.finetune`), so resuming needs no ``--init``.
 """
 
 from __future__ import annotations
@@ -32,19 +32,19 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from trainers.common import seed_everything, cpu_memory_format
-from trainers.fer2013.augment import FaceTensorDataset
-from trainers.fer2013.data import FaceSet, load, stratified_split
-from trainers.fer2013.distill import (
+from vidaffect_trainers.common import seed_everything, cpu_memory_format
+from vidaffect_trainers.fer2013.augment import FaceTensorDataset
+from vidaffect_trainers.fer2013.data import FaceSet, load, stratified_split
+from vidaffect_trainers.fer2013.distill import (
     describe_checkpoints,
     distillation_loss,
     other_split_checkpoints,
     teacher_probs,
 )
-from trainers.fer2013.finetune import align_classes, check_arch_arguments, starting_point
-from trainers.fer2013.predict import predict
-from trainers.options import add_run_arguments, fraction, parse_arch_options, positive_float
-from trainers.run import TrainingRun
+from vidaffect_trainers.fer2013.finetune import align_classes, check_arch_arguments, starting_point
+from vidaffect_trainers.fer2013.predict import predict
+from vidaffect_trainers.options import add_run_arguments, fraction, parse_arch_options, positive_float
+from vidaffect_trainers.run import TrainingRun
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 
 
@@ -76,7 +76,7 @@ def train(args: argparse.Namespace) -> Path:
 
     Raises:
         CheckpointError: a teacher or the ``--init`` model cannot be loaded or does not suit the
-            data (:mod:`trainers.fer2013.finetune`), or the run folder's ``last.pt`` is from
+            data (:mod:`vidaffect_trainers.fer2013.finetune`), or the run folder's ``last.pt`` is from
             another model, cannot be read, or was trained without ``--ema`` when it is given now
             (``--restart`` starts over).
         FileNotFoundError, ValueError: the data cannot be found or read (:func:`load`); no

@@ -9,10 +9,11 @@ executes code (safetensors has no pickle).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from vidaffect.errors import CheckpointError
@@ -39,6 +40,9 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model``'s weights and ``meta`` to ``path`` (a ``.safetensors`` file).
 
+    The file is written whole under a temporary name and then renamed, so a reader never sees
+    half a checkpoint; its mode follows the umask like any other output.
+
     Args:
         dtype: cast floating-point tensors to this dtype (``torch.float16`` for shipped
             checkpoints); ``None`` keeps them as they are.
@@ -51,8 +55,14 @@ def save_checkpoint(
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         state[name] = t.contiguous()
+    # Serialised in memory and written with open(): safetensors' save_file creates its file with
+    # mode 0600, whereas every other output honours the umask (0644 with the usual 022).
+    data = save(state, metadata={_META_KEY: meta.to_json()})
     tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(state, str(tmp), metadata={_META_KEY: meta.to_json()})
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     tmp.replace(path)
     return path
 

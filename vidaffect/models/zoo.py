@@ -35,5 +35,5 @@ def resolve_checkpoint(name_or_path: str) -> Path:
     known = ", ".join(["default"] + list(shipped)) if shipped else "none shipped"
     raise CheckpointError(
         f"checkpoint {name_or_path!r} is neither a shipped model ({known}) nor an existing file; "
-        "train one with `python -m trainers.fer2013 train ...`"
+        "train one with `vidaffect train ...`"
     )
