@@ -5,11 +5,14 @@ from __future__ import annotations
 import ast
 import collections
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import DATA, NEEDS_DATA
+from test_sinks import Publisher
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -37,3 +40,18 @@ def test_run_from_python_reports_a_missing_clip(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "stage 'source' › uri: video file not found" in proc.stdout
     assert not (tmp_path / "events.jsonl").exists()
+
+
+def test_subscriber_prints_one_stream_and_stops_quietly_on_ctrl_c() -> None:
+    """examples/subscriber.py against a real PUB socket sending cam1 and cam10: only cam1's
+    events are printed, and Ctrl-C (SIGINT) ends it with exit 0 and no traceback."""
+    with Publisher(["cam10", "cam1"]) as pub:
+        proc = subprocess.Popen([sys.executable, str(EXAMPLES / "subscriber.py"), pub.endpoint, "cam1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = proc.stdout.readline()  # blocks until events flow
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    lines = [first, *out.splitlines()]
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert len(lines) > 3 and all(line.split()[0] == "cam1" for line in lines)

@@ -16,6 +16,7 @@ from pipeline_helpers import REPO, read_events, run_cli
 from vidaffect import plugins
 from vidaffect.api import Sink
 from vidaffect.errors import PluginError
+from vidaffect.plugin_info import describe_plugins, format_plugins
 
 EXAMPLE = REPO / "examples" / "vidaffect-moodlog"
 
@@ -110,3 +111,40 @@ def test_example_plugin_installs_lists_and_runs(tmp_path: Path) -> None:
     n_frames = len(read_events(jsonl))
     assert sum(int(r.split(",")[2]) for r in rows[1:]) == n_frames
     assert len(rows) - 1 == pytest.approx(n_frames / 25, abs=1)
+
+
+PLAIN_PLUGIN = '''
+import vidaffect
+from vidaffect.api import Sink
+
+class Summarised(Sink):
+    name = "summarised"
+    summary = "one line"
+    def write(self, frame): pass
+
+class Documented(Sink):
+    """First line.
+
+    More."""
+    name = "documented"
+    def write(self, frame): pass
+
+class Bare(Sink):
+    name = "bare"
+    def write(self, frame): pass
+
+@vidaffect.hookimpl
+def register_sinks(register):
+    register(Summarised); register(Documented); register(Bare)
+'''
+
+
+def test_plugins_without_docstrings_are_listed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``summary`` without a docstring, a docstring only, and neither: all listed."""
+    (tmp_path / "plainplugin.py").write_text(PLAIN_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("VIDAFFECT_PLUGINS", "plainplugin")
+    plugins.reset()
+    sinks = {row["name"]: row["summary"] for row in describe_plugins()["sink"]}
+    assert (sinks["summarised"], sinks["documented"], sinks["bare"]) == ("one line", "First line.", "")
+    assert "  bare " in format_plugins(describe_plugins())

@@ -390,3 +390,47 @@ def test_subscriber_skips_malformed_messages() -> None:
     pub.close()
     assert got and got[-1] == ("cam0", {"seq": 1})
     assert set(map(str, got[:-1])) == {str(("cam0", {"seq": 0}))}  # probes only, no junk
+
+
+class Publisher:
+    """A real PUB socket on 127.0.0.1 that sends ``[stream, {"type": "gap", "seq": n}]`` for several streams,
+    round after round, until stopped (so late subscribers still receive)."""
+
+    def __init__(self, streams: list[str]) -> None:
+        self.sock = zmq.Context.instance().socket(zmq.PUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.endpoint = f"tcp://127.0.0.1:{self.sock.bind_to_random_port('tcp://127.0.0.1')}"
+        self.streams, self.stop = streams, threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        seq = 0
+        while not self.stop.is_set():
+            for stream in self.streams:
+                self.sock.send_multipart([stream.encode(), json.dumps({"type": "gap", "seq": seq}).encode()])
+            seq += 1
+            time.sleep(0.01)
+
+    def __enter__(self) -> Publisher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_a_topic_is_a_whole_stream_id_not_a_prefix() -> None:
+    from vidaffect.subscribe import iter_events
+
+    with Publisher(["cam10", "cam1", "cam1x", "cam2"]) as pub:
+        got = []
+        for stream, _ in iter_events(pub.endpoint, "cam1", timeout_ms=5000):
+            got.append(stream)
+            if len(got) == 20:
+                break
+        assert got == ["cam1"] * 20
+        proc = run_cli("events", pub.endpoint, "--topic", "cam1", "--count", "20", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["seq"] >= 0 for line in proc.stdout.splitlines()] == [True] * 20

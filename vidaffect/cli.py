@@ -82,7 +82,7 @@ def keys(folder: str, name: str) -> None:
 
 @main.command()
 @click.argument("endpoint", default="tcp://127.0.0.1:5560")
-@click.option("--topic", default="", help="stream id to subscribe to (default: all)")
+@click.option("--topic", default="", help="stream id to print, matched whole (default: all)")
 @click.option("--count", type=int, default=0, help="exit after this many events (0: never)")
 @click.option("--curve-secret-key", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CurveZMQ: this subscriber's secret key file")

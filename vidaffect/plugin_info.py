@@ -22,10 +22,19 @@ def describe_plugins() -> dict[str, list[dict[str, Any]]]:
                                 "required": field.is_required(), "default": default,
                                 "description": field.description or ""})
             rows.append({"name": name, "origin": origin, "package": distribution_of(origin),
-                         "summary": getattr(cls, "summary", (cls.__doc__ or "").strip().splitlines()[0]),
-                         "options": options})
+                         "summary": summary_of(cls), "options": options})
         out[kind] = rows
     return out
+
+
+def summary_of(cls: type) -> str:
+    """A plugin class's one-line summary: its ``summary`` attribute, else the first line of
+    its own docstring, else ``""`` (neither is required of a plugin)."""
+    summary = getattr(cls, "summary", None)
+    if summary:
+        return str(summary)
+    lines = (cls.__dict__.get("__doc__") or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _type_name(annotation: Any) -> str:

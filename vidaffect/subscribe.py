@@ -17,12 +17,14 @@ def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None,
 
     Args:
         endpoint: e.g. ``tcp://127.0.0.1:5560`` (connect side).
-        topic: stream id prefix to subscribe to; ``""`` receives every stream.
+        topic: the stream id to receive (matched whole: ``cam1`` does not receive ``cam10``,
+            although ZeroMQ subscriptions match prefixes); ``""`` receives every stream.
         timeout_ms: stop when nothing arrives for this long (None: wait forever).
         curve_secret_key, curve_server_key: for a sink with CurveZMQ on, this subscriber's
             secret key file and the server's public key file (``vidaffect keys``).
 
-    Messages that are not ``[topic, JSON object]`` are skipped. This is a generator: nothing
+    Each message is two ZeroMQ frames, ``[stream id (UTF-8), JSON object (UTF-8)]``; messages
+    that are not are skipped. This is a generator: nothing
     connects, and none of the errors below is raised, before the first ``next()``.
 
     Raises:
@@ -55,7 +57,7 @@ def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None,
                 stream, event = parts[0].decode(), json.loads(parts[1])
             except (UnicodeDecodeError, json.JSONDecodeError):
                 continue
-            if isinstance(event, dict):
+            if isinstance(event, dict) and (not topic or stream == topic):
                 yield stream, event
     finally:
         sock.close()
