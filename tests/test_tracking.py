@@ -49,8 +49,7 @@ def test_detects_to_confirm_then_every_n_and_predicts_between(score: float) -> N
         detected.append(need)
         st.update(f, dets(box_at(i), score=score) if need else None)
         assert len(f.faces) == 1
-        if i >= 1:  # confirmed by its second detection, then one id for good
-            assert f.faces[0]["track_id"] == 0
+        assert f.faces[0]["track_id"] == 0  # from its first detection, for good
         if not need and i > 5:
             assert iou(f.faces[0]["bbox"], box_at(i)) > 0.8  # the Kalman prediction follows
     assert detected[:2] == [True, True]  # a new track is detected again to confirm it
@@ -58,11 +57,41 @@ def test_detects_to_confirm_then_every_n_and_predicts_between(score: float) -> N
     assert st.detections_run == sum(detected)
 
 
-def test_first_face_is_unconfirmed() -> None:
+def test_a_new_face_has_its_id_on_its_first_frame() -> None:
+    """ByteTrack confirms a track on its second detection; the face's id is the same on both."""
     st = StreamTracker(SETTINGS, fps=30)
     f = frame(0)
-    st.update(f, dets(box_at(0)))
-    assert f.faces[0]["track_id"] is None and f.meta["detected"] is True
+    assert st.update(f, dets(box_at(0), [300, 300, 360, 360])) == []
+    assert [face["track_id"] for face in f.faces] == [0, 1] and f.meta["detected"] is True
+    assert st.needs_detection(frame(1))  # to confirm them
+    f = frame(1)
+    st.update(f, dets(box_at(1), [300, 300, 360, 360]))
+    assert [face["track_id"] for face in f.faces] == [0, 1]
+    f = frame(2)
+    assert st.update(f, dets(box_at(2), [10, 300, 60, 350])) == []  # a third face appears
+    assert [face["track_id"] for face in f.faces] == [0, 2]  # face 1 is missed, not ended yet
+
+
+def test_a_face_seen_once_ends_at_the_next_detection() -> None:
+    """A one-frame detection (a false positive) is dropped by ByteTrack unconfirmed: its id
+    ends (so a change event closes it), and no box is ever predicted for it."""
+    st = StreamTracker(SETTINGS, fps=30)
+    for i in range(3):
+        st.update(frame(i), dets(box_at(i)))
+    f = frame(3)
+    assert st.update(f, dets(box_at(3), [300, 300, 360, 360])) == []
+    assert [face["track_id"] for face in f.faces] == [0, 1]
+    ended: list[int] = []
+    for i in (4, 5):  # ByteTrack drops it after the second detection without it
+        assert st.needs_detection(frame(i))  # detections go on while it is unconfirmed
+        f = frame(i)
+        ended += st.update(f, dets(box_at(i)))
+        assert [face["track_id"] for face in f.faces] == [0]
+    assert ended == [1]
+    f = frame(6)
+    assert not st.needs_detection(f)
+    st.update(f, None)
+    assert [face["track_id"] for face in f.faces] == [0]
 
 
 def test_missed_detection_triggers_a_detection_next_frame() -> None:

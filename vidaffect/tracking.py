@@ -67,15 +67,48 @@ class StreamTracker:
         self._uncertain = True
         self._tracks: dict[int, _Track] = {}
         self._visible: set[int] = set()
-        self._id_base = 0  # ids of a restarted tracker continue after the previous tracker's
-        self._next_id = 0
+        self._confirmed: dict[int, int] = {}  # ByteTrack's id -> stream id
+        self._new: dict[Any, int] = {}  # ByteTrack tracklet not yet confirmed -> stream id
+        self._next_id = 0  # ids are unique within the stream, also across restarted trackers
         self.detections_run = 0
 
+    def _allocate(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
     def _ids(self, tracker_ids: Any) -> list[int]:
-        """Stream-wide track ids of the current tracker's ids (-1, unconfirmed, stays -1)."""
-        out = [int(t) if int(t) < 0 else int(t) + self._id_base for t in tracker_ids]
-        self._next_id = max([self._next_id, *(t + 1 for t in out)])
+        """Stream ids of ByteTrack's confirmed ids (any unknown to us gets a new one)."""
+        out = []
+        for t in map(int, tracker_ids):
+            if t >= 0 and t not in self._confirmed:
+                self._confirmed[t] = self._allocate()
+            out.append(self._confirmed[t] if t >= 0 else -1)
         return out
+
+    def _assign_ids(self, tracker_ids: np.ndarray) -> tuple[list[int], set[int]]:
+        """Stream ids of one ``update``'s detections, in the result's order, and the ids of
+        unconfirmed tracks that ByteTrack dropped.
+
+        ByteTrack confirms a track (gives it an id) on its second matching detection and
+        reports a new face with id -1. The face gets its stream id at once: the new tracklet
+        is remembered with a fresh id, which becomes the track's id when ByteTrack confirms
+        it, and ends (an "ended" id) if ByteTrack drops it unconfirmed.
+        """
+        tracklets = list(self._tracker.tracks)
+        for tracklet in tracklets:  # confirmed by this update: keep the id its face already had
+            if tracklet.tracker_id >= 0 and tracklet.tracker_id not in self._confirmed and tracklet in self._new:
+                self._confirmed[int(tracklet.tracker_id)] = self._new.pop(tracklet)
+        dropped = {sid for tracklet, sid in self._new.items() if tracklet not in tracklets}
+        self._new = {t: sid for t, sid in self._new.items() if t in tracklets}
+        # Every detection is a high-score one (thresholds 0), so the unconfirmed detections of
+        # the result are exactly the tracklets spawned by this update, in the same order.
+        spawned = [t for t in tracklets if t.tracker_id < 0 and t not in self._new]
+        ids = self._ids(tracker_ids)
+        unassigned = [k for k, tid in enumerate(ids) if tid < 0]
+        if len(spawned) == len(unassigned):
+            for tracklet, k in zip(spawned, unassigned):
+                ids[k] = self._new[tracklet] = self._allocate()
+        return ids, dropped
 
     def _new_tracker(self) -> ByteTrackTracker:
         s = self.settings
@@ -108,16 +141,17 @@ class StreamTracker:
         track predictions (``None``); return the ids of tracks that ended at this frame.
 
         Each face dict has ``bbox`` (xyxy pixels of the frame), ``score``, ``landmarks`` (left
-        out when the detector gives none), ``track_id`` (int, or None for a face whose track is
-        not confirmed yet, i.e. on its first detection) and ``tracked`` (True for a predicted
-        box, False for a detected one).
+        out when the detector gives none), ``track_id`` (int, unique within the stream, from
+        the face's first detection on) and ``tracked`` (True for a predicted box, False for a
+        detected one). A face seen once and not found again by the next detection gets an id
+        that ends at that detection (ByteTrack drops a track not confirmed by a second match).
         """
         t = self.frame_time(frame)
         ended: list[int] = []
         if self._starting(frame, t):
-            ended = sorted(self._tracks)
+            ended = sorted(set(self._tracks) | set(self._new.values()))
             self._tracker, self._tracks, self._visible = self._new_tracker(), {}, set()
-            self._last_t, self._id_base = None, self._next_id
+            self._confirmed, self._new, self._last_t = {}, {}, None
             if detections is None:
                 detections = Detections.empty()
         if self._last_t is not None and t <= self._last_t:
@@ -132,21 +166,23 @@ class StreamTracker:
                                 confidence=detections.scores.astype(np.float32),
                                 data={"index": np.arange(len(detections))})
             result = self._tracker.update(det, timestamp=t)
-            ids = {int(i): tid for i, tid in zip(result.data.get("index", ()), self._ids(result.tracker_id))}
+            stream_ids, dropped = self._assign_ids(np.asarray(result.tracker_id))
+            ended.extend(sorted(dropped))
+            ids = {int(i): tid for i, tid in zip(result.data.get("index", ()), stream_ids)}
+            new_ids = set(self._new.values())
             faces = detections.to_faces()
             visible: set[int] = set()
             for i, face in enumerate(faces):
                 tid = ids.get(i, -1)
                 face["track_id"] = None if tid < 0 else tid
                 face["tracked"] = False
-                if tid >= 0:
+                if tid >= 0 and tid not in new_ids:
                     visible.add(tid)
                     lm = None if detections.landmarks is None else detections.landmarks[i].copy()
                     self._tracks[tid] = _Track(detections.boxes[i].copy(), float(detections.scores[i]), lm)
             missed = self._visible - visible
-            unconfirmed = any(f["track_id"] is None for f in faces)
             self._visible = visible
-            self._uncertain = unconfirmed or bool(missed)
+            self._uncertain = bool(self._new) or any(f["track_id"] is None for f in faces) or bool(missed)
         else:
             self._since_detect += 1
             self._tracker.update(sv.Detections.empty(), timestamp=t)
