@@ -133,6 +133,7 @@ class _CaptureSource(Source):
         self._next_index = 0.0
         self._index = 0
         self._emitted = 0
+        self._expected: int | None = None  # frames a file's container announces
         self._t0: float | None = None
 
     def _open_capture(self) -> cv2.VideoCapture:
@@ -158,9 +159,12 @@ class _CaptureSource(Source):
         self.step = max(1.0, self.native_fps / target) if not self.default_live else 1.0
         self.size = output_size(first.shape[1], first.shape[0], self.config.resize)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        frame_count = math.ceil(count / self.step) if count > 0 and not self.default_live else None
+        # frame k is emitted at index ceil(k * step): those with k * step <= count - 1
+        frame_count = (math.floor((count - 1) / self.step + 1e-9) + 1
+                       if count > 0 and not self.default_live else None)
         if self.config.max_frames is not None and frame_count is not None:
             frame_count = min(frame_count, self.config.max_frames)
+        self._expected = frame_count
         return SourceInfo(self.size[0], self.size[1], min(target, self.native_fps),
                           frame_count, self.live, self.describe())
 
@@ -196,6 +200,11 @@ class _CaptureSource(Source):
             if self.live:
                 self._pace(pts)
             return resize_image(img, self.size), pts
+
+    def undelivered(self) -> int:
+        """Frames the file's container announced that could not be decoded (0 for cameras,
+        streams and looped files, which announce none)."""
+        return max(0, self._expected - self._emitted) if self._expected is not None else 0
 
     def _pace(self, pts_ms: float) -> None:
         """A file in live mode: release frames at the clip's own rate, like a camera."""
@@ -237,6 +246,7 @@ class VideoFileSource(_CaptureSource):
     def open(self) -> SourceInfo:
         info = super().open()
         if self.config.loop:
+            self._expected = None  # a looped file ends only at max_frames
             info.frame_count = self.config.max_frames
         return info
 

@@ -338,3 +338,53 @@ def test_garbage_on_every_socket_is_dropped_and_counted(tmp_path: Path) -> None:
     stages = json.loads(metrics.read_text())
     assert stages["detector"]["malformed"] == len(garbage)  # every stage counted every message
     assert stages["sink-0-record"]["malformed"] == len(garbage)
+
+
+def write_truncated_avi(path: Path, frames: int = 67, keep: float = 0.4) -> int:
+    """An MJPEG AVI of ``frames`` frames cut to ``keep`` of its bytes: its header still
+    announces every frame. Returns how many frames OpenCV can decode from the cut file."""
+    import cv2
+    import numpy as np
+
+    full = path.with_name("full.avi")
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 3 * i, np.uint8))
+    writer.release()
+    data = full.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    cap = cv2.VideoCapture(str(path))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+def test_a_video_cut_short_is_warned_about_and_its_missing_frames_counted(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.avi"
+    readable = write_truncated_avi(cut)
+    assert 0 < readable < 67
+    metrics = tmp_path / "m.json"
+    cfg = write_config(tmp_path, {"pipeline": {"metrics_file": str(metrics)},
+                                  "source": {"type": "video", "uri": str(cut)},
+                                  "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}]})
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (f"warning: stage 'source': {cut} announced 67 frames but only {readable} could be decoded "
+            f"({67 - readable} unreadable") in proc.stderr
+    source = json.loads(metrics.read_text())["source"]
+    assert (source["frames_in"], source["unreadable"]) == (readable, 67 - readable)
+    assert line_count(tmp_path / "r.txt") == readable + 1  # and the EOS line
+
+
+@NEEDS_DATA
+def test_a_whole_video_has_no_unreadable_frames(tmp_path: Path) -> None:
+    from vidaffect_plugins.capture import VideoFileSource
+
+    src = VideoFileSource(VideoFileSource.Config(uri=str(CLIP), fps=10))  # subsampled, too
+    src.open()
+    while src.read() is not None:
+        pass
+    src.close()
+    assert src.undelivered() == 0

@@ -110,6 +110,13 @@ class Source(Plugin):
         frames are timed by their capture time.
         """
 
+    def undelivered(self) -> int:
+        """Frames this source announced but could not deliver, asked once after ``read``
+        returned None: for a file, frames its container declares (its frame count, after
+        ``fps`` subsampling and ``max_frames``) that could not be decoded, as in a truncated or
+        damaged file. The runtime counts them as ``unreadable`` and warns. The default: 0."""
+        return 0
+
     def take_meta(self) -> dict[str, Any]:
         """Extra ``meta`` for the frame just read, e.g. ``{"gap": {"gap_s": 3.2, ...}}`` after
         a reconnect; called once after each ``read``. The default adds nothing."""

@@ -40,6 +40,8 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None) -> None:
         cfg = load_config(config, overrides)
         result = run_pipeline(cfg, show_status=status)
         click.echo(stage_table(result.stages), err=True)
+        for line in result.warnings:
+            click.echo(f"warning: {line}", err=True)
         out = result.stages.get(cfg.sinks[0].name, {}).get("frames_out", 0)
         click.echo(f"{out} frames in {result.wall_s:.1f} s ({out / max(result.wall_s, 1e-9):.1f} fps)"
                    + (" (interrupted)" if result.interrupted else ""), err=True)

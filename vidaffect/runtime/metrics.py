@@ -25,6 +25,9 @@ class StageMetrics:
         lost: frames missing after reordering (a crashed worker's frames in flight).
         faces: faces seen in frames passed on.
         reconnects, gap_s: stream reconnects of a source and the seconds without frames.
+        unreadable: frames a source's file announced but could not decode (a truncated or
+            damaged file, see :meth:`vidaffect.api.Source.undelivered`); never read, so not
+            part of ``frames_in``.
         detected: frames the detector ran on (with tracking, the others get tracked boxes).
         busy_s: seconds spent inside the plugin (detect, classify, write, read).
         cpu_s: CPU seconds (user + system, all threads) of the process since its loop began
@@ -42,6 +45,7 @@ class StageMetrics:
     detected: int = 0
     reconnects: int = 0
     gap_s: float = 0.0
+    unreadable: int = 0
     busy_s: float = 0.0
     started: float = field(default_factory=time.perf_counter)
     cpu_started: float = field(default_factory=time.process_time)
@@ -62,6 +66,7 @@ class StageMetrics:
             "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
             "malformed": self.malformed, "skipped": self.skipped, "lost": self.lost, "faces": self.faces,
             "detected": self.detected, "reconnects": self.reconnects, "gap_s": round(self.gap_s, 3),
+            "unreadable": self.unreadable,
             "busy_s": round(self.busy_s, 3), "wall_s": round(time.perf_counter() - self.started, 3),
             "cpu_s": round(time.process_time() - self.cpu_started, 3),
             "latency_p50_ms": pct(50), "latency_p95_ms": pct(95), "latency_p99_ms": pct(99),

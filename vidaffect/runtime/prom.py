@@ -2,7 +2,8 @@
 
 Gauges ``vidaffect_stage_<counter>{pipeline, stage}`` mirror the supervisor's merged stage
 metrics (frames in/out, dropped, lost, malformed, skipped, faces, busy seconds, frames the
-detector ran on, stream reconnects and seconds without frames, latency percentiles in
+detector ran on, stream reconnects and seconds without frames, frames a file announced but
+could not decode (``unreadable``), latency percentiles in
 milliseconds); they are refreshed every supervisor loop.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 _COUNTERS = ("frames_in", "frames_out", "dropped", "lost", "malformed", "skipped", "faces", "busy_s",
-             "detected", "reconnects", "gap_s", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+             "detected", "reconnects", "gap_s", "unreadable", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 
 
 class PrometheusExporter:

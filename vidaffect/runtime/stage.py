@@ -207,6 +207,7 @@ def run_source(sc: StageContext, source: Source) -> None:
             item = source.read()
             m.busy_s += time.perf_counter() - t0
             if item is None:
+                m.unreadable = source.undelivered()
                 break
             m.frames_in += 1
             if not emit(item[0], item[1], time.time_ns(), _source_meta(source, m)):
@@ -223,6 +224,7 @@ def run_source(sc: StageContext, source: Source) -> None:
                     item = source.read()
                     m.busy_s += time.perf_counter() - t0
                     if item is None:
+                        m.unreadable = source.undelivered()
                         break
                     extra = _source_meta(source, m)
                     with lock:

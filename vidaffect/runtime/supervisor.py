@@ -51,6 +51,8 @@ class RunResult:
         source_info: what the (first) source reported when it opened.
         sources_info: what each source reported, by stream id.
         interrupted: the run was stopped by a signal before its end of stream.
+        warnings: user-facing lines about data that did not come through although the run
+            succeeded (a truncated video file's undecodable frames).
     """
 
     exit_code: int
@@ -60,6 +62,21 @@ class RunResult:
     source_info: dict[str, Any] = field(default_factory=dict)
     sources_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def unreadable_warnings(stages: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]]) -> list[str]:
+    """A warning per source stage whose file announced frames it could not decode."""
+    out = []
+    for name, m in stages.items():
+        n = m.get("unreadable") or 0
+        if n:
+            stream = name.removeprefix("source-") if name.startswith("source-") else next(iter(sources), "")
+            what = sources.get(stream, {}).get("description", "the file")
+            got = m.get("frames_in", 0)
+            out.append(f"stage '{name}': {what} announced {got + n} frames but only {got} could be decoded "
+                       f"({n} unreadable: the file is probably truncated or damaged)")
+    return out
 
 
 @dataclass
@@ -272,6 +289,7 @@ class Supervisor:
             cleanup_ipc(run_dir)
         result.wall_s = time.monotonic() - t_go
         result.stages = self._merged(workers)
+        result.warnings = unreadable_warnings(result.stages, result.sources_info)
         result.errors = self.errors
         hard_errors = [e for e in self.errors if "(restarting" not in e[1]]
         result.exit_code = 1 if hard_errors else 0
