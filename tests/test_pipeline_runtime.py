@@ -388,3 +388,36 @@ def test_a_whole_video_has_no_unreadable_frames(tmp_path: Path) -> None:
         pass
     src.close()
     assert src.undelivered() == 0
+
+
+@NEEDS_DATA
+@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT], [signal.SIGINT, signal.SIGINT]],
+                         ids=["sigterm", "sigint", "sigint-twice"])
+def test_every_frame_is_counted_when_a_live_run_is_stopped(tmp_path: Path, signals: list[int]) -> None:
+    """A camera-paced run stopped mid-stream (drain, or abort on a second Ctrl-C): at every
+    stage in == out + dropped, and along every hop out == next in + lost."""
+    metrics, record = tmp_path / "metrics.json", tmp_path / "r.txt"
+    cfg = write_config(tmp_path, {
+        "pipeline": {"metrics_file": str(metrics)},
+        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 5000, "resize": 128},
+        "detector": {"type": "haar"},
+        "sinks": [{"type": "slow", "delay_s": 0.05}, {"type": "record", "path": str(record)}],
+    })
+    proc = start_run(cfg)
+    try:
+        wait_for(lambda: line_count(record) >= 40, "frames at the record sink")
+        for sig in signals:
+            proc.send_signal(sig)
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode in (0, 1), err
+    stages = json.loads(metrics.read_text())
+    for name, m in stages.items():
+        assert m["frames_in"] == m["frames_out"] + m["dropped"], (name, m)
+    source, det = stages["source"], stages["detector"]
+    assert source["frames_in"] >= 40
+    assert source["frames_out"] == det["frames_in"] + det["lost"]
+    for sink in ("sink-0-slow", "sink-1-record"):
+        assert det["frames_out"] == stages[sink]["frames_in"] + stages[sink]["lost"], (sink, stages)

@@ -18,11 +18,18 @@ class StageMetrics:
 
     Attributes:
         frames_in / frames_out: frames received / passed on (or written, for sinks).
-        dropped: frames a live source discarded because downstream was busy (drop-oldest).
+        dropped: frames this stage received (a source: read) and did not pass on: a live
+            source's drop-oldest when downstream was busy, the newest frame in a source's hand
+            when the stream was stopped, and any stage's frames in flight when the run was
+            aborted or the stage terminated. At every stage, ``frames_in == frames_out +
+            dropped``.
         malformed: messages that failed to decode (dropped and counted).
         skipped: frames not handed to a busy sink of a live pipeline (that sink counts them
             as ``lost``), so the other sinks kept up.
-        lost: frames missing after reordering (a crashed worker's frames in flight).
+        lost: frames that should have reached this stage and never did: missing after
+            reordering (a crashed worker's frames in flight), or, at a sink, not sent to it
+            because it was busy (its sender counts them as ``skipped``). They are not part of
+            ``frames_in``: along a hop, ``sent == frames_in + lost``.
         faces: faces seen in frames passed on.
         reconnects, gap_s: stream reconnects of a source and the seconds without frames.
         unreadable: frames a source's file announced but could not decode (a truncated or

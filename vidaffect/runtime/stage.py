@@ -253,6 +253,9 @@ def run_source(sc: StageContext, source: Source) -> None:
                 break
         ended.set()
         reader.join(timeout=2.0)
+        with lock:  # the newest frame, read but not sent when the stream was stopped
+            m.dropped += len(slot)
+            slot.clear()
     if not sc.state["abort"]:
         sc.broadcast(encode_eos(stream, seq, {"dropped": m.dropped}))
         sc.eos_totals[stream] = seq
@@ -401,6 +404,14 @@ class _Applier:
         return self.sc.broadcast(encode_eos(stream, hdr["seq"], hdr["meta"]))
 
 
+def _count_in_flight_as_dropped(m: StageMetrics) -> None:
+    """After an abort, SIGTERM or a failure: the frames this stage had received and not yet
+    passed on (in a batch, in the reorder window, in a source's hand) are dropped here, and
+    counted, so that ``frames_in == frames_out + dropped`` holds for every stage. On a clean
+    end nothing is in flight, and nothing is added."""
+    m.dropped += max(0, m.frames_in - m.frames_out - m.dropped)
+
+
 def stage_main(spec: dict[str, Any]) -> None:
     """Process entry point (``multiprocessing`` spawn target)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -441,6 +452,8 @@ def stage_main(spec: dict[str, Any]) -> None:
         except Exception as exc:
             code = 1
             sc.send_report("error", error=f"close failed: {exc}", traceback=traceback.format_exc())
+        if sc.state["abort"] or terminated or code:
+            _count_in_flight_as_dropped(sc.metrics)
         sc.maybe_report(force=True)
         sc.send_report("done", code=code, eos=sc.eos_totals)
         deliver = not sc.state["abort"] and code == 0 and not terminated
