@@ -7,6 +7,18 @@ Stages run as separate processes connected by ZeroMQ; see ``vidaffect.runtime``.
 
 __version__ = "0.1.0"
 
+from typing import Any  # noqa: E402
+
 from vidaffect.hookspecs import Register, hookimpl  # noqa: E402
 
-__all__ = ["Register", "__version__", "hookimpl"]
+__all__ = ["Register", "__version__", "analyze", "hookimpl"]
+
+
+def __getattr__(name: str) -> Any:
+    """``vidaffect.analyze`` (:func:`vidaffect.analysis.analyze`), imported on first use so
+    that ``import vidaffect`` (every plugin does it) stays light."""
+    if name == "analyze":
+        from vidaffect.analysis import analyze
+
+        return analyze
+    raise AttributeError(f"module 'vidaffect' has no attribute {name!r}")

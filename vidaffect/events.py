@@ -83,7 +83,13 @@ def _emotion_event(emotion: dict[str, Any], labels: list[str] | None) -> dict[st
     return out
 
 
-def _face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
+def face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
+    """A face of ``frame.meta["faces"]`` as the event schema's face object (rounded numbers,
+    ``probs`` keyed by ``labels``, the classifier's labels in order).
+
+    Raises:
+        ValueError: the emotion's probabilities do not match ``labels``.
+    """
     out: dict[str, Any] = {
         "bbox": [_num(v, 2) for v in face["bbox"]],
         "score": _num(face["score"], _PROB_DIGITS),
@@ -189,7 +195,7 @@ def build_frame_event(frame: Frame, now_ns: int | None = None) -> dict[str, Any]
     if meta.get("image_file"):
         event["image_file"] = str(meta["image_file"])
     event["labels"] = labels
-    event["faces"] = [_face_event(face, labels) for face in meta.get("faces", [])]
+    event["faces"] = [face_event(face, labels) for face in meta.get("faces", [])]
     return event
 
 
