@@ -30,7 +30,9 @@ def main() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a setting, e.g. --set source.uri=clip.mp4 (repeatable)")
 @click.option("--status/--no-status", default=None, help="live status line (default: from config)")
-def run(config: Path, overrides: tuple[str, ...], status: bool | None) -> None:
+@click.option("--report/--no-report", "write_report", default=True, show_default=True,
+              help="after the run, per-stream CSV timelines and PNG plots beside each jsonl sink's file")
+def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_report: bool) -> None:
     """Run the pipeline described by CONFIG (a YAML file)."""
     from vidaffect.config import load_config
     from vidaffect.report import stage_table
@@ -47,9 +49,41 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None) -> None:
                    + (" (interrupted)" if result.interrupted else ""), err=True)
         if cfg.engine.metrics_file:
             Path(cfg.engine.metrics_file).write_text(json.dumps(result.stages, indent=1))
+        if write_report:
+            for sink in cfg.sinks:
+                path = Path(getattr(sink.plugin, "path", ""))
+                if sink.options.type == "jsonl" and path.is_file():
+                    _print_report(path, None)
         raise_for_errors(result)
     except VidaffectError as err:
         _fail(err)
+
+
+def _print_report(events: Path, out: Path | None) -> None:
+    from vidaffect.report import emotion_summary
+    from vidaffect.timeline import write_reports
+
+    table, stats = emotion_summary(events)
+    click.echo(f"\n{events}: {stats['faces']} faces in {stats['frames']} frames "
+               f"({stats['frames_with_faces']} with faces)", err=True)
+    if stats["faces"]:
+        click.echo(table, err=True)
+    for path in write_reports(events, out):
+        click.echo(f"  {path}", err=True)
+
+
+@main.command()
+@click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder for the files (default: the events file's folder)")
+def report(events: Path, out: Path | None) -> None:
+    """Tables and plots of a run's EVENTS (a jsonl sink's file): per stream a CSV timeline
+    (one row per face and frame), a per-track summary CSV and a PNG timeline; prints the
+    per-emotion summary."""
+    try:
+        _print_report(events, out)
+    except (OSError, UnicodeDecodeError) as err:
+        _fail(VidaffectError(f"cannot write a report of {events}: {err}"))
 
 
 @main.command()

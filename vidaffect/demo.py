@@ -104,4 +104,8 @@ def run_demo(video: Path | None, out: Path, status: bool = True) -> int:
           f"{frames / max(result.wall_s, 1e-9):.1f} fps end to end ({result.wall_s:.1f} s)")
     print(f"annotated video: {out / 'annotated.mp4'}")
     print(f"events:          {out / 'events.jsonl'}")
+    from vidaffect.timeline import write_reports
+
+    for path in write_reports(out / "events.jsonl"):
+        print(f"report:          {path}")
     return result.exit_code

@@ -37,7 +37,8 @@ def stage_table(stages: dict[str, dict[str, Any]]) -> str:
 
 
 def emotion_summary(jsonl: str | Path) -> tuple[str, dict[str, Any]]:
-    """Per-emotion counts of the top-1 label over all faces of an events JSONL file.
+    """Per-emotion counts of the top-1 label over all faces of an events JSONL file (lines
+    that are not JSON objects, such as a half line at the end of a killed run, are skipped).
 
     Returns:
         ``(table_text, stats)`` with stats ``frames``, ``frames_with_faces``, ``faces`` and
@@ -47,8 +48,11 @@ def emotion_summary(jsonl: str | Path) -> tuple[str, dict[str, Any]]:
     frames = with_faces = faces = 0
     with open(jsonl) as f:
         for line in f:
-            event = json.loads(line)
-            if event.get("type") != "frame":
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:  # a half line left by a writer that was killed
+                continue
+            if not isinstance(event, dict) or event.get("type") != "frame":
                 continue
             frames += 1
             with_faces += bool(event["faces"])
