@@ -84,6 +84,30 @@ def test_prob_bars_sit_beside_the_box_inside_the_image(bbox: list[int], side: st
         assert cols.max() < bbox[0]
 
 
+def test_prob_bars_never_cover_another_faces_box_or_tag() -> None:
+    """A crowded frame (a row of faces, a second row below): every panel drawn lands where it
+    covers no face box and no tag; where no such place exists the face keeps its tag alone."""
+    from vidaffect.draw import _label_rect, _Style
+
+    img = np.full((400, 800, 3), 40, np.uint8)
+    probs = [0.05, 0.05, 0.05, 0.6, 0.1, 0.1, 0.05]
+    faces = [{"bbox": [10 + 130 * k, 40 + 180 * row, 70 + 130 * k, 110 + 180 * row], "score": 0.9,
+              "track_id": k, "emotion": {"label": "happy", "score": 0.6, "probs": probs}}
+             for row in (0, 1) for k in range(6)]
+    without = annotate(img, faces, LABELS)
+    with_bars = annotate(img, faces, LABELS, prob_bars=True)
+    changed = np.any(with_bars != without, axis=2)
+    assert changed.any()  # some faces got their panel
+    st = _Style(800, 400)
+    for face in faces:
+        x1, y1, x2, y2 = face["bbox"]
+        assert not changed[y1:y2 + 1, x1:x2 + 1].any()  # no panel over a face
+        left, top, right, bottom = _label_rect((800, 400), f"happy 0.60 #{face['track_id']}", x1, y1, st)
+        assert not changed[top:bottom, left:right].any()  # nor over a tag
+    packed = [{**f, "bbox": [0, 0, 799, 399]} for f in faces[:1]]  # the face fills the frame
+    assert np.array_equal(annotate(img, packed, LABELS, prob_bars=True), annotate(img, packed, LABELS))
+
+
 def test_video_sink_writes_every_frame_and_finalises(tmp_path: Path) -> None:
     sink = VideoSink(VideoSink.Config(path=str(tmp_path / "a" / "v.mp4")))
     sink.open()
