@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install clean rtsp-deps
+.PHONY: demo test install clean rtsp-deps browser-deps
 
 # GStreamer's RTSP server for the system Python (tools/rtsp_server.py, the RTSP tests).
 RTSP_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
@@ -27,6 +27,11 @@ test: install
 rtsp-deps:
 	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
 		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(RTSP_DEBS))
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 clean:
 	rm -rf out .pytest_cache

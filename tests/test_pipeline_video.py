@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import clip_frames, read_events, run_cli, video_frames
 
@@ -57,14 +60,23 @@ def test_photo_folder_face_counts_match_reference(tmp_path: Path) -> None:
     photos = DATA / "photos"
     expected = [json.loads(line) for line in (photos / "faces.jsonl").read_text().splitlines()]
     out_jsonl = tmp_path / "events.jsonl"
+    annotated = tmp_path / "annotated"
     proc = run_cli("run", "configs/images.yaml", "--no-status", f"--set=source.uri={photos}",
-                   f"--set=sinks.0.path={out_jsonl}", f"--set=sinks.1.path={tmp_path / 'a.mp4'}")
+                   f"--set=sinks.0.path={out_jsonl}", f"--set=sinks.1.folder={annotated}",
+                   f"--set=sinks.2.path={tmp_path / 'a.mp4'}")
     assert proc.returncode == 0, proc.stderr
     events = read_events(out_jsonl)
     assert [e["image_file"] for e in events] == sorted(r["file"] for r in expected)
     for ref in expected:
         (event,) = (e for e in events if e["image_file"] == ref["file"])
         assert abs(len(event["faces"]) - ref["faces_p95"]) <= 1, (ref, len(event["faces"]))
+    # one annotated image per photo, same name and size, with the faces drawn on it
+    assert sorted(p.name for p in annotated.iterdir()) == sorted(r["file"] for r in expected)
+    for event in events:
+        original, drawn = (cv2.imread(str(folder / event["image_file"])) for folder in (photos, annotated))
+        assert drawn.shape == original.shape
+        x1, y1, x2, y2 = (int(v) for v in event["faces"][0]["bbox"])
+        assert np.abs(drawn[y1:y2, x1:x2].astype(int) - original[y1:y2, x1:x2]).max() > 100  # a box
 
 
 @NEEDS_DATA

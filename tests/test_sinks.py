@@ -8,10 +8,12 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import jsonschema
 import numpy as np
 import pytest
 import zmq
+from browser import NEEDS_BROWSER, PLAY_VIDEO, chromium_page, http_server
 from pipeline_helpers import run_cli, video_fps, video_frames, write_config
 
 from vidaffect.config import load_config
@@ -458,3 +460,98 @@ def test_a_topic_is_a_whole_stream_id_not_a_prefix() -> None:
         proc = run_cli("events", pub.endpoint, "--topic", "cam1", "--count", "20", timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(line)["seq"] >= 0 for line in proc.stdout.splitlines()] == [True] * 20
+
+
+def _write_clip(tmp_path: Path, name: str, size: tuple[int, int] = (97, 64), **options: object) -> Path:
+    sink = VideoSink(VideoSink.Config(path=str(tmp_path / name), fps=25, **options))
+    sink.open()
+    for i in range(30):
+        img = np.full((size[1], size[0], 3), 8 * i, np.uint8)
+        sink.write(Frame(img, "s", i, 0, meta={"faces": [{"bbox": [10, 10, 40, 40], "score": 0.9}]}))
+    sink.close()
+    return tmp_path / name
+
+
+def test_video_sink_writes_h264_by_default_and_mp4v_on_request(tmp_path: Path) -> None:
+    import av
+
+    h264 = _write_clip(tmp_path, "a.mp4")  # odd width: padded to even for yuv420p
+    with av.open(str(h264)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 98, 64)
+    assert video_frames(h264) == (30, (98, 64))
+    mp4v = _write_clip(tmp_path, "b.mp4", codec="mp4v")
+    with av.open(str(mp4v)) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+    assert video_frames(mp4v)[0] == 30
+    assert video_frames(_write_clip(tmp_path, "c.avi"))[0] == 30  # auto: MJPG in an AVI
+
+
+def test_video_sink_h264_needs_pyav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidaffect_plugins.sinks import encoders
+
+    monkeypatch.setattr(encoders, "h264_available", lambda: False)
+    assert video_frames(_write_clip(tmp_path, "a.mp4"))[0] == 30  # auto falls back to mp4v
+    with pytest.raises(VidaffectError, match="codec 'h264' needs PyAV with libx264"):
+        _write_clip(tmp_path, "b.mp4", codec="h264")
+
+
+def test_video_sink_reports_a_full_disk(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux) to fake a full disk")
+    sink = VideoSink(VideoSink.Config(path="/dev/full", codec="h264"))
+    sink.open()
+    with pytest.raises(VidaffectError, match="cannot (open|write) /dev/full"):
+        for i in range(200):
+            sink.write(Frame(np.random.default_rng(i).integers(0, 255, (240, 320, 3), np.uint8), "s", i, 0))
+        sink.close()
+
+
+@NEEDS_BROWSER
+def test_the_default_video_plays_in_a_browser(tmp_path: Path) -> None:
+    """Served over HTTP to a headless Chromium: the default H.264 file plays (its size and
+    duration are read), OpenCV's mp4v does not (MEDIA_ERR_SRC_NOT_SUPPORTED)."""
+    _write_clip(tmp_path, "h264.mp4", size=(96, 64))
+    _write_clip(tmp_path, "mp4v.mp4", size=(96, 64), codec="mp4v")
+    (tmp_path / "index.html").write_text("<!doctype html><title>clips</title><body></body>")
+    with http_server(tmp_path) as url, chromium_page() as page:
+        page.goto(f"{url}/index.html")
+        played = page.evaluate(PLAY_VIDEO, f"{url}/h264.mp4")
+        refused = page.evaluate(PLAY_VIDEO, f"{url}/mp4v.mp4")
+    assert played["width"] == 96 and played["height"] == 64
+    assert played["duration"] == pytest.approx(30 / 25, abs=0.05)
+    assert refused == {"error": 4}
+
+
+def test_images_sink_names_files_after_photos_and_frames(tmp_path: Path) -> None:
+    from vidaffect_plugins.sinks.images import ImagesSink
+
+    sink = ImagesSink(ImagesSink.Config(folder=str(tmp_path / "out")))
+    sink.streams = ["photos", "cam1"]
+    sink.open()
+    img = np.full((60, 80, 3), 40, np.uint8)
+    face = {"bbox": [10, 10, 50, 50], "score": 0.9}
+    sink.write(Frame(img, "photos", 0, 0, meta={"image_file": "trip/beach.png", "faces": [face]}))
+    sink.write(Frame(img, "photos", 1, 0, meta={"image_file": "../escape.jpg", "faces": []}))
+    sink.write(Frame(img, "cam1", 7, 0, meta={"faces": [face]}))
+    sink.close()
+    out = tmp_path / "out"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "cam1/cam1-000007.jpg", "photos-000001.jpg", "trip/beach.png"]
+    drawn = cv2.imread(str(out / "trip" / "beach.png"))
+    assert drawn.shape == img.shape and tuple(drawn[30, 10]) == FALLBACK_COLOUR  # the box, lossless
+    assert sink.files_written == 3
+    png = ImagesSink(ImagesSink.Config(folder=str(tmp_path / "png"), format="png"))
+    png.open()
+    png.write(Frame(img, "s", 0, 0, meta={"image_file": "a.jpg"}))
+    assert (tmp_path / "png" / "a.png").is_file()
+
+
+def test_images_sink_reports_an_unwritable_folder(tmp_path: Path) -> None:
+    from vidaffect_plugins.sinks.images import ImagesSink
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    sink = ImagesSink(ImagesSink.Config(folder=str(blocker / "sub")))
+    with pytest.raises(VidaffectError, match="images sink: cannot create folder"):
+        sink.open()

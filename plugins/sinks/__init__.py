@@ -1,18 +1,20 @@
-"""Built-in sinks: annotated video file, display window, JSON events over ZeroMQ, JSONL file."""
+"""Built-in sinks: annotated video file, annotated images, display window, JSON events over
+ZeroMQ, JSONL file."""
 
 from __future__ import annotations
 
 import vidaffect
 from vidaffect_plugins.sinks.display import DisplaySink
+from vidaffect_plugins.sinks.images import ImagesSink
 from vidaffect_plugins.sinks.jsonl import JsonlSink
 from vidaffect_plugins.sinks.video import VideoSink
 from vidaffect_plugins.sinks.zmq_events import ZmqEventsSink
 
-SINKS = (VideoSink, DisplaySink, JsonlSink, ZmqEventsSink)
+SINKS = (VideoSink, ImagesSink, DisplaySink, JsonlSink, ZmqEventsSink)
 
 
 @vidaffect.hookimpl
 def register_sinks(register: vidaffect.Register) -> None:
-    """Register the built-in sinks: ``video``, ``display``, ``jsonl``, ``zmq_events``."""
+    """Register the built-in sinks: ``video``, ``images``, ``display``, ``jsonl``, ``zmq_events``."""
     for cls in SINKS:
         register(cls)

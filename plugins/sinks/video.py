@@ -15,6 +15,7 @@ from vidaffect.api import PluginConfig, Sink
 from vidaffect.draw import annotate
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
+from vidaffect_plugins.sinks.encoders import FrameWriter, open_writer
 from vidaffect_plugins.sinks.paths import prepare_output, stream_path
 
 DEFAULT_FPS = 25.0
@@ -26,7 +27,8 @@ def safe_stream_name(stream: str) -> str:
 
 
 class VideoSink(Sink):
-    """Writes annotated frames with OpenCV's ``VideoWriter`` (MPEG-4 Part 2 ``mp4v`` by default).
+    """Writes annotated frames to a video file: H.264 through PyAV by default, which browsers
+    play (see :mod:`vidaffect_plugins.sinks.encoders`), else OpenCV's ``VideoWriter``.
 
     Output: uint8 BGR frames, drawn by :func:`vidaffect.draw.annotate`, written straight to
     ``path`` (no temporary file). The writer of a stream opens on that stream's first frame
@@ -50,8 +52,9 @@ class VideoSink(Sink):
 
     class Config(PluginConfig):
         path: str = Field(min_length=1, description="output file; other streams get name.<stream>.ext")
-        fourcc: str = Field("mp4v", min_length=4, max_length=4,
-                            description="codec FourCC, e.g. 'mp4v' (.mp4) or 'MJPG' (.avi)")
+        codec: str = Field("auto", min_length=4, max_length=4,
+                           description="auto: H.264 (browsers play it) when PyAV has it, else mp4v; "
+                                       "h264; or an OpenCV FourCC such as 'mp4v' or 'MJPG' (.avi)")
         fps: float | None = Field(None, gt=0, le=1000,
                                   description="frame rate of the file (default: the source's, else 25)")
         prob_bars: bool = Field(False, description="draw a probability bar per label beside each face")
@@ -66,7 +69,7 @@ class VideoSink(Sink):
             VidaffectError: the folder cannot be created or written to.
         """
         self.path = prepare_output(self.config.path, "video")
-        self.writers: dict[str, tuple[cv2.VideoWriter, tuple[int, int]]] = {}
+        self.writers: dict[str, tuple[FrameWriter, tuple[int, int]]] = {}
         self.paths: dict[str, Path] = {}
         self.first_stream: str | None = None
         self.frames_written = 0
@@ -81,29 +84,23 @@ class VideoSink(Sink):
             return DEFAULT_FPS
         return fps if math.isfinite(fps) and 0 < fps <= 1000 else DEFAULT_FPS
 
-    def _writer(self, frame: Frame) -> tuple[cv2.VideoWriter, tuple[int, int]]:
+    def _writer(self, frame: Frame) -> tuple[FrameWriter, tuple[int, int]]:
         if frame.stream in self.writers:
             return self.writers[frame.stream]
         if self.first_stream is None:
             self.first_stream = self.streams[0] if self.streams else frame.stream
         path = stream_path(self.path, safe_stream_name(frame.stream), safe_stream_name(self.first_stream))
-        fps, size, fourcc = self._fps(frame), frame.size, self.config.fourcc
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-        if not writer.isOpened():
-            writer.release()
-            raise VidaffectError(
-                f"video sink: cannot open {path} for writing (fourcc {fourcc!r}, "
-                f"{size[0]}x{size[1]} at {fps:g} fps); check that the folder is writable and "
-                "that the codec suits the file type ('mp4v' for .mp4, 'MJPG' for .avi)")
-        self.writers[frame.stream] = (writer, size)
+        writer = open_writer(path, self._fps(frame), frame.size, self.config.codec)
+        self.writers[frame.stream] = (writer, frame.size)
         self.paths[frame.stream] = path
-        return writer, size
+        return writer, frame.size
 
     def write(self, frame: Frame) -> None:
         """Annotate ``frame`` and append it to its stream's file.
 
         Raises:
-            VidaffectError: the stream's file cannot be opened for writing.
+            VidaffectError: the stream's file cannot be opened or written (the path and the
+                OS error named).
         """
         writer, size = self._writer(frame)
         img = annotate(frame.image, frame.faces, frame.meta.get("labels"), self.config.prob_bars)
@@ -119,10 +116,20 @@ class VideoSink(Sink):
             item[0].release()
 
     def close(self) -> None:
-        """Release every open writer, which finalises the files (MP4 index included)."""
+        """Release every open writer, which finalises the files (MP4 index included).
+
+        Raises:
+            VidaffectError: a file could not be finalised (the others still are).
+        """
         writers, self.writers = getattr(self, "writers", {}), {}
+        errors = []
         for writer, _ in writers.values():
-            writer.release()
+            try:
+                writer.release()
+            except VidaffectError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise VidaffectError("; ".join(errors))
 
 
 def letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -28,8 +28,9 @@ class StageMetrics:
             as ``lost``), so the other sinks kept up.
         lost: frames that should have reached this stage and never did: missing after
             reordering (a crashed worker's frames in flight), or, at a sink, not sent to it
-            because it was busy (its sender counts them as ``skipped``). They are not part of
-            ``frames_in``: along a hop, ``sent == frames_in + lost``.
+            because it was busy (its sender counts them as ``skipped``), or still in a socket
+            when the run was aborted (counted by the supervisor, :func:`count_in_transit`).
+            They are not part of ``frames_in``: along a hop, ``sent == frames_in + lost``.
         faces: faces seen in frames passed on.
         reconnects, gap_s: stream reconnects of a source and the seconds without frames.
         unreadable: frames a source's file announced but could not decode (a truncated or
@@ -94,3 +95,18 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             out[key] = round(sum(values), 3) if isinstance(values[0], float) else sum(values)
     return out
+
+
+def count_in_transit(stages: dict[str, dict[str, Any]], downstream: dict[str, set[str]]) -> None:
+    """Count as ``lost`` at each stage the frames its producers sent that it neither received
+    nor already counted lost: frames still in a socket when the run was aborted, or when the
+    stage was killed. Changes ``stages`` (merged snapshots by stage name) in place; after it,
+    along every hop the producers' ``frames_out`` equals the consumer's ``frames_in + lost``."""
+    for stage, m in stages.items():
+        producers = [p for p, down in downstream.items() if stage in down and p in stages]
+        if not producers or not m:
+            continue
+        sent = sum(stages[p].get("frames_out") or 0 for p in producers)
+        gap = sent - (m.get("frames_in") or 0) - (m.get("lost") or 0)
+        if gap > 0:
+            m["lost"] = (m.get("lost") or 0) + gap

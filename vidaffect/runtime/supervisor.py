@@ -29,7 +29,7 @@ import zmq
 from vidaffect.config import PipelineConfig
 from vidaffect.errors import StageError
 from vidaffect.runtime.graph import WorkerSpec, build_specs, downstream_stages, preflight
-from vidaffect.runtime.metrics import merge
+from vidaffect.runtime.metrics import count_in_transit, merge
 from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
 from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc, use_stage_malloc_settings
@@ -289,6 +289,7 @@ class Supervisor:
             cleanup_ipc(run_dir)
         result.wall_s = time.monotonic() - t_go
         result.stages = self._merged(workers)
+        count_in_transit(result.stages, self._downstream)
         result.warnings = unreadable_warnings(result.stages, result.sources_info)
         result.errors = self.errors
         hard_errors = [e for e in self.errors if "(restarting" not in e[1]]
