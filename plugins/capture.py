@@ -70,6 +70,14 @@ def _existing(uri: str, what: str, kind: Callable[[Path], bool]) -> str:
     raise ValueError(f"{what} not found: {where}")
 
 
+def _check_opens(source: Source) -> None:
+    """Open ``source`` and close it again (a preflight check); its errors propagate."""
+    try:
+        source.open()
+    finally:
+        source.close()
+
+
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
 
 
@@ -138,6 +146,17 @@ class _CaptureSource(Source):
 
     def _open_capture(self) -> cv2.VideoCapture:
         raise NotImplementedError
+
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """Open the file or camera and read a frame, in the launching process before any stage
+        starts, so a file with no readable frame or a camera that does not open is reported
+        before the models load.
+
+        Raises:
+            SourceError: it cannot be opened or gives no frame.
+        """
+        _check_opens(cls(config))  # type: ignore[arg-type]
 
     def describe(self) -> str:
         return self.config.uri
@@ -351,6 +370,26 @@ class StreamSource(_CaptureSource):
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return cap
 
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """Before any stage starts: for a network URL, check that something answers at its
+        host and port (TCP), trying ``open_attempts`` times with backoff, as ``open`` would.
+        The stream itself is opened by the stage (opening it twice would cost seconds).
+
+        Raises:
+            SourceError: nothing answers at the camera's host and port.
+        """
+        assert isinstance(config, StreamSource.Config)
+        source = cls(config)
+        for attempt in range(config.open_attempts):
+            if attempt:
+                time.sleep(source._backoff(attempt - 1))
+            reach = tcp_reachable(config.uri, config.open_timeout_ms / 1000)
+            if reach is None or reach[1]:
+                return
+        raise SourceError(f"stream source: nothing answers at {reach[0]} ({config.uri}) after "
+                          f"{config.open_attempts} attempts: check the address and that the camera is on")
+
     def open(self) -> SourceInfo:
         """Connect, trying ``open_attempts`` times with backoff.
 
@@ -460,6 +499,15 @@ class ImageFolderSource(Source):
         self._current: str | None = None
         self._first: tuple[int, np.ndarray] | None = None  # (index, pixels) decoded by open()
         self.live = config.mode == "live"
+
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """Before any stage starts: the folder holds an image that decodes.
+
+        Raises:
+            SourceError: the folder is missing or holds no decodable image.
+        """
+        _check_opens(cls(config))  # type: ignore[arg-type]
 
     def open(self) -> SourceInfo:
         root = Path(self.config.uri).expanduser()

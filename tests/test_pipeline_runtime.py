@@ -200,15 +200,16 @@ def test_dead_camera_is_a_clear_error(tmp_path: Path) -> None:
     })
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 1
-    assert "stage source failed: SourceError: webcam source: cannot open camera 7" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "error: stage 'source': webcam source: cannot open camera 7" in proc.stderr
+    assert "Traceback" not in proc.stderr and "loading models" not in proc.stderr  # before any stage
+    assert not (tmp_path / "r.txt").exists()
 
 
 def _stage_pid(supervisor_pid: int, endpoint_name: str) -> int | None:
-    """The child of the supervisor that bound the ipc socket ``<endpoint_name>.sock``."""
+    """The stage process of the supervisor that bound the ipc socket ``<endpoint_name>.sock``."""
     import psutil
 
-    for child in psutil.Process(supervisor_pid).children():
+    for child in psutil.Process(supervisor_pid).children(recursive=True):  # via the fork server
         try:
             if any(str(c.laddr).endswith(f"{endpoint_name}.sock") for c in child.net_connections(kind="unix")):
                 return child.pid
@@ -421,3 +422,64 @@ def test_every_frame_is_counted_when_a_live_run_is_stopped(tmp_path: Path, signa
     assert source["frames_out"] == det["frames_in"] + det["lost"]
     for sink in ("sink-0-slow", "sink-1-record"):
         assert det["frames_out"] == stages[sink]["frames_in"] + stages[sink]["lost"], (sink, stages)
+
+
+def _fails_before_any_stage(tmp_path: Path, data: dict, message: str) -> None:
+    """Run ``data``: it must fail in the launching process, naming the problem, before any
+    stage starts (no "loading models", no stage table) and without creating output files."""
+    outputs = tmp_path / "out"
+    cfg = write_config(tmp_path, {**data, "sinks": [*data.get("sinks", []),
+                                                     {"type": "jsonl", "path": str(outputs / "e.jsonl")},
+                                                     {"type": "video", "path": str(outputs / "v.mp4")}]})
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr, proc.stderr
+    assert "loading models" not in proc.stderr and "stage  " not in proc.stderr and "Traceback" not in proc.stderr
+    assert not outputs.exists() or not any(outputs.iterdir())
+
+
+def test_a_file_with_no_readable_frame_fails_before_any_stage(tmp_path: Path) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video\n" * 100)
+    _fails_before_any_stage(tmp_path, {"source": {"type": "video", "uri": str(fake)},
+                                       "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"}},
+                            f"error: stage 'source': video source: cannot open {fake}")
+
+
+def test_an_empty_photo_folder_fails_before_any_stage(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    _fails_before_any_stage(tmp_path, {"source": {"type": "images", "uri": str(photos)}},
+                            "error: stage 'source': images source: none of the 1 image files")
+
+
+@NEEDS_DATA
+def test_a_port_in_use_fails_before_any_stage(tmp_path: Path) -> None:
+    import zmq
+
+    ctx = zmq.Context()
+    busy = ctx.socket(zmq.PUB)
+    port = busy.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        _fails_before_any_stage(tmp_path, {
+            "source": {"type": "video", "uri": str(CLIP)},
+            "sinks": [{"type": "zmq_events", "endpoint": f"tcp://127.0.0.1:{port}"}]},
+            f"error: stage 'sink-0-zmq_events': zmq_events sink: cannot bind tcp://127.0.0.1:{port}: "
+            "Address already in use (another vidaffect run, or another program, uses it)")
+        _fails_before_any_stage(tmp_path, {
+            "pipeline": {"metrics_port": port}, "source": {"type": "video", "uri": str(CLIP)}},
+            f"error: pipeline › metrics_port: cannot serve metrics on 127.0.0.1:{port}: Address already in use")
+    finally:
+        busy.close(0)
+        ctx.term()
+
+
+@NEEDS_DATA
+def test_an_unwritable_output_folder_fails_before_any_stage(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    _fails_before_any_stage(tmp_path, {
+        "source": {"type": "video", "uri": str(CLIP)},
+        "sinks": [{"type": "images", "folder": str(blocker / "photos")}]},
+        f"error: stage 'sink-0-images': images sink: cannot create folder {blocker}")

@@ -34,19 +34,22 @@ def main() -> None:
               help="after the run, per-stream CSV timelines and PNG plots beside each jsonl sink's file")
 def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_report: bool) -> None:
     """Run the pipeline described by CONFIG (a YAML file)."""
+    from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline, start_stage_server
+
+    start_stage_server()  # its imports overlap with reading and checking the pipeline
     from vidaffect.config import load_config
     from vidaffect.report import stage_table
-    from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
 
     try:
         cfg = load_config(config, overrides)
-        result = run_pipeline(cfg, show_status=status)
+        result = run_pipeline(cfg, show_status=status, progress=lambda line: click.echo(line, err=True))
         click.echo(stage_table(result.stages), err=True)
         for line in result.warnings:
             click.echo(f"warning: {line}", err=True)
         out = result.stages.get(cfg.sinks[0].name, {}).get("frames_out", 0)
         click.echo(f"{out} frames in {result.wall_s:.1f} s ({out / max(result.wall_s, 1e-9):.1f} fps)"
-                   + (" (interrupted)" if result.interrupted else ""), err=True)
+                   + (" (interrupted)" if result.interrupted else "")
+                   + f"; start-up {result.startup_s:.1f} s", err=True)
         if cfg.engine.metrics_file:
             Path(cfg.engine.metrics_file).write_text(json.dumps(result.stages, indent=1))
         if write_report:

@@ -47,6 +47,15 @@ class ImagesSink(Sink):
     config: Config
     files_written: int = 0
 
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """Before any stage starts: the folder can be created and written to.
+
+        Raises:
+            VidaffectError: it cannot.
+        """
+        prepare_output(Path(config.folder) / "probe", "images")  # type: ignore[attr-defined]
+
     def open(self) -> None:
         """Create the folder and check that it is writable.
 

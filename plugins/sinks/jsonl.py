@@ -41,6 +41,18 @@ class JsonlSink(Sink):
     config: Config
     lines: int = 0
 
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """Before any stage starts: the folder can be created and the file written there
+        (nothing is created but the folder).
+
+        Raises:
+            VidaffectError: the folder is not writable, or the path is a folder.
+        """
+        path = prepare_output(config.path, "jsonl")  # type: ignore[attr-defined]
+        if path.is_dir():
+            raise VidaffectError(f"jsonl sink: {path} is a folder, not a file")
+
     def open(self) -> None:
         """Create the folder and open the file.
 

@@ -62,6 +62,15 @@ class VideoSink(Sink):
     config: Config
     frames_written: int = 0
 
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """Before any stage starts: the output folder can be created and written to.
+
+        Raises:
+            VidaffectError: it cannot.
+        """
+        prepare_output(config.path, "video")  # type: ignore[attr-defined]
+
     def open(self) -> None:
         """Create the output folder and check it is writable.
 

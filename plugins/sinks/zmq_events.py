@@ -91,6 +91,26 @@ class ZmqEventsSink(Sink):
     config: Config
     events_sent: int = 0
 
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """Before any stage starts: the endpoint can be bound (the port is free), by binding
+        and closing a socket.
+
+        Raises:
+            VidaffectError: the address is in use or malformed.
+        """
+        endpoint = config.endpoint  # type: ignore[attr-defined]
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.PUB)
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            hint = " (another vidaffect run, or another program, uses it)" if exc.errno == zmq.EADDRINUSE else ""
+            raise VidaffectError(f"zmq_events sink: cannot bind {endpoint}: {exc.strerror}{hint}") from None
+        finally:
+            sock.close(0)
+            ctx.term()
+
     def open(self) -> None:
         """Create the PUB socket (in this process, on ``zmq.Context.instance()``) and bind.
 

@@ -8,6 +8,8 @@ workers of a fanned-out stage see only some frames and pass them on unordered.
 
 from __future__ import annotations
 
+import socket
+
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,14 +59,24 @@ def downstream_stages(specs: list[WorkerSpec]) -> dict[str, set[str]]:
 
 
 def preflight(config: PipelineConfig) -> None:
-    """Run every stage plugin's :meth:`~vidaffect.api.Plugin.preflight` check.
+    """Checks before any process starts: the metrics port is free, and every stage plugin's
+    :meth:`~vidaffect.api.Plugin.preflight` (a source opens, an output folder is writable, an
+    endpoint can be bound).
 
     Raises:
-        PluginError: a plugin's check failed (any :class:`VidaffectError`); the message names
-            the stage.
+        PluginError: a check failed (any :class:`VidaffectError`); the message names the stage
+            or the setting.
     """
     from vidaffect.plugins import get_registry
 
+    port = config.engine.metrics_port
+    if port:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise PluginError(f"pipeline › metrics_port: cannot serve metrics on 127.0.0.1:{port}: "
+                                  f"{exc.strerror} (another vidaffect run, or another program, uses it)") from None
     reg = get_registry()
     for stage in config.stages:
         try:

@@ -413,7 +413,10 @@ def _count_in_flight_as_dropped(m: StageMetrics) -> None:
 
 
 def stage_main(spec: dict[str, Any]) -> None:
-    """Process entry point (``multiprocessing`` spawn target)."""
+    """Process entry point (``multiprocessing`` target)."""
+    if "environ" in spec:  # the supervisor's environment now, not the fork server's at its start
+        os.environ.clear()
+        os.environ.update(spec["environ"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     _set_threads(spec["threads"], spec["kind"])
