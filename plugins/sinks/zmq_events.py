@@ -106,7 +106,7 @@ class ZmqEventsSink(Sink):
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
             hint = " (another vidaffect run, or another program, uses it)" if exc.errno == zmq.EADDRINUSE else ""
-            raise VidaffectError(f"zmq_events sink: cannot bind {endpoint}: {exc.strerror}{hint}") from None
+            raise VidaffectError(f"zmq_events sink: cannot bind {endpoint}: {zmq.strerror(exc.errno)}{hint}") from None
         finally:
             sock.close(0)
             ctx.term()
