@@ -48,10 +48,14 @@ def test_subscriber_prints_one_stream_and_stops_quietly_on_ctrl_c() -> None:
     with Publisher(["cam10", "cam1"]) as pub:
         proc = subprocess.Popen([sys.executable, str(EXAMPLES / "subscriber.py"), pub.endpoint, "cam1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = proc.stdout.readline()  # blocks until events flow
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            first = proc.stdout.readline()  # blocks until events flow
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+            proc.communicate()
     lines = [first, *out.splitlines()]
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert len(lines) > 3 and all(line.split()[0] == "cam1" for line in lines)

@@ -181,8 +181,11 @@ def test_stages_exit_when_supervisor_is_killed(tmp_path: Path) -> None:
     })
     proc = start_run(cfg)
     wait_for(lambda: line_count(record) > 10, "frames flowing")
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) >= 3
+    import psutil
+
+    # the stage processes and the fork server they are forked from
+    children = [str(c.pid) for c in psutil.Process(proc.pid).children(recursive=True)]
+    assert len(children) >= 4
     proc.kill()
     proc.communicate()
     deadline = time.monotonic() + 20
@@ -303,7 +306,7 @@ def test_garbage_on_every_socket_is_dropped_and_counted(tmp_path: Path) -> None:
     proc = start_run(cfg)
     wait_for(lambda: line_count(record) > 3, "frames flowing")
     sup = psutil.Process(proc.pid)
-    paths = {str(c.laddr) for p in [sup, *sup.children()] for c in p.net_connections(kind="unix")
+    paths = {str(c.laddr) for p in [sup, *sup.children(recursive=True)] for c in p.net_connections(kind="unix")
              if str(c.laddr).endswith(".sock")}
     assert any(p.endswith("detector-0.sock") for p in paths) and any(p.endswith("report.sock") for p in paths)
     garbage = [

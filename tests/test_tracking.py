@@ -261,3 +261,57 @@ def test_face_that_leaves_and_returns_ends_its_track(tmp_path: Path) -> None:
     assert len(ended) == 1 and ended[0]["seq"] < 169
     returned = {f["track_id"] for e in frames[175:] for f in e["faces"]}
     assert returned and old not in returned
+
+
+def scene(i: int, colour: tuple[int, int, int]) -> Frame:
+    rng = np.random.default_rng(i)
+    img = np.clip(rng.normal(colour, 12, (200, 200, 3)), 0, 255).astype(np.uint8)
+    return Frame(img, "s", i, 0, pts_ms=i * 1000 / 30)
+
+
+def test_a_shot_change_ends_every_track_and_starts_new_ones() -> None:
+    st = StreamTracker({**SETTINGS, "cut_threshold": 27.0}, fps=30)
+    box = [60, 60, 120, 130]
+    ids, ended = [], []
+    for i in range(40):  # a cut at frame 20: another place, the face at the same spot
+        f = scene(i, (40, 90, 160) if i < 20 else (200, 180, 40))
+        ended.append(st.update(f, dets(box) if st.needs_detection(f) else None))
+        ids.append(f.faces[0]["track_id"])
+    assert set(ids[:20]) == {0} and set(ids[20:]) == {1}
+    assert ended[20] == [0] and not any(ended[:20] + ended[21:])
+    assert st.shots is not None and st.shots.cuts == 1
+    off = StreamTracker({**SETTINGS, "cut_threshold": None}, fps=30)
+    for i in range(40):  # without cut detection the id passes on to the next shot's face
+        f = scene(i, (40, 90, 160) if i < 20 else (200, 180, 40))
+        off.update(f, dets(box) if off.needs_detection(f) else None)
+    assert f.faces[0]["track_id"] == 0
+
+
+@NEEDS_DATA
+def test_no_track_id_crosses_a_cut_between_two_people(tmp_path: Path) -> None:
+    """Two single-face clips joined by a hard cut, the faces at about the same place: the
+    first person's track ends at the cut and the second person gets a new id; without cut
+    detection ByteTrack would carry the id over (checked too, so the clip proves the point)."""
+    import cv2
+
+    joined = tmp_path / "joined.mp4"
+    writer = cv2.VideoWriter(str(joined), cv2.VideoWriter_fourcc(*"mp4v"), 25, (512, 512))
+    for name, n in (("liveportrait_d3.mp4", 60), ("liveportrait_d0.mp4", 60)):
+        cap = cv2.VideoCapture(str(VIDEOS / name))
+        for _ in range(n):
+            ok, img = cap.read()
+            assert ok
+            writer.write(cv2.resize(img, (512, 512)))
+    writer.release()
+    runs = {}
+    for threshold in (27.0, None):
+        out = tmp_path / str(threshold)
+        out.mkdir()
+        frames, changes, _ = run_tracked(out, {"type": "video", "uri": str(joined)}, cut_threshold=threshold)
+        runs[threshold] = ({f["track_id"] for e in frames[:60] for f in e["faces"]},
+                           {f["track_id"] for e in frames[60:] for f in e["faces"]}, changes)
+    before, after, changes = runs[27.0]
+    assert before and after and not before & after
+    assert any(c["seq"] == 60 and c["to"] is None and c["track_id"] in before for c in changes)
+    before, after, _ = runs[None]
+    assert before & after  # the same id on both people

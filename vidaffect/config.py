@@ -109,6 +109,11 @@ class TrackingSettings(BaseModel):
         1.0, gt=0, le=60, description="seconds a track survives without a matching detection"
     )
     min_iou: float = Field(0.2, gt=0, lt=1, description="IoU needed to match a detection to a track")
+    cut_threshold: float | None = Field(
+        27.0, gt=0, le=255,
+        description="shot changes: PySceneDetect ContentDetector threshold; at a cut all tracks end "
+                    "and new ones start (null: off)",
+    )
     smoothing: Literal["ema", "window", "none"] = Field(
         "ema", description="per-track smoothing of emotion probabilities"
     )

@@ -12,7 +12,10 @@ When the detector runs:
 * on the next frame after a detection that left a track uncertain: a new face whose track
   is not yet confirmed (ByteTrack confirms it on its second matching detection), or a
   confirmed track that the detection missed;
-* when a predicted box leaves the frame (the face is probably exiting).
+* when a predicted box leaves the frame (the face is probably exiting);
+* at a shot change (a hard cut, :mod:`vidaffect.shots`), where every track ends and the
+  faces of the new shot start new tracks, so an id never passes from one person to another
+  across a cut.
 
 Every face the detector reports can start a track, whatever its score: the detector plugin
 has already applied its own threshold (MTCNN's ``min_score``, Haar's ``min_neighbors``), so
@@ -37,6 +40,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from vidaffect.frames import Detections, Frame
+from vidaffect.shots import ShotCutDetector
 
 OUTSIDE_FRACTION = 0.15  # share of a predicted box's area outside the frame that triggers a detection
 
@@ -71,6 +75,20 @@ class StreamTracker:
         self._new: dict[Any, int] = {}  # ByteTrack tracklet not yet confirmed -> stream id
         self._next_id = 0  # ids are unique within the stream, also across restarted trackers
         self.detections_run = 0
+        threshold = settings.get("cut_threshold")
+        self.shots = ShotCutDetector(float(threshold), self.fps) if threshold else None
+        self._cut_checked: tuple[str, int] | None = None
+        self._cut = False
+
+    def _is_cut(self, frame: Frame) -> bool:
+        """Whether ``frame`` starts a new shot (checked once per frame, whichever of
+        :meth:`needs_detection` and :meth:`update` comes first)."""
+        if self.shots is None:
+            return False
+        if self._cut_checked != (frame.stream, frame.seq):
+            self._cut_checked = (frame.stream, frame.seq)
+            self._cut = self.shots.frame_is_cut(frame)
+        return self._cut
 
     def _allocate(self) -> int:
         self._next_id += 1
@@ -126,9 +144,11 @@ class StreamTracker:
         return frame.pts_ms / 1000.0 if frame.pts_ms is not None else frame.ts_ns / 1e9
 
     def _starting(self, frame: Frame, t: float) -> bool:
-        """No tracker yet, or a file's time went back (a looping file restarted): begin afresh."""
-        return self._tracker is None or (frame.pts_ms is not None and self._last_t is not None
-                                         and t < self._last_t)
+        """No tracker yet, a new shot (a hard cut), or a file's time went back (a looping file
+        restarted): begin afresh."""
+        cut = self._is_cut(frame)
+        return self._tracker is None or cut or (frame.pts_ms is not None and self._last_t is not None
+                                                and t < self._last_t)
 
     def needs_detection(self, frame: Frame) -> bool:
         """Whether the detector must run on ``frame`` (call once per frame, in order)."""

@@ -31,11 +31,13 @@ from vidaffect.api import Plugin, Source
 from vidaffect.codec import MessageError, decode, encode_eos, encode_frame
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
+from vidaffect.runtime.liveness import is_alive, process_identity
 from vidaffect.runtime.metrics import StageMetrics
 from vidaffect.runtime.reorder import Reorderer
 from vidaffect.runtime.transport import SOCKET_BUFFER_BYTES, Fanout, pull_socket, push_socket
 
 REPORT_EVERY_S = 0.5
+SUPERVISOR_CHECK_S = 0.25  # how often a stage checks that its supervisor is alive
 
 
 class Terminated(Exception):
@@ -80,7 +82,8 @@ class StageContext:
         self.state = {"go": False, "stop": False, "abort": False}
         self.upstream_ended: dict[str, int] | None = None
         self.released = False
-        self.parent_pid = os.getppid()
+        self.supervisor = tuple(spec["supervisor"]) if spec.get("supervisor") else process_identity(os.getppid())
+        self._supervisor_checked = 0.0
         self.eos_totals: dict[str, int] = {}
         self._last_report = 0.0
         buf = None if spec.get("live") else SOCKET_BUFFER_BYTES
@@ -127,8 +130,11 @@ class StageContext:
     def _poll(self) -> bool:
         """Read control messages; True on abort (also when the supervisor died)."""
         self.poll_control()
-        if os.getppid() != self.parent_pid:  # the supervisor died (SIGKILL): don't linger
-            self.state["abort"] = True
+        now = time.monotonic()
+        if now - self._supervisor_checked >= SUPERVISOR_CHECK_S:
+            self._supervisor_checked = now
+            if not is_alive(self.supervisor):  # the supervisor died (SIGKILL): don't linger
+                self.state["abort"] = True
         return self.state["abort"]
 
     def should_abort(self) -> bool:

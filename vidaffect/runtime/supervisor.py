@@ -31,6 +31,7 @@ import zmq
 from vidaffect.config import PipelineConfig
 from vidaffect.errors import StageError
 from vidaffect.runtime.graph import WorkerSpec, build_specs, downstream_stages, preflight
+from vidaffect.runtime.liveness import process_identity
 from vidaffect.runtime.metrics import count_in_transit, merge
 from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
@@ -145,8 +146,8 @@ class Supervisor:
     # -- process management --------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
         w.ready, w.done = False, False
-        proc = self.mpctx.Process(target=stage_main, args=({**w.ws.spec, "environ": dict(os.environ)},),
-                                  name=w.ws.label)
+        spec = {**w.ws.spec, "environ": dict(os.environ), "supervisor": process_identity()}
+        proc = self.mpctx.Process(target=stage_main, args=(spec,), name=w.ws.label)
         proc.start()  # kept only once started: clean-up joins every kept process
         w.proc = proc
 
