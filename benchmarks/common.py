@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import psutil
 
-from vidaffect_trainers.options import parse_arch_options
 from vidaffect.config import validate
 from vidaffect.runtime.supervisor import RunResult, run_pipeline
+from vidaffect_trainers.options import parse_arch_options
 
 
 class ResourceSampler:

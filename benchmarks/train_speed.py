@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import parse_spec, print_table, set_threads
-from vidaffect_trainers.common import cpu_memory_format, make_optimizer
 from vidaffect.models import create_model, list_models, model_inputs
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint, shipped_models
+from vidaffect_trainers.common import cpu_memory_format, make_optimizer
 
 FER_TRAIN_FACES = 25_837  # FER-2013 train (28,709) minus the stratified 10% validation split
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidaffect_trainers.emotic.data import CSV_COLUMNS
 from vidaffect.models.emotic_labels import CATEGORIES
+from vidaffect_trainers.emotic.data import CSV_COLUMNS
 
 SCENES = {0: ((60, 150, 60), ["Peace"]), 1: ((50, 50, 170), ["Disquietment", "Fear"])}  # BGR background
 BODIES = {0: ((40, 210, 240), ["Happiness", "Pleasure"]), 1: ((200, 90, 30), ["Sadness"])}  # BGR body

@@ -14,14 +14,14 @@ from emotic_helpers import make_emotic_set
 from pipeline_helpers import read_events, run_cli, write_config
 from safetensors.torch import load_file
 
-from vidaffect_trainers import multilabel
-from vidaffect_trainers.emotic.__main__ import main as cli
-from vidaffect_trainers.emotic.losses import category_loss, kosti_weights, positive_weights
 from vidaffect.events import EVENT_VERSION, load_event_schema
 from vidaffect.frames import Frame
 from vidaffect.models.emotic_labels import CATEGORIES
 from vidaffect.models.meta import read_meta
 from vidaffect_plugins.classifiers.emotic import EmoticClassifier, expand_face_box, hog_person_for
+from vidaffect_trainers import multilabel
+from vidaffect_trainers.emotic.__main__ import main as cli
+from vidaffect_trainers.emotic.losses import category_loss, kosti_weights, positive_weights
 
 # --- metrics and losses ----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import scipy.io
 import torch
 from conftest import DATA
 
+from vidaffect.models.emotic_labels import CATEGORIES
 from vidaffect_trainers.emotic.data import (
     EmoticAnnotations,
     EmoticImages,
@@ -26,7 +27,6 @@ from vidaffect_trainers.emotic.data import (
     load_csv,
     load_mat,
 )
-from vidaffect.models.emotic_labels import CATEGORIES
 
 EMOTIC = DATA / "emotic"
 

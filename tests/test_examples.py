@@ -46,7 +46,12 @@ def test_subscriber_prints_one_stream_and_stops_quietly_on_ctrl_c() -> None:
     """examples/subscriber.py against a real PUB socket sending cam1 and cam10: only cam1's
     events are printed, and Ctrl-C (SIGINT) ends it with exit 0 and no traceback."""
     with Publisher(["cam10", "cam1"]) as pub:
-        proc = subprocess.Popen([sys.executable, str(EXAMPLES / "subscriber.py"), pub.endpoint, "cam1"],
+        # as from a terminal: SIGINT at its default even when this test runs as a background
+        # job (whose shell ignores SIGINT, and children inherit that)
+        script = EXAMPLES / "subscriber.py"
+        as_from_a_terminal = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                              "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+        proc = subprocess.Popen([sys.executable, "-c", as_from_a_terminal, str(script), pub.endpoint, "cam1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             first = proc.stdout.readline()  # blocks until events flow

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import clip_frames, read_events, run_cli, video_frames
 

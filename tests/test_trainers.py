@@ -22,12 +22,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vidaffect_trainers import metrics
-from vidaffect_trainers.common import cpu_memory_format, make_ema
-from vidaffect_trainers.fer2013 import distill, evaluate
-from vidaffect_trainers.fer2013 import train as train_mod
-from vidaffect_trainers.fer2013.__main__ import main as cli
-from vidaffect_trainers.fer2013.data import FER_LABELS, load, load_csv, load_folder, stratified_split
 from vidaffect.errors import CheckpointError
 from vidaffect.models import create_model, list_models, model_inputs
 from vidaffect.models.checkpoint import (
@@ -37,6 +31,12 @@ from vidaffect.models.checkpoint import (
     read_meta,
     save_checkpoint,
 )
+from vidaffect_trainers import metrics
+from vidaffect_trainers.common import cpu_memory_format, make_ema
+from vidaffect_trainers.fer2013 import distill, evaluate
+from vidaffect_trainers.fer2013 import train as train_mod
+from vidaffect_trainers.fer2013.__main__ import main as cli
+from vidaffect_trainers.fer2013.data import FER_LABELS, load, load_csv, load_folder, stratified_split
 
 torch.set_num_threads(1)
 

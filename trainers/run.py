@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from vidaffect_trainers.common import lr_lambda, make_ema, make_optimizer
 from vidaffect.errors import CheckpointError
+from vidaffect_trainers.common import lr_lambda, make_ema, make_optimizer
 
 
 def save_state(out: Path, state: dict[str, Any]) -> Path:

@@ -4,7 +4,6 @@ own name, so a folder of photos gives a folder of annotated photos."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +14,7 @@ from vidaffect.api import PluginConfig, Sink
 from vidaffect.draw import annotate
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
-from vidaffect_plugins.sinks.paths import prepare_output
+from vidaffect_plugins.sinks.paths import prepare_output, safe_stream_name
 
 SUFFIXES = {"jpg": ".jpg", "png": ".png"}
 
@@ -70,14 +69,13 @@ class ImagesSink(Sink):
         """Where ``frame``'s image goes (see the class docstring)."""
         if self.first_stream is None:
             self.first_stream = self.streams[0] if self.streams else frame.stream
-        folder = self.folder if frame.stream == self.first_stream else \
-            self.folder / re.sub(r"[^A-Za-z0-9._-]", "_", frame.stream)
+        folder = self.folder if frame.stream == self.first_stream else self.folder / safe_stream_name(frame.stream)
         name = frame.meta.get("image_file")
         if isinstance(name, str) and name and not Path(name).is_absolute() and ".." not in Path(name).parts:
             path = folder / name
             return path if self.config.format == "same" else path.with_suffix(SUFFIXES[self.config.format])
         suffix = SUFFIXES["png" if self.config.format == "png" else "jpg"]
-        return folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', frame.stream)}-{frame.seq:06d}{suffix}"
+        return folder / f"{safe_stream_name(frame.stream)}-{frame.seq:06d}{suffix}"
 
     def write(self, frame: Frame) -> None:
         """Annotate ``frame`` and write its file.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,9 @@ from vidaffect.draw import annotate
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect_plugins.sinks.encoders import FrameWriter, open_writer
-from vidaffect_plugins.sinks.paths import prepare_output, stream_path
+from vidaffect_plugins.sinks.paths import prepare_output, safe_stream_name, stream_path
 
 DEFAULT_FPS = 25.0
-
-
-def safe_stream_name(stream: str) -> str:
-    """``stream`` with characters other than letters, digits, ``.``, ``_``, ``-`` replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", stream) or "_"
 
 
 class VideoSink(Sink):

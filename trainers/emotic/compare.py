@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from vidaffect_trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
 from vidaffect.models.emotic import load_emotic_checkpoint
+from vidaffect_trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
 
 COLUMNS = [
     ("name", "name", "{}"), ("backbone", "backbone", "{}"), ("params_m", "params(M)", "{:.2f}"),

@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vidaffect_trainers import multilabel, plots
-from vidaffect_trainers.common import print_evaluation
-from vidaffect_trainers.profiling import default_report, resolve
-from vidaffect_trainers.emotic.data import EmoticAnnotations, EmoticImages, load_annotations
-from vidaffect_trainers.emotic.train import PersonTensors, add_data_arguments, predict
 from vidaffect.models.checkpoint import CheckpointMeta
 from vidaffect.models.emotic import load_emotic_checkpoint
 from vidaffect.models.emotic_labels import CATEGORIES, VAD
+from vidaffect_trainers import multilabel, plots
+from vidaffect_trainers.common import print_evaluation
+from vidaffect_trainers.emotic.data import EmoticAnnotations, EmoticImages, load_annotations
+from vidaffect_trainers.emotic.train import PersonTensors, add_data_arguments, predict
+from vidaffect_trainers.profiling import default_report, resolve
 
 
 @dataclass

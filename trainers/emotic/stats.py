@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from vidaffect.models.emotic_labels import CATEGORIES, VAD
 from vidaffect_trainers import multilabel
 from vidaffect_trainers.emotic.data import EmoticAnnotations, category_counts, check_boxes, load_annotations
 from vidaffect_trainers.emotic.evaluate import write_cooccurrence
-from vidaffect.models.emotic_labels import CATEGORIES, VAD
 
 
 def statistics(ann: EmoticAnnotations, prior_from: EmoticAnnotations | None = None,

@@ -24,15 +24,15 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
+from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
+from vidaffect.models.emotic import MIN_SIDE
+from vidaffect.models.emotic_labels import CATEGORIES
 from vidaffect_trainers import multilabel
-from vidaffect_trainers.common import seed_everything, cpu_memory_format
+from vidaffect_trainers.common import cpu_memory_format, seed_everything
 from vidaffect_trainers.emotic.data import EmoticAnnotations, EmoticImages, category_counts, load_annotations
 from vidaffect_trainers.emotic.losses import category_loss, positive_weights, vad_loss
 from vidaffect_trainers.options import add_run_arguments, parse_arch_options
 from vidaffect_trainers.run import TrainingRun
-from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
-from vidaffect.models.emotic import MIN_SIDE
-from vidaffect.models.emotic_labels import CATEGORIES
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from vidaffect.models.checkpoint import load_checkpoint
 from vidaffect_trainers.fer2013.data import FaceSet, load
 from vidaffect_trainers.fer2013.evaluate import evaluate_faces
 from vidaffect_trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
-from vidaffect.models.checkpoint import load_checkpoint
 
 
 def profile(target: str | Path, faces: FaceSet | None = None, repeats: int = 20) -> dict[str, Any]:

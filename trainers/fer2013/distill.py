@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidaffect_trainers.fer2013.predict import predict_images
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import load_checkpoint
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint
+from vidaffect_trainers.fer2013.predict import predict_images
 
 
 def _cache_key(files: list[Path], images: np.ndarray, labels: list[str]) -> str:

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidaffect_trainers import metrics, plots
-from vidaffect_trainers.common import print_evaluation
-from vidaffect_trainers.profiling import default_report, resolve
-from vidaffect_trainers.fer2013.data import FaceSet, load
-from vidaffect_trainers.fer2013.predict import predict_images
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
 from vidaffect.paths import data_dir
+from vidaffect_trainers import metrics, plots
+from vidaffect_trainers.common import print_evaluation
+from vidaffect_trainers.fer2013.data import FaceSet, load
+from vidaffect_trainers.fer2013.predict import predict_images
+from vidaffect_trainers.profiling import default_report, resolve
 
 
 def default_data() -> Path:

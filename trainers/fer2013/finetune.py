@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidaffect_trainers.fer2013.data import FaceSet
-from vidaffect_trainers.fer2013.distill import describe_checkpoints
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
 from vidaffect.models.zoo import resolve_checkpoint
+from vidaffect_trainers.fer2013.data import FaceSet
+from vidaffect_trainers.fer2013.distill import describe_checkpoints
 
 INIT_RECORD = "init.json"
 

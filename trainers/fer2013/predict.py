@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from vidaffect_trainers.common import cpu_memory_format
-from vidaffect_trainers.fer2013.augment import FaceTensorDataset
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta
+from vidaffect_trainers.common import cpu_memory_format
+from vidaffect_trainers.fer2013.augment import FaceTensorDataset
 
 
 @torch.inference_mode()

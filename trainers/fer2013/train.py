@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from vidaffect_trainers.common import seed_everything, cpu_memory_format
+from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
+from vidaffect_trainers.common import cpu_memory_format, seed_everything
 from vidaffect_trainers.fer2013.augment import FaceTensorDataset
 from vidaffect_trainers.fer2013.data import FaceSet, load, stratified_split
 from vidaffect_trainers.fer2013.distill import (
@@ -45,7 +46,6 @@ from vidaffect_trainers.fer2013.finetune import align_classes, check_arch_argume
 from vidaffect_trainers.fer2013.predict import predict
 from vidaffect_trainers.options import add_run_arguments, fraction, parse_arch_options, positive_float
 from vidaffect_trainers.run import TrainingRun
-from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 
 
 def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:

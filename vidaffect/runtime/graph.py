@@ -8,9 +8,8 @@ workers of a fanned-out stage see only some frames and pass them on unordered.
 
 from __future__ import annotations
 
-import socket
-
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
