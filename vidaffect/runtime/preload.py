@@ -14,3 +14,9 @@ try:  # the models' libraries: the heaviest imports of the detector and classifi
     import torch  # noqa: F401
 except ImportError:
     pass
+
+import gc  # noqa: E402
+
+# The preloaded objects live as long as the server: move them out of the collector's reach,
+# so that a stage's collections neither scan them nor touch (and so copy) their pages.
+gc.freeze()
