@@ -34,11 +34,16 @@ class Plugin(ABC):
     Attributes:
         streams: the pipeline's stream ids in the order of its sources, set by the runtime
             before ``open`` (empty when a plugin is used on its own).
+        preload: heavy modules the plugin imports when it opens (``("torch",)``); the fork
+            server that stage processes are forked from imports them once for all stages
+            (:func:`vidaffect.runtime.supervisor.start_stage_server`). Optional: a module
+            left out is imported by the stage itself; one that fails to import is skipped.
     """
 
     name: ClassVar[str]
     Config: ClassVar[type[PluginConfig]] = PluginConfig
     kind: ClassVar[str]
+    preload: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PluginConfig) -> None:
         self.config = config

@@ -34,11 +34,9 @@ def main() -> None:
               help="after the run, per-stream CSV timelines and PNG plots beside each jsonl sink's file")
 def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_report: bool) -> None:
     """Run the pipeline described by CONFIG (a YAML file)."""
-    from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline, start_stage_server
-
-    start_stage_server()  # its imports overlap with reading and checking the pipeline
     from vidaffect.config import load_config
     from vidaffect.report import stage_table
+    from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
 
     try:
         cfg = load_config(config, overrides)

@@ -100,6 +100,7 @@ class EmoticClassifier(Classifier):
 
     name = "emotic"
     summary = "EMOTIC context model: 26 categories + valence/arousal/dominance (needs a trained checkpoint)"
+    preload = ("torch", "torchvision")
 
     class Config(PluginConfig):
         checkpoint: str = Field(description="EMOTIC .safetensors checkpoint (vidaffect train --task emotic)")

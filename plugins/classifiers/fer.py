@@ -28,6 +28,7 @@ class FERClassifier(Classifier):
 
     name = "fer"
     summary = "FER-2013 emotion model (7 classes) from a vidaffect checkpoint"
+    preload = ("torch",)
 
     class Config(PluginConfig):
         checkpoint: str = Field("default", description="shipped model name (resnet18, alexnet, default) or a .safetensors path")

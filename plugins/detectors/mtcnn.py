@@ -35,6 +35,7 @@ class MTCNNDetector(Detector):
 
     name = "mtcnn"
     summary = "MTCNN (facenet-pytorch): boxes, scores, 5-point landmarks"
+    preload = ("torch", "facenet_pytorch.models.mtcnn")
 
     class Config(PluginConfig):
         preset: Literal["fast", "accurate"] = Field(

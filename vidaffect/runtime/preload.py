@@ -1,4 +1,12 @@
-"""Modules every stage process needs, imported once in the fork server that starts them."""
+"""The fork server's last preload module: what every stage process needs, then a freeze.
+
+The server imports the pipeline's plugins' heavy modules first (their ``preload``: torch,
+MTCNN's library), then this module, whose last step moves every object imported so far out
+of the garbage collector's reach, so that a stage's collections neither scan them nor touch
+(and so copy) their pages: without it the first frames of a forked stage were twice as slow.
+"""
+
+import gc
 
 import cv2  # noqa: F401
 import msgpack  # noqa: F401
@@ -9,14 +17,4 @@ import zmq  # noqa: F401
 import vidaffect.plugins  # noqa: F401
 import vidaffect.runtime.stage  # noqa: F401
 
-try:  # the models' libraries: the heaviest imports of the detector and classifier stages
-    import facenet_pytorch.models.mtcnn  # noqa: F401
-    import torch  # noqa: F401
-except ImportError:
-    pass
-
-import gc  # noqa: E402
-
-# The preloaded objects live as long as the server: move them out of the collector's reach,
-# so that a stage's collections neither scan them nor touch (and so copy) their pages.
 gc.freeze()

@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,28 +95,37 @@ class _Worker:
     metrics_by_pid: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-def start_stage_server() -> Any:
+def start_stage_server(preload: Sequence[str] = ()) -> Any:
     """Start (once per process) the fork server that stage processes are forked from, and
     return its multiprocessing context.
 
-    The server imports what stages need once (:mod:`vidaffect.runtime.preload`: numpy,
-    OpenCV, ZeroMQ, the engine, torch and MTCNN's library), so each stage starts without
-    importing them again: with ``spawn`` every stage process imported them itself, about 8 s
-    of CPU for a six-stage pipeline against 4 s now, which on a busy two-core machine is most
-    of the start-up. ``vidaffect run`` calls it first thing, so the imports overlap with
-    reading the pipeline file. The stage processes get the supervisor's environment of the
-    moment they start (:func:`vidaffect.runtime.stage.stage_main`), and malloc settings
+    The server imports ``preload`` (the heavy modules of the pipeline's plugins, their
+    :attr:`~vidaffect.api.Plugin.preload`: torch, MTCNN's library) and then
+    :mod:`vidaffect.runtime.preload` (numpy, OpenCV, ZeroMQ, the engine) once, so stages start
+    without importing them again; with ``spawn`` every stage imported them itself. The first
+    call decides what the server preloads for the life of the process. ``python -m
+    benchmarks.startup`` measures it (``VIDAFFECT_START_METHOD=spawn`` there selects the
+    old way). Stage processes get the supervisor's environment of the moment they start
+    (:func:`vidaffect.runtime.stage.stage_main`), and malloc settings
     (:data:`~vidaffect.runtime.transport.MALLOC_ENV`) from the server's start.
     """
     use_stage_malloc_settings()
     if os.environ.get("VIDAFFECT_START_METHOD") == "spawn":  # for benchmarks.startup
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["vidaffect.runtime.preload"])
+    ctx.set_forkserver_preload([*dict.fromkeys(preload), "vidaffect.runtime.preload"])
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
     return ctx
+
+
+def plugin_preloads(config: PipelineConfig) -> list[str]:
+    """The ``preload`` modules of the plugins of ``config``'s stages, in stage order."""
+    from vidaffect.plugins import get_registry
+
+    reg = get_registry()
+    return [m for stage in config.stages for m in reg.get(stage.kind, stage.options.type).preload]
 
 
 class Supervisor:
@@ -128,7 +137,7 @@ class Supervisor:
         self.progress = progress or (lambda line: None)
         self.engine = config.engine
         self.show_status = self.engine.status if show_status is None else show_status
-        self.mpctx = start_stage_server()
+        self.mpctx: Any = None
         self.state = "go"
         self.errors: list[tuple[str, str, str]] = []
         self.stop_requested = 0
@@ -225,6 +234,7 @@ class Supervisor:
             PluginError: a plugin's preflight check failed (no stage was started).
         """
         t_start = time.monotonic()
+        self.mpctx = start_stage_server(plugin_preloads(self.config))  # imports overlap the checks
         preflight(self.config)
         run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-"))
         alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
