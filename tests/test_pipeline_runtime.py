@@ -486,3 +486,37 @@ def test_an_unwritable_output_folder_fails_before_any_stage(tmp_path: Path) -> N
         "source": {"type": "video", "uri": str(CLIP)},
         "sinks": [{"type": "images", "folder": str(blocker / "photos")}]},
         f"error: stage 'sink-0-images': images sink: cannot create folder {blocker}")
+
+
+@NEEDS_DATA
+def test_stages_exit_when_the_supervisor_is_killed_while_models_load(tmp_path: Path) -> None:
+    """SIGKILL of `vidaffect run` during start-up (stages importing torch and loading MTCNN and
+    the FER model): every process it started is gone within seconds, and the next run removes
+    the run folder of ipc sockets the killed one left."""
+    import tempfile
+
+    import psutil
+
+    cfg = write_config(tmp_path, {
+        "source": {"type": "video", "uri": str(CLIP)},
+        "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
+        "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+    })
+    before = set(Path(tempfile.gettempdir()).glob("vidaffect-*"))
+    proc = start_run(cfg)
+    sup = psutil.Process(proc.pid)
+    wait_for(lambda: len(sup.children(recursive=True)) >= 5, "stage processes started", every=0.02)
+    family = sup.children(recursive=True)
+    assert not (tmp_path / "r.txt").exists()  # still starting: the sink has not opened yet
+    left = [d for d in Path(tempfile.gettempdir()).glob("vidaffect-*") if d not in before]
+    proc.kill()
+    proc.communicate()
+    t0 = time.monotonic()
+    _, alive = psutil.wait_procs(family, timeout=15)
+    assert not alive, f"{len(alive)} processes outlived their supervisor"
+    assert time.monotonic() - t0 < 10
+    assert left and all(d.exists() for d in left)  # the killed run could not clean up
+    quick = write_config(tmp_path, {"source": {"type": "video", "uri": str(CLIP), "max_frames": 2},
+                                    "sinks": [{"type": "record", "path": str(tmp_path / "q.txt")}]})
+    assert run_cli("run", str(quick), "--no-status", timeout=120).returncode == 0
+    assert not any(d.exists() for d in left)

@@ -31,7 +31,7 @@ from vidaffect.api import Plugin, Source
 from vidaffect.codec import MessageError, decode, encode_eos, encode_frame
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
-from vidaffect.runtime.liveness import is_alive, process_identity
+from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
 from vidaffect.runtime.metrics import StageMetrics
 from vidaffect.runtime.reorder import Reorderer
 from vidaffect.runtime.transport import SOCKET_BUFFER_BYTES, Fanout, pull_socket, push_socket
@@ -425,6 +425,9 @@ def stage_main(spec: dict[str, Any]) -> None:
         os.environ.update(spec["environ"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    in_loop = threading.Event()
+    if spec.get("supervisor"):  # exit even while imports and models load (no orphans)
+        start_watchdog(tuple(spec["supervisor"]), in_loop)
     _set_threads(spec["threads"], spec["kind"])
     from vidaffect.plugins import get_registry
 
@@ -440,11 +443,13 @@ def stage_main(spec: dict[str, Any]) -> None:
             info = plugin.open()
             spec["source_info"] = dict(info.__dict__)
             sc.send_report("ready", source_info=spec["source_info"])
+            in_loop.set()
             run_source(sc, plugin)
         else:
             plugin.open()  # type: ignore[attr-defined]
             applier = _Applier(sc, plugin)  # tracking / smoothing set up before "ready"
             sc.send_report("ready")
+            in_loop.set()
             run_processor(sc, applier)
     except Terminated:
         terminated = True

@@ -31,7 +31,7 @@ import zmq
 from vidaffect.config import PipelineConfig
 from vidaffect.errors import StageError
 from vidaffect.runtime.graph import WorkerSpec, build_specs, downstream_stages, preflight
-from vidaffect.runtime.liveness import process_identity
+from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
 from vidaffect.runtime.metrics import count_in_transit, merge
 from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
@@ -236,7 +236,9 @@ class Supervisor:
         t_start = time.monotonic()
         self.mpctx = start_stage_server(plugin_preloads(self.config))  # imports overlap the checks
         preflight(self.config)
+        reclaim_stale_run_dirs(Path(tempfile.gettempdir()))  # left by a supervisor that was killed
         run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-"))
+        claim_run_dir(run_dir)
         alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
         ctx = zmq.Context()
         control = ctx.socket(zmq.PUB)
