@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import DATA, NEEDS_DATA
 
+from vidaffect.errors import CheckpointError
 from vidaffect.frames import Frame
 from vidaffect.models import create_model
 from vidaffect.models.checkpoint import CheckpointMeta, save_checkpoint
@@ -81,6 +82,27 @@ def test_missing_and_incompatible_checkpoints_fail_at_config(tmp_path: Path) -> 
     ml = save_checkpoint(tmp_path / "ml.safetensors", create_model("lenet5", 26), meta)
     with pytest.raises(ValueError, match="multilabel model"):
         FERClassifier.Config(checkpoint=str(ml))
+
+
+def nan_checkpoint(tmp_path: Path) -> Path:
+    """A real FER checkpoint whose first convolution holds a NaN (damaged weights)."""
+    model = create_model("lenet5", 7)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    meta = CheckpointMeta("lenet5", ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+                          (48, 48), 1, [0.5], [0.25])
+    return save_checkpoint(tmp_path / "damaged.safetensors", model, meta)
+
+
+def test_non_finite_outputs_are_an_error_naming_the_checkpoint(tmp_path: Path) -> None:
+    ckpt = nan_checkpoint(tmp_path)
+    clf = FERClassifier(FERClassifier.Config(checkpoint=str(ckpt)))
+    with pytest.raises(CheckpointError, match=r"damaged.safetensors.* gave \d+ non-finite outputs"):
+        clf.open()  # its warm-up already sees them
+    frame = Frame(np.full((80, 80, 3), 90, np.uint8), "s", 0, 0, meta={"faces": [{"bbox": [5, 5, 60, 60], "score": 1.0}]})
+    with pytest.raises(CheckpointError, match="non-finite"):
+        clf.classify([frame])
+    assert "emotion" not in frame.faces[0]
 
 
 def test_batch_of_frames_gets_probabilities() -> None:

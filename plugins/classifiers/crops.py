@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vidaffect.errors import CheckpointError
+
 
 def square_crop(image: np.ndarray, bbox: list[float] | np.ndarray, margin: float) -> np.ndarray:
     """The square region around ``bbox`` grown by ``margin`` of its side on every side.
@@ -59,3 +61,17 @@ def to_model_input(crops: list[np.ndarray], size: tuple[int, int], channels: int
     m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
     s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
     return (out - m) / s
+
+
+def check_finite(values: np.ndarray, checkpoint: str) -> np.ndarray:
+    """``values`` (a model's outputs) unchanged when every one is finite.
+
+    Raises:
+        CheckpointError: a NaN or infinite output, naming the checkpoint (damaged weights, or
+            a model trained to diverge), instead of a JSON error later in a sink.
+    """
+    if not np.isfinite(values).all():
+        bad = int(values.size - np.isfinite(values).sum())
+        raise CheckpointError(f"checkpoint {checkpoint!r} gave {bad} non-finite outputs (NaN or infinity) "
+                              f"for {len(values)} faces; its weights are probably damaged")
+    return values

@@ -43,7 +43,7 @@ from vidaffect.errors import CheckpointError
 from vidaffect.frames import Frame
 from vidaffect.models.emotic_labels import CATEGORIES, VAD, check_emotic_meta
 from vidaffect.models.meta import CheckpointMeta, read_meta
-from vidaffect_plugins.classifiers.crops import to_model_input
+from vidaffect_plugins.classifiers.crops import check_finite, to_model_input
 
 HOW_TO_TRAIN = ("train one on EMOTIC with `vidaffect train --task emotic --train TRAIN.csv --val VAL.csv "
                 "--images EMOTIC_DIR --out runs/emotic` (see the README, 'EMOTIC context model')")
@@ -179,8 +179,9 @@ class EmoticClassifier(Classifier):
                     body = torch.from_numpy(to_model_input(part, m.input_size, 3, m.mean, m.std))
                     logits, vad = self.model.heads(body.contiguous(memory_format=torch.channels_last),
                                                    ctx[k:k + 1].expand(len(part), -1))
-                    probs = torch.sigmoid(logits).numpy()
-                    for face, box, p, v in zip(faces[i:], boxes[i:], probs, vad.numpy()):
+                    probs = check_finite(torch.sigmoid(logits).numpy(), self.config.checkpoint)
+                    vads = check_finite(vad.numpy(), self.config.checkpoint)
+                    for face, box, p, v in zip(faces[i:], boxes[i:], probs, vads):
                         self._publish(face, box, p, v)
 
     @staticmethod

@@ -20,7 +20,7 @@ from vidaffect.errors import CheckpointError
 from vidaffect.frames import Frame
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint
-from vidaffect_plugins.classifiers.crops import square_crop, to_model_input
+from vidaffect_plugins.classifiers.crops import check_finite, square_crop, to_model_input
 
 
 class FERClassifier(Classifier):
@@ -60,7 +60,11 @@ class FERClassifier(Classifier):
         self.predict([np.zeros((64, 64, 3), np.uint8)] * 2)  # warm-up: the first call sets up kernels
 
     def predict(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Probabilities float32 (n, len(labels)) for uint8 BGR face crops."""
+        """Probabilities float32 (n, len(labels)) for uint8 BGR face crops.
+
+        Raises:
+            CheckpointError: the model gave a NaN or infinite output.
+        """
         import torch
 
         if not crops:
@@ -76,7 +80,7 @@ class FERClassifier(Classifier):
                 if self.config.tta_flip:
                     p = (p + torch.softmax(self.model(torch.flip(x, dims=[3])), dim=1)) / 2
                 out.append(p.numpy())
-        return np.concatenate(out)
+        return check_finite(np.concatenate(out), self.config.checkpoint)
 
     def classify(self, frames: list[Frame]) -> None:
         crops: list[np.ndarray] = []
