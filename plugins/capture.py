@@ -30,6 +30,7 @@ from pydantic import Field, field_validator
 import vidaffect
 from vidaffect.api import PluginConfig, Source, SourceInfo
 from vidaffect.errors import SourceError
+from vidaffect.imagefile import DEFAULT_MAX_PIXELS, ImageTooLarge, decode_bounded
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -446,15 +447,20 @@ class StreamSource(_CaptureSource):
         return {"gap": gap}
 
 
-def decode_image(path: Path) -> np.ndarray | None:
+def decode_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
     """BGR uint8 ``(H, W, 3)`` pixels of an image file, or None when it cannot be read or
     decoded. The bytes are read with numpy and decoded in memory, so any file name works
-    (``cv2.imread`` fails on some names that are not valid UTF-8)."""
+    (``cv2.imread`` fails on some names that are not valid UTF-8). Above ``max_pixels`` a JPEG
+    is decoded smaller (:func:`vidaffect.imagefile.decode_bounded`).
+
+    Raises:
+        ImageTooLarge: above ``max_pixels`` and not a JPEG.
+    """
     try:
         data = np.fromfile(path, np.uint8)
     except OSError:
         return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return decode_bounded(data, max_pixels)
 
 
 def file_label(path: Path) -> str:
@@ -482,6 +488,8 @@ class ImageFolderSource(Source):
     class Config(CaptureConfig):
         fps: float | None = Field(None, gt=0, description="nominal fps written to video sinks")
         loop: bool = Field(False, description="start over after the last image")
+        max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64,
+                                description="larger images: JPEG decoded at 1/2-1/8 size, others skipped")
 
         @field_validator("uri")
         @classmethod
@@ -517,7 +525,7 @@ class ImageFolderSource(Source):
         if not self.files:
             raise SourceError(f"images source: no images in {root}")
         for i, path in enumerate(self.files):
-            img = decode_image(path)
+            img = self._decode(path)
             if img is not None:
                 self._first = (i, img)
                 break
@@ -530,6 +538,19 @@ class ImageFolderSource(Source):
             count = min(count or self.config.max_frames, self.config.max_frames)
         self._emitted = 0
         return SourceInfo(w, h, self.config.fps or 1.0, count, self.live, str(root))
+
+    def _warn(self, path: Path, why: str) -> None:
+        if path not in self._warned:
+            self._warned.add(path)
+            print(f"vidaffect: images source: skipped {file_label(path)} ({why})", file=sys.stderr, flush=True)
+
+    def _decode(self, path: Path) -> np.ndarray | None:
+        """The image's pixels, None when it cannot be decoded or is too large (warned once)."""
+        try:
+            return decode_image(path, self.config.max_pixels)
+        except ImageTooLarge as exc:
+            self._warn(path, str(exc))
+            return None
 
     def _next_image(self) -> tuple[Path, np.ndarray] | None:
         """The next decodable image in folder order (looping if configured), or None at the end."""
@@ -544,15 +565,12 @@ class ImageFolderSource(Source):
             if self._first is not None and self._first[0] == i:
                 img, self._first = self._first[1], None
             else:
-                img = decode_image(path)
+                img = self._decode(path)
             if img is not None:
                 return path, img
             self.skipped += 1
             misses += 1
-            if path not in self._warned:
-                self._warned.add(path)
-                print(f"vidaffect: images source: skipped {file_label(path)} (cannot decode)",
-                      file=sys.stderr, flush=True)
+            self._warn(path, "cannot decode")
             if misses >= len(self.files):
                 raise SourceError(f"images source: no image in {path.parent} can be decoded any more")
 

@@ -80,3 +80,7 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
         analysis.read_image(tmp_path / "x.jpg")
     with pytest.raises(ValueError, match=r"uint8 \(H, W, 3\) BGR array, got float32 \(4, 4, 3\)"):
         analysis.read_image(np.zeros((4, 4, 3), np.float32))
+    from test_sources import huge_png
+
+    with pytest.raises(ValueError, match=r"bomb.png: 20000x20000 PNG image \(400 MP\) is above the limit"):
+        analysis.read_image(huge_png(tmp_path / "bomb.png"))

@@ -199,3 +199,34 @@ def test_a_device_index_may_be_a_yaml_number() -> None:
     assert WebcamSource.Config(uri="/dev/video0").uri == "/dev/video0"
     with pytest.raises(ValueError):
         WebcamSource.Config(uri=True)
+
+
+def huge_png(path: Path, side: int = 20000) -> Path:
+    """A 20000x20000 PNG (400 MP, 1.2 GB once decoded to BGR) of a few hundred kilobytes,
+    written from a 1-bit image so the test itself stays small."""
+    from PIL import Image
+
+    Image.new("1", (side, side), 0).save(path)
+    return path
+
+
+def test_images_above_the_pixel_limit_are_refused_or_decoded_smaller(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from vidaffect.imagefile import ImageTooLarge, decode_bounded
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    huge_png(photos / "a_bomb.png")
+    Image.new("L", (9000, 6000), 128).save(photos / "b_big.jpg", quality=80)  # 54 MP
+    cv2.imwrite(str(photos / "c_small.png"), np.full((40, 60, 3), 200, np.uint8))
+    with pytest.raises(ImageTooLarge, match="20000x20000 PNG image .400 MP. is above the limit of 50 MP"):
+        decode_bounded(np.fromfile(photos / "a_bomb.png", np.uint8))
+    src = ImageFolderSource(ImageFolderSource.Config(uri=str(photos)))
+    src.open()
+    frames = read_all(src)
+    src.close()
+    # the bomb skipped without being decoded; the big JPEG decoded at half size by libjpeg
+    assert [img.shape for img, _ in frames] == [(3000, 4500, 3), (40, 60, 3)]
+    assert src.skipped == 1 and "skipped a_bomb.png (20000x20000 PNG image" in capsys.readouterr().err

@@ -26,22 +26,29 @@ import numpy as np
 
 from vidaffect.events import face_event
 from vidaffect.frames import Frame
+from vidaffect.imagefile import DEFAULT_MAX_PIXELS, ImageTooLarge, decode_bounded
 
 
-def read_image(image: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
+def read_image(image: np.ndarray | str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A BGR uint8 ``(H, W, 3)`` array from a path (any format OpenCV reads) or an array
     (returned as it is after checking; a grayscale ``(H, W)`` array is converted to BGR).
+    A file of more than ``max_pixels`` is decoded smaller if it is a JPEG, else refused, before
+    its pixels are decoded (:mod:`vidaffect.imagefile`).
 
     Raises:
         FileNotFoundError: the path does not exist.
         ValueError: the file is not a readable image, or the array is not uint8 (H, W) or
-            (H, W, 3).
+            (H, W, 3); :class:`~vidaffect.imagefile.ImageTooLarge` (a ValueError) for a file
+            above ``max_pixels`` that cannot be decoded smaller.
     """
     if isinstance(image, (str, os.PathLike)):
         path = Path(image).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"image not found: {path}")
-        img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+        try:
+            img = decode_bounded(np.fromfile(path, np.uint8), max_pixels)
+        except ImageTooLarge as exc:
+            raise ImageTooLarge(f"{path}: {exc}") from None
         if img is None:
             raise ValueError(f"{path}: not an image OpenCV can decode")
         return img
