@@ -555,3 +555,35 @@ def test_images_sink_reports_an_unwritable_folder(tmp_path: Path) -> None:
     sink = ImagesSink(ImagesSink.Config(folder=str(blocker / "sub")))
     with pytest.raises(VidaffectError, match="images sink: cannot create folder"):
         sink.open()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 64 KiB tmpfs mounted on ``tmp_path/disk`` for the test (needs root)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"needs root to mount a small tmpfs (a real full disk): {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_jsonl_sink_on_a_full_disk_leaves_whole_lines_only(small_disk: Path) -> None:
+    path = small_disk / "events.jsonl"
+    sink = JsonlSink(JsonlSink.Config(path=str(path), flush_every=3))
+    sink.open()
+    faces = [{"bbox": [1.0, 2.0, 30.0, 40.0], "score": 0.99, "landmarks": [[5.0, 6.0]] * 5}] * 4
+    with pytest.raises(VidaffectError, match=f"jsonl sink: cannot write {path}: No space left on device"):
+        for i in range(100_000):
+            sink.write(Frame(np.zeros((8, 8, 3), np.uint8), "s", i, 0, meta={"faces": faces}))
+    sink.close()
+    data = path.read_bytes()
+    assert len(data) > 10_000 and data.endswith(b"\n")
+    seqs = [json.loads(line)["seq"] for line in data.splitlines()]
+    assert seqs == list(range(len(seqs)))  # whole lines, in order, none cut

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pydantic import Field
@@ -61,40 +62,56 @@ class JsonlSink(Sink):
         """
         path = prepare_output(self.config.path, "jsonl")
         try:
-            self.file = path.open("wb")
+            self.file = path.open("wb", buffering=0)  # buffered here, so a failed write can be undone
         except OSError as exc:
             raise VidaffectError(f"jsonl sink: cannot write {path}: {exc.strerror}") from None
         self.lines = 0
+        self.pending = bytearray()  # whole lines not yet written
+        self.written = 0  # bytes of whole lines in the file
 
     def write(self, frame: Frame) -> None:
         """Append the frame's event (and its change events) as lines."""
         self._lines([build_frame_event(frame)] + frame_side_events(frame))
 
     def _lines(self, events: list[dict[str, Any]]) -> None:
-        """Append events; a failing write (disk full, I/O error) stops the pipeline with a
-        :class:`VidaffectError` naming the file."""
+        """Append events; every ``flush_every`` lines they go to the file."""
+        for event in events:
+            self.pending += encode_event(event) + b"\n"
+            self.lines += 1
+            if self.lines % self.config.flush_every == 0:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write the pending lines whole. A failing write (disk full, I/O error) is undone (the
+        file is cut back to its last whole line, so it never ends in part of a line) and stops
+        the pipeline with a :class:`VidaffectError` naming the file and the OS error."""
+        data, self.pending = bytes(self.pending), bytearray()
+        done = 0
         try:
-            for event in events:
-                self.file.write(encode_event(event) + b"\n")
-                self.lines += 1
-                if self.lines % self.config.flush_every == 0:
-                    self.file.flush()
+            while done < len(data):
+                done += self.file.write(data[done:]) or 0
         except OSError as exc:
+            try:
+                os.ftruncate(self.file.fileno(), self.written)
+                self.file.seek(self.written)
+            except OSError:
+                pass
             raise VidaffectError(f"jsonl sink: cannot write {self.file.name}: {exc.strerror}") from None
+        self.written += len(data)
 
     def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
         """Write the change events ending open tracks, and flush."""
         self._lines(stream_end_change_events(stream, info))
-        try:
-            self.file.flush()
-        except OSError as exc:
-            raise VidaffectError(f"jsonl sink: cannot write {self.file.name}: {exc.strerror}") from None
+        self._flush()
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Write what is pending and close the file (a write error is raised, the file still
+        closed with whole lines only)."""
         file = getattr(self, "file", None)
-        if file is not None and not file.closed:
-            try:
-                file.close()
-            except OSError:  # already reported by the write that failed
-                pass
+        if file is None or file.closed:
+            return
+        try:
+            if self.pending:
+                self._flush()
+        finally:
+            file.close()
