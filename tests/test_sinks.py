@@ -571,7 +571,7 @@ def small_disk(tmp_path: Path):
     try:
         yield disk
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)  # detached even if a file is open
 
 
 def test_jsonl_sink_on_a_full_disk_leaves_whole_lines_only(small_disk: Path) -> None:
@@ -579,11 +579,48 @@ def test_jsonl_sink_on_a_full_disk_leaves_whole_lines_only(small_disk: Path) -> 
     sink = JsonlSink(JsonlSink.Config(path=str(path), flush_every=3))
     sink.open()
     faces = [{"bbox": [1.0, 2.0, 30.0, 40.0], "score": 0.99, "landmarks": [[5.0, 6.0]] * 5}] * 4
-    with pytest.raises(VidaffectError, match=f"jsonl sink: cannot write {path}: No space left on device"):
-        for i in range(100_000):
-            sink.write(Frame(np.zeros((8, 8, 3), np.uint8), "s", i, 0, meta={"faces": faces}))
-    sink.close()
+    try:
+        with pytest.raises(VidaffectError, match=f"jsonl sink: cannot write {path}: No space left on device"):
+            for i in range(100_000):
+                sink.write(Frame(np.zeros((8, 8, 3), np.uint8), "s", i, 0, meta={"faces": faces}))
+    finally:
+        sink.close()
     data = path.read_bytes()
     assert len(data) > 10_000 and data.endswith(b"\n")
     seqs = [json.loads(line)["seq"] for line in data.splitlines()]
     assert seqs == list(range(len(seqs)))  # whole lines, in order, none cut
+
+
+KILLED_WRITER = """
+import sys
+import numpy as np
+from vidaffect.frames import Frame
+from vidaffect_plugins.sinks.video import VideoSink
+
+sink = VideoSink(VideoSink.Config(path=sys.argv[1], fps=25))
+sink.open()
+for i in range(100_000):
+    sink.write(Frame(np.full((96, 128, 3), (3 * i) % 255, np.uint8), "s", i, 0))
+    print(i + 1, flush=True)
+"""
+
+
+def test_a_killed_video_sink_leaves_a_playable_file(tmp_path: Path) -> None:
+    """SIGKILL while writing: the fragmented MP4 plays up to its last whole fragment (a
+    keyframe every 2 s, 50 frames at 25 fps), where an ordinary MP4 would have no index."""
+    import signal
+    import subprocess
+
+    path = tmp_path / "rec.mp4"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        written = 0
+        while written < 180:
+            written = int(proc.stdout.readline())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+        proc.stdout.close()
+    readable = video_frames(path)[0]
+    assert written - 60 <= readable <= written and readable >= 100

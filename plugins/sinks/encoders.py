@@ -17,6 +17,8 @@ import numpy as np
 
 from vidaffect.errors import VidaffectError
 
+KEYFRAME_EVERY_S = 2.0  # H.264: a keyframe, so an MP4 fragment, every 2 s: what a kill can lose
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 H264_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}  # -> container
 
 
@@ -45,6 +47,11 @@ class H264Writer:
     """H.264 in an MP4/MOV/MKV container (by the suffix; MP4 for any other) through PyAV.
     Odd widths and heights (which ``yuv420p`` cannot hold) get one black column or row.
 
+    MP4 and MOV files are fragmented (a fragment per keyframe, every
+    :data:`KEYFRAME_EVERY_S` seconds of video, each written out at once), as NVRs record: a
+    writer killed (SIGKILL, out of memory) leaves a file that plays up to its last whole
+    fragment, where an ordinary MP4 has no index until it is closed and plays nothing.
+
     Raises:
         VidaffectError: the file cannot be created; a frame cannot be encoded or written
             (a full disk), naming the path and the OS error.
@@ -57,13 +64,14 @@ class H264Writer:
         self.size = size
         self.even = (size[0] + size[0] % 2, size[1] + size[1] % 2)
         try:
-            self.container = av.open(str(path), "w", format=H264_SUFFIXES.get(path.suffix.lower(), "mp4"))
+            fmt = H264_SUFFIXES.get(path.suffix.lower(), "mp4")
+            self.container = av.open(str(path), "w", format=fmt, options=FRAGMENTED_MP4 if fmt in ("mp4", "mov") else {})
             self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         except (OSError, ValueError, av.FFmpegError) as exc:
             raise VidaffectError(f"video sink: cannot open {path} for writing: {exc}") from None
         self.stream.width, self.stream.height = self.even
         self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"crf": "23", "preset": "veryfast"}
+        self.stream.options = {"crf": "23", "preset": "veryfast", "g": str(max(1, round(fps * KEYFRAME_EVERY_S)))}
         self.description = f"H.264 {self.even[0]}x{self.even[1]} at {fps:g} fps"
         self._av = av
 
