@@ -34,6 +34,9 @@ class Plugin(ABC):
     Attributes:
         streams: the pipeline's stream ids in the order of its sources, set by the runtime
             before ``open`` (empty when a plugin is used on its own).
+        restarts: how many times the runtime has restarted this stage worker after a crash
+            (``on_error: restart``), set before ``open``: a file sink then continues what it
+            wrote (``jsonl``) or rolls to a part file (``video``), never starts its file afresh.
         preload: heavy modules the plugin imports when it opens (``("torch",)``); the fork
             server that stage processes are forked from imports them once for all stages
             (:func:`vidaffect.runtime.supervisor.start_stage_server`). Optional: a module
@@ -48,6 +51,7 @@ class Plugin(ABC):
     def __init__(self, config: PluginConfig) -> None:
         self.config = config
         self.streams: list[str] = []
+        self.restarts = 0
 
     @classmethod
     def preflight(cls, config: PluginConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -62,12 +63,16 @@ class JsonlSink(Sink):
         """
         path = prepare_output(self.config.path, "jsonl")
         try:
-            self.file = path.open("wb", buffering=0)  # buffered here, so a failed write can be undone
+            # a restarted sink continues the file its crashed predecessor wrote (whole lines:
+            # a half line left by the crash is cut off first)
+            if self.restarts and path.exists():
+                keep_whole_lines(path)
+            self.file = path.open("ab" if self.restarts else "wb", buffering=0)
         except OSError as exc:
             raise VidaffectError(f"jsonl sink: cannot write {path}: {exc.strerror}") from None
         self.lines = 0
         self.pending = bytearray()  # whole lines not yet written
-        self.written = 0  # bytes of whole lines in the file
+        self.written = self.file.tell()  # bytes of whole lines in the file
 
     def write(self, frame: Frame) -> None:
         """Append the frame's event (and its change events) as lines."""
@@ -115,3 +120,17 @@ class JsonlSink(Sink):
                 self._flush()
         finally:
             file.close()
+
+
+def keep_whole_lines(path: Path) -> None:
+    """Cut a file back to its last newline (the half line a killed writer may have left).
+
+    Raises:
+        OSError: it cannot be read or truncated.
+    """
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        start = max(0, size - (1 << 20))
+        f.seek(start)
+        end = f.read().rfind(b"\n")
+        f.truncate(start + end + 1 if end >= 0 else start)

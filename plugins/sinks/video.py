@@ -34,7 +34,9 @@ class VideoSink(Sink):
 
     Several streams: the pipeline's first stream (first seen, outside a pipeline) writes to
     ``path`` as is; every other stream to ``<stem>.<stream>.<suffix>`` beside it
-    (``out.mp4`` -> ``out.cam2.mp4``; characters unfit for file names become ``_``).
+    (``out.mp4`` -> ``out.cam2.mp4``; characters unfit for file names become ``_``). A sink
+    restarted after a crash (``on_error: restart``) writes ``<stem>.part2<suffix>`` (then
+    ``part3``, ...), leaving the file of the crashed one as it is (fragmented: it plays).
 
     Attributes:
         frames_written: frames written so far, all streams together.
@@ -71,7 +73,9 @@ class VideoSink(Sink):
         Raises:
             VidaffectError: the folder cannot be created or written to.
         """
-        self.path = prepare_output(self.config.path, "video")
+        path = prepare_output(self.config.path, "video")
+        # a restarted sink rolls to a part file: the file its crashed predecessor wrote plays as it is
+        self.path = path.with_name(f"{path.stem}.part{self.restarts + 1}{path.suffix}") if self.restarts else path
         self.writers: dict[str, tuple[FrameWriter, tuple[int, int]]] = {}
         self.paths: dict[str, Path] = {}
         self.first_stream: str | None = None

@@ -439,6 +439,7 @@ def stage_main(spec: dict[str, Any]) -> None:
         cls = get_registry().get(spec["kind"], spec["plugin"])
         plugin = cls(cls.Config(**spec["plugin_options"]))
         plugin.streams = list(spec["streams"])
+        plugin.restarts = int(spec.get("restarts", 0))
         if isinstance(plugin, Source):
             info = plugin.open()
             spec["source_info"] = dict(info.__dict__)

@@ -191,6 +191,7 @@ class Supervisor:
             print(f"vidaffect: stage {w.ws.label} failed: {message}\n{tb}".rstrip(), file=sys.stderr)
             self.errors.append((w.ws.label, message, tb))
             w.ws.spec["restarted"] = True
+            w.ws.spec["restarts"] = w.restarts
             if w.proc is not None and w.proc.is_alive():
                 w.proc.join(5)
             self._spawn(w)
