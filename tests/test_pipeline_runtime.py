@@ -554,3 +554,39 @@ def test_a_restarted_file_sink_keeps_what_it_wrote(tmp_path: Path) -> None:
     parts = video_frames(video)[0] + video_frames(tmp_path / "v.part2.mp4")[0]
     assert parts + stages["sink-1-video"]["lost"] >= total - 60  # a fragment at most lost unseen
     assert video_frames(video)[0] >= 50  # the killed sink's file plays
+
+
+@NEEDS_DATA
+def test_a_restarted_source_goes_on_at_once(tmp_path: Path) -> None:
+    """SIGKILL of a camera source with on_error: restart: the new source numbers its frames on
+    from the old one's, so the detector takes them at once (it used to drop every frame
+    numbered below the old source's last as late, for as long as the old one had run)."""
+    import psutil
+
+    record, metrics = tmp_path / "r.txt", tmp_path / "m.json"
+    cfg = write_config(tmp_path, {
+        "pipeline": {"metrics_file": str(metrics)},
+        "source": {"type": "fake_camera", "uri": str(CLIP), "resize": 64, "on_error": "restart"},
+        "detector": {"type": "haar"},
+        "sinks": [{"type": "record", "path": str(record)}],
+    })
+    proc = start_run(cfg)
+    try:
+        wait_for(lambda: line_count(record) > 75, "frames flowing")  # 3 s of camera
+        source = next(p for p in psutil.Process(proc.pid).children(recursive=True)
+                      if any(f.path.endswith("source.seq") for f in p.open_files()))
+        before = line_count(record)
+        source.kill()
+        wait_for(lambda: line_count(record) > before + 25, "frames after the restart", timeout=60)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert "stage source failed" in err and "(restarting, 1/3)" in err
+    seqs = [int(line.split()[1]) for line in record.read_text().splitlines() if not line.endswith("EOS")]
+    assert seqs == sorted(set(seqs))  # numbering went on, never back
+    stages = json.loads(metrics.read_text())
+    for name, m in stages.items():  # every frame counted, the late ones too
+        assert m["frames_in"] == m["frames_out"] + m["dropped"], (name, m)
+    det = stages["detector"]
+    assert det["lost"] + det["dropped"] <= 3  # the killed source's last frames at most, not 3 s

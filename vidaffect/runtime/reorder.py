@@ -49,7 +49,7 @@ class Reorderer:
         """Add a received message; return the items now ready, in order (EOS last)."""
         st = self.streams.setdefault(header["stream"], _StreamState())
         if st.done:
-            self.late += 1
+            self.late += frame is not None  # frames only: what the stage counted in
             return []
         if frame is None:
             st.eos_seen += 1

@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 import zlib
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -180,6 +181,27 @@ def _wait_for_go(sc: StageContext) -> bool:
     return not sc.state["abort"] and not sc.state["stop"]
 
 
+class SeqFile:
+    """The next sequence number of a source's stream, kept in the run folder (8 bytes,
+    rewritten before each frame is sent), so that a restarted source goes on where the crashed
+    one stopped: the next stage then takes its frames at once, instead of dropping every frame
+    numbered below the old one as late. A frame sent after the crash-time write is at most one
+    number skipped, which the next stage counts as lost."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def read(self) -> int:
+        data = os.pread(self.fd, 8, 0)
+        return int.from_bytes(data, "little") if len(data) == 8 else 0
+
+    def reserve(self, next_seq: int) -> None:
+        os.pwrite(self.fd, next_seq.to_bytes(8, "little"), 0)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 def run_source(sc: StageContext, source: Source) -> None:
     """Read frames and push them downstream; EOS at the end of the stream or on ``stop``.
 
@@ -191,9 +213,10 @@ def run_source(sc: StageContext, source: Source) -> None:
     info = sc.spec["source_info"]
     key = zlib.crc32(stream.encode()) if sc.spec.get("sticky") else None
     m = sc.metrics
-    seq = 0
+    seqs = SeqFile(Path(sc.spec["run_dir"]) / f"{sc.spec['stage']}.seq") if sc.spec.get("run_dir") else None
+    seq = seqs.read() if seqs is not None and sc.spec.get("restarted") else 0
     if not _wait_for_go(sc):
-        sc.broadcast(encode_eos(stream, 0))
+        sc.broadcast(encode_eos(stream, seq))
         return
     sc.metrics.start_clock()
     base_meta = {"fps": info["fps"], "source": info["description"]}
@@ -201,6 +224,8 @@ def run_source(sc: StageContext, source: Source) -> None:
     def emit(image: Any, pts: float | None, ts_ns: int, extra: dict[str, Any]) -> bool:
         nonlocal seq
         frame = Frame(image, stream, seq, ts_ns, pts, {**base_meta, **extra})
+        if seqs is not None:
+            seqs.reserve(seq + 1)
         if not sc.send_all(encode_frame(frame), key):
             return False
         seq += 1
@@ -324,8 +349,8 @@ def run_processor(sc: StageContext, apply: _Applier) -> None:
             ready.extend(reorder.push(header, frame))
         if not apply(ready):
             return
-        m.lost = reorder.lost
-    m.lost = reorder.lost  # losses found when the stream was force-ended
+        m.lost, m.dropped = reorder.lost, reorder.late  # late: received after its turn, not passed on
+    m.lost, m.dropped = reorder.lost, reorder.late  # losses found when the stream was force-ended
 
 
 class _Applier:

@@ -155,7 +155,8 @@ class Supervisor:
     # -- process management --------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
         w.ready, w.done = False, False
-        spec = {**w.ws.spec, "environ": dict(os.environ), "supervisor": process_identity()}
+        spec = {**w.ws.spec, "environ": dict(os.environ), "supervisor": process_identity(),
+                "run_dir": str(self.run_dir)}
         proc = self.mpctx.Process(target=stage_main, args=(spec,), name=w.ws.label)
         proc.start()  # kept only once started: clean-up joins every kept process
         w.proc = proc
@@ -238,7 +239,7 @@ class Supervisor:
         self.mpctx = start_stage_server(plugin_preloads(self.config))  # imports overlap the checks
         preflight(self.config)
         reclaim_stale_run_dirs(Path(tempfile.gettempdir()))  # left by a supervisor that was killed
-        run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-"))
+        run_dir = self.run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-"))
         claim_run_dir(run_dir)
         alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
         ctx = zmq.Context()
@@ -307,6 +308,9 @@ class Supervisor:
                         self._drain_reports(report, workers, result)
                         if not w.done:
                             w.done = True
+                            snap = w.metrics_by_pid.get(w.proc.pid)
+                            if snap:  # killed: what it held at its last report never went on
+                                snap["dropped"] += max(0, snap["frames_in"] - snap["frames_out"] - snap["dropped"])
                             self._failure(w, f"process exited with code {code} without reporting", "")
                 if status is not None or exporter is not None:
                     merged = self._merged(workers)
