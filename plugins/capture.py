@@ -417,6 +417,11 @@ class StreamSource(_CaptureSource):
         return min(self.config.reconnect_backoff_s * 2 ** n, self.config.reconnect_max_backoff_s)
 
     def _grab(self) -> np.ndarray | None:
+        """The next frame; after a break, reconnects with backoff (see the class docstring).
+
+        Raises:
+            SourceError: ``reconnect_attempts`` were used up without the stream coming back.
+        """
         img = super()._grab()
         if img is not None or not self.config.reconnect:
             return img
@@ -437,7 +442,8 @@ class StreamSource(_CaptureSource):
                 return img
             cap.release()
             self.cap = None
-        return None
+        raise SourceError(f"stream source: {self.config.uri} broke and did not come back after {n} "
+                          f"reconnect attempts in {time.monotonic() - lost_at:.1f} s (reconnect_attempts)")
 
     def take_meta(self) -> dict[str, object]:
         """``{"gap": {...}}`` once after a reconnect, else ``{}``."""

@@ -123,3 +123,29 @@ def test_low_delay_stream_gives_the_clip_frames_exactly_in_order(rtsp_server: Rt
     cap.release()
     assert all(item is not None and item[1] is None for item in got)
     assert all(np.array_equal(item[0], ref) for item, ref in zip(got, expected))
+
+
+@NEEDS_DATA
+@NEEDS_RTSP
+def test_a_stream_that_does_not_come_back_ends_the_run_with_an_error(tmp_path: Path,
+                                                                     rtsp_server: RtspServer) -> None:
+    """reconnect_attempts used up: the run says so and exits non-zero (it used to end as if the
+    stream had simply finished, exit 0), with what was written finalised."""
+    events = tmp_path / "events.jsonl"
+    cfg = write_config(tmp_path, {
+        "source": {"type": "stream", "uri": rtsp_server.url, "reconnect_backoff_s": 0.2,
+                   "reconnect_max_backoff_s": 0.5, "reconnect_attempts": 2, "open_timeout_ms": 1000,
+                   "read_timeout_ms": 1000},
+        "sinks": [{"type": "jsonl", "path": str(events)}],
+    })
+    run = start_run(cfg)
+    try:
+        wait_for(lambda: count_lines(events, "frame") >= 20, "frames before the break")
+        rtsp_server.kill()
+        out, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 1, err
+    assert f"{rtsp_server.url} broke and did not come back after 2 reconnect attempts" in err
+    assert "Traceback" not in err
+    assert [e["seq"] for e in read_events(events)][:20] == list(range(20))

@@ -58,6 +58,7 @@ def _set_threads(n: int, kind: str) -> None:
         import cv2
 
         cv2.setNumThreads(n)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # imported before the env
     except ImportError:
         pass
     if kind in ("detector", "classifier"):
@@ -248,6 +249,8 @@ def run_source(sc: StageContext, source: Source) -> None:
         lock = threading.Condition()
         ended = threading.Event()
 
+        failure: list[BaseException] = []
+
         def capture() -> None:
             try:
                 while not ended.is_set():
@@ -265,6 +268,8 @@ def run_source(sc: StageContext, source: Source) -> None:
                             extra = {**slot[0][3], **extra}  # a dropped frame's notes (a gap) live on
                         slot.append((item[0], item[1], time.time_ns(), extra))
                         lock.notify()
+            except BaseException as exc:  # raised again by the stage's main thread
+                failure.append(exc)
             finally:
                 ended.set()
                 with lock:
@@ -287,6 +292,8 @@ def run_source(sc: StageContext, source: Source) -> None:
         with lock:  # the newest frame, read but not sent when the stream was stopped
             m.dropped += len(slot)
             slot.clear()
+        if failure:
+            raise failure[0]
     if not sc.state["abort"]:
         sc.broadcast(encode_eos(stream, seq, {"dropped": m.dropped}))
         sc.eos_totals[stream] = seq
