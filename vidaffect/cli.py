@@ -62,14 +62,15 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_rep
 
 def _print_report(events: Path, out: Path | None) -> None:
     from vidaffect.report import emotion_summary
-    from vidaffect.timeline import write_reports
+    from vidaffect.timeline import read_timelines, write_reports
 
-    table, stats = emotion_summary(events)
+    timelines = read_timelines(events)  # read once, for the summary and the files
+    table, stats = emotion_summary(events, timelines)
     click.echo(f"\n{events}: {stats['faces']} faces in {stats['frames']} frames "
                f"({stats['frames_with_faces']} with faces)", err=True)
     if stats["faces"]:
         click.echo(table, err=True)
-    for path in write_reports(events, out):
+    for path in write_reports(events, out, timelines):
         click.echo(f"  {path}", err=True)
 
 

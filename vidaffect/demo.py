@@ -20,6 +20,7 @@ from vidaffect.errors import SourceError
 from vidaffect.paths import data_dir
 from vidaffect.report import emotion_summary, stage_table
 from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
+from vidaffect.timeline import read_timelines, write_reports
 
 PREFERRED_CLIP = "liveportrait_d3.mp4"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
@@ -95,7 +96,8 @@ def run_demo(video: Path | None, out: Path, status: bool = True) -> int:
     result = run_pipeline(cfg, show_status=status)
     print(stage_table(result.stages))
     raise_for_errors(result)
-    table, stats = emotion_summary(out / "events.jsonl")
+    timelines = read_timelines(out / "events.jsonl")
+    table, stats = emotion_summary(out / "events.jsonl", timelines)
     frames = stats["frames"]
     print()
     print(table)
@@ -104,8 +106,6 @@ def run_demo(video: Path | None, out: Path, status: bool = True) -> int:
           f"{frames / max(result.wall_s, 1e-9):.1f} fps end to end ({result.wall_s:.1f} s)")
     print(f"annotated video: {out / 'annotated.mp4'}")
     print(f"events:          {out / 'events.jsonl'}")
-    from vidaffect.timeline import write_reports
-
-    for path in write_reports(out / "events.jsonl"):
+    for path in write_reports(out / "events.jsonl", timelines=timelines):
         print(f"report:          {path}")
     return result.exit_code

@@ -5,6 +5,7 @@ Coordinate frame: pixels of the full-resolution frame, origin top-left, x right,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,3 +120,9 @@ class Frame:
     def size(self) -> tuple[int, int]:
         """``(width, height)`` in pixels."""
         return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+def safe_stream_name(stream: str) -> str:
+    """A stream id as a file-name part: characters other than letters, digits, ``.``, ``_``
+    and ``-`` replaced by ``_`` (``"cam/1"`` -> ``"cam_1"``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stream) or "_"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from vidaffect.timeline import StreamTimeline, read_timelines
 
 COLUMNS = [
     ("stage", "stage", "<"), ("frames_in", "in", ">"), ("frames_out", "out", ">"),
@@ -36,30 +37,21 @@ def stage_table(stages: dict[str, dict[str, Any]]) -> str:
     return format_table(rows, [a for _, _, a in COLUMNS])
 
 
-def emotion_summary(jsonl: str | Path) -> tuple[str, dict[str, Any]]:
-    """Per-emotion counts of the top-1 label over all faces of an events JSONL file (lines
-    that are not JSON objects, such as a half line at the end of a killed run, are skipped).
+def emotion_summary(jsonl: str | Path,
+                    timelines: dict[str, StreamTimeline] | None = None) -> tuple[str, dict[str, Any]]:
+    """Per-emotion counts of the top-1 label over all faces of an events JSONL file (read with
+    :func:`vidaffect.timeline.read_timelines`, which skips lines that are not JSON objects,
+    such as a half line at the end of a killed run; ``timelines`` when already read).
 
     Returns:
         ``(table_text, stats)`` with stats ``frames``, ``frames_with_faces``, ``faces`` and
         ``labels`` (label -> count).
     """
-    counts: Counter[str] = Counter()
-    frames = with_faces = faces = 0
-    with open(jsonl) as f:
-        for line in f:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:  # a half line left by a writer that was killed
-                continue
-            if not isinstance(event, dict) or event.get("type") != "frame":
-                continue
-            frames += 1
-            with_faces += bool(event["faces"])
-            for face in event["faces"]:
-                faces += 1
-                if face.get("emotion"):
-                    counts[face["emotion"]["label"]] += 1
+    streams = (timelines if timelines is not None else read_timelines(jsonl)).values()
+    counts: Counter[str] = Counter(r.label for st in streams for r in st.rows if r.label)
+    frames = sum(len(st.frames) for st in streams)
+    with_faces = sum(len({r.seq for r in st.rows}) for st in streams)
+    faces = sum(len(st.rows) for st in streams)
     rows = [["emotion", "faces", "share"]]
     for label, n in counts.most_common():
         rows.append([label, str(n), f"{100 * n / max(faces, 1):.1f}%"])

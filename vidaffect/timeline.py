@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from vidaffect.frames import safe_stream_name
+
 
 @dataclass
 class FaceRow:
@@ -159,9 +161,11 @@ def write_tracks_csv(st: StreamTimeline, path: Path) -> Path:
     return path
 
 
-def write_reports(events: str | Path, out: str | Path | None = None) -> list[Path]:
+def write_reports(events: str | Path, out: str | Path | None = None,
+                  timelines: dict[str, StreamTimeline] | None = None) -> list[Path]:
     """Write the CSVs and the PNG of every stream of ``events`` into ``out`` (default: the
-    events file's folder); the files written, three per stream with frames.
+    events file's folder); the files written, three per stream with frames. ``timelines``:
+    :func:`read_timelines` of ``events`` when already read.
 
     Raises:
         FileNotFoundError: ``events`` does not exist.
@@ -172,16 +176,12 @@ def write_reports(events: str | Path, out: str | Path | None = None) -> list[Pat
     folder = Path(out) if out is not None else events.parent
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for stream, st in read_timelines(events).items():
+    for stream, st in (timelines if timelines is not None else read_timelines(events)).items():
         if not st.frames:
             continue
-        base = folder / f"{events.stem}.{_safe(stream)}"
+        base = folder / f"{events.stem}.{safe_stream_name(stream)}"
         written.append(write_timeline_csv(st, base.with_name(base.name + ".timeline.csv")))
         written.append(write_tracks_csv(st, base.with_name(base.name + ".tracks.csv")))
         written.append(plot_timeline(st, base.with_name(base.name + ".timeline.png")))
     return written
 
-
-def _safe(name: str) -> str:
-    """A stream id as a file-name part (path separators and odd characters replaced)."""
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "stream"

@@ -92,13 +92,10 @@ class H264Writer:
         """Flush the encoder and close the file (writes the MP4 index); once."""
         if self.container is None:
             return
-        container, self.container = self.container, None
         try:
-            for packet in self.stream.encode(None):
-                container.mux(packet)
-        except (OSError, self._av.FFmpegError) as exc:
-            raise VidaffectError(f"video sink: cannot write {self.path}: {exc}") from None
+            self._mux(None)  # flush the encoder
         finally:
+            container, self.container = self.container, None
             container.close()
 
 

@@ -13,8 +13,8 @@ from pydantic import Field
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.draw import annotate
 from vidaffect.errors import VidaffectError
-from vidaffect.frames import Frame
-from vidaffect_plugins.sinks.paths import prepare_output, safe_stream_name
+from vidaffect.frames import Frame, safe_stream_name
+from vidaffect_plugins.sinks.paths import prepare_output
 
 SUFFIXES = {"jpg": ".jpg", "png": ".png"}
 

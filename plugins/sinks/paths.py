@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from vidaffect.errors import VidaffectError
@@ -30,8 +29,3 @@ def stream_path(path: Path, stream: str, first_stream: str) -> Path:
     if stream == first_stream:
         return path
     return path.with_name(f"{path.stem}.{stream}{path.suffix}")
-
-
-def safe_stream_name(stream: str) -> str:
-    """``stream`` with characters other than letters, digits, ``.``, ``_``, ``-`` replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", stream) or "_"

@@ -13,9 +13,9 @@ from pydantic import Field
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.draw import annotate
 from vidaffect.errors import VidaffectError
-from vidaffect.frames import Frame
+from vidaffect.frames import Frame, safe_stream_name
 from vidaffect_plugins.sinks.encoders import FrameWriter, open_writer
-from vidaffect_plugins.sinks.paths import prepare_output, safe_stream_name, stream_path
+from vidaffect_plugins.sinks.paths import prepare_output, stream_path
 
 DEFAULT_FPS = 25.0
 

@@ -81,6 +81,13 @@ class StageMetrics:
         }
 
 
+def in_hand(frames_in: int, frames_out: int, dropped: int) -> int:
+    """Frames a stage has received and neither passed on nor dropped (in a batch, the reorder
+    window or a source's hand): the ones to count as dropped when it stops without finishing
+    (abort, SIGTERM, failure, SIGKILL), so that ``frames_in == frames_out + dropped``."""
+    return max(0, frames_in - frames_out - dropped)
+
+
 def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     """Combine worker snapshots of one stage: sums for counters, max for percentiles."""
     if not snapshots:

@@ -33,7 +33,7 @@ from vidaffect.codec import MessageError, decode, encode_eos, encode_frame
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
-from vidaffect.runtime.metrics import StageMetrics
+from vidaffect.runtime.metrics import StageMetrics, in_hand
 from vidaffect.runtime.reorder import Reorderer
 from vidaffect.runtime.transport import SOCKET_BUFFER_BYTES, Fanout, pull_socket, push_socket
 
@@ -447,7 +447,7 @@ def _count_in_flight_as_dropped(m: StageMetrics) -> None:
     passed on (in a batch, in the reorder window, in a source's hand) are dropped here, and
     counted, so that ``frames_in == frames_out + dropped`` holds for every stage. On a clean
     end nothing is in flight, and nothing is added."""
-    m.dropped += max(0, m.frames_in - m.frames_out - m.dropped)
+    m.dropped += in_hand(m.frames_in, m.frames_out, m.dropped)
 
 
 def stage_main(spec: dict[str, Any]) -> None:

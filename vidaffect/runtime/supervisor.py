@@ -32,7 +32,7 @@ from vidaffect.config import PipelineConfig
 from vidaffect.errors import StageError
 from vidaffect.runtime.graph import WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
-from vidaffect.runtime.metrics import count_in_transit, merge
+from vidaffect.runtime.metrics import count_in_transit, in_hand, merge
 from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
 from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc, use_stage_malloc_settings
@@ -310,7 +310,7 @@ class Supervisor:
                             w.done = True
                             snap = w.metrics_by_pid.get(w.proc.pid)
                             if snap:  # killed: what it held at its last report never went on
-                                snap["dropped"] += max(0, snap["frames_in"] - snap["frames_out"] - snap["dropped"])
+                                snap["dropped"] += in_hand(snap["frames_in"], snap["frames_out"], snap["dropped"])
                             self._failure(w, f"process exited with code {code} without reporting", "")
                 if status is not None or exporter is not None:
                     merged = self._merged(workers)
