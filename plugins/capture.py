@@ -21,7 +21,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -306,9 +306,11 @@ class StreamSource(_CaptureSource):
     the URL. When a running stream breaks (camera reboot, network drop, server restart) the
     source reconnects with exponential backoff (``reconnect_backoff_s`` doubling up to
     ``reconnect_max_backoff_s``), for ever unless ``reconnect_attempts`` is set; the pipeline
-    keeps running meanwhile. The first frame after a reconnect carries ``meta["gap"]``
-    (seconds without frames, attempts), which the event sinks publish as a ``gap`` event and
-    the source stage counts.
+    keeps running meanwhile. While the stream is down, the event sinks publish an ``outage``
+    event at once (after ``read_timeout_ms`` without a frame) and every ``outage_every_s``,
+    and the source stage's ``down`` gauge is 1. The first frame after a reconnect carries
+    ``meta["gap"]`` (seconds without frames, attempts), which the event sinks publish as a
+    ``gap`` event and the source stage counts.
 
     Latency: by default FFmpeg probes the first ~5 MB or 5 s of a stream to learn its format,
     which here delayed the first frame by ~0.8 s and every later frame by ~0.23 s.
@@ -333,6 +335,9 @@ class StreamSource(_CaptureSource):
             None, ge=1, description="attempts per break before the stream ends (None: for ever)")
         reconnect_backoff_s: float = Field(0.5, gt=0, description="first wait before reconnecting")
         reconnect_max_backoff_s: float = Field(10.0, gt=0, description="longest wait between attempts")
+        outage_every_s: float = Field(5.0, gt=0, le=3600,
+                                      description="while the stream is down, an outage event at once "
+                                                  "and then every this many seconds")
         rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP over TCP or UDP")
         low_delay: bool = Field(True, description="skip FFmpeg's stream probing (~0.15 s less lag, "
                                                   "0.7 s faster start); false if a camera won't open")
@@ -352,6 +357,8 @@ class StreamSource(_CaptureSource):
         super().__init__(config)
         self.reconnects = 0
         self._pending_gap: dict[str, float | int] | None = None
+        self._down: tuple[float, int] | None = None  # (monotonic time of the break, attempts)
+        self.outage_every_s = config.outage_every_s
 
     def ffmpeg_options(self) -> str:
         """The ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` string for this stream."""
@@ -427,9 +434,11 @@ class StreamSource(_CaptureSource):
             return img
         lost_at = time.monotonic()
         n = 0
+        self._down = (lost_at, 0)
         while self.config.reconnect_attempts is None or n < self.config.reconnect_attempts:
             time.sleep(self._backoff(n))
             n += 1
+            self._down = (lost_at, n)
             if self.cap is not None:
                 self.cap.release()
             cap = self._open_capture()
@@ -439,11 +448,19 @@ class StreamSource(_CaptureSource):
                 self.reconnects += 1
                 self._pending_gap = {"gap_s": round(time.monotonic() - lost_at, 3), "attempts": n,
                                      "reconnects": self.reconnects}
+                self._down = None
                 return img
             cap.release()
             self.cap = None
         raise SourceError(f"stream source: {self.config.uri} broke and did not come back after {n} "
                           f"reconnect attempts in {time.monotonic() - lost_at:.1f} s (reconnect_attempts)")
+
+    def outage(self) -> dict[str, Any] | None:
+        """``{"down_s", "attempts"}`` while reconnecting, else None."""
+        down = self._down
+        if down is None:
+            return None
+        return {"down_s": round(time.monotonic() - down[0], 3), "attempts": down[1]}
 
     def take_meta(self) -> dict[str, object]:
         """``{"gap": {...}}`` once after a reconnect, else ``{}``."""

@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import jsonschema
 import numpy as np
 import pytest
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import read_events, run_cli, start_run, wait_for, write_config
 
 from tools.rtsp import INSTALL_HINT, RtspServer, has_gst_rtsp
+from vidaffect.events import load_event_schema
 from vidaffect.runtime.transport import free_tcp_port
 from vidaffect_plugins.capture import StreamSource
 
@@ -64,14 +66,16 @@ def test_source_reconnects_after_the_server_restarts(tmp_path: Path, rtsp_server
     cfg = write_config(tmp_path, {
         "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
         "source": {"type": "stream", "uri": rtsp_server.url, "reconnect_backoff_s": 0.2,
-                   "reconnect_max_backoff_s": 1.0, "open_timeout_ms": 2000, "read_timeout_ms": 2000},
+                   "reconnect_max_backoff_s": 1.0, "open_timeout_ms": 2000, "read_timeout_ms": 2000,
+                   "outage_every_s": 1.0},
         "sinks": [{"type": "jsonl", "path": str(events)}],
     })
     run = start_run(cfg)
     try:
         wait_for(lambda: count_lines(events, "frame") >= 30, "frames before the break")
         rtsp_server.kill()
-        time.sleep(3.0)
+        # the outage is published while it lasts: at once, then every outage_every_s
+        wait_for(lambda: count_lines(events, "outage") >= 3, "outage events during the break", timeout=30)
         assert run.poll() is None, "the pipeline exited while its source was reconnecting"
         before = count_lines(events, "frame")
         rtsp_server.start()
@@ -82,11 +86,20 @@ def test_source_reconnects_after_the_server_restarts(tmp_path: Path, rtsp_server
         out, err = run.communicate(timeout=60)
     assert run.returncode == 0, err
     (gap,) = read_events(events, "gap")
-    assert gap["gap_s"] >= 2.5 and gap["reconnects"] == 1 and gap["attempts"] >= 1
+    assert gap["gap_s"] >= 2.0 and gap["reconnects"] == 1 and gap["attempts"] >= 1
     seqs = [e["seq"] for e in read_events(events)]
     assert seqs == list(range(len(seqs)))  # numbering goes on across the gap, nothing lost
+    outages = read_events(events, "outage")
+    assert {o["seq"] for o in outages} == {gap["seq"]}  # the number of the next frame
+    downs = [o["down_s"] for o in outages]
+    assert downs == sorted(downs) and downs[0] < 0.5 and downs[-1] <= gap["gap_s"]  # the first at once
+    assert all(b - a >= 0.9 for a, b in zip(downs, downs[1:]))  # every outage_every_s, not more often
+    assert outages[0]["ts_capture_ns"] == read_events(events)[gap["seq"] - 1]["ts_capture_ns"]
+    schema = load_event_schema()
+    for o in outages:
+        jsonschema.validate(o, schema)
     source = json.loads(metrics.read_text())["source"]
-    assert source["reconnects"] == 1 and source["gap_s"] >= 2.5
+    assert source["reconnects"] == 1 and source["gap_s"] >= 2.0 and source["down"] == 0
 
 
 @NEEDS_RTSP
@@ -149,3 +162,25 @@ def test_a_stream_that_does_not_come_back_ends_the_run_with_an_error(tmp_path: P
     assert f"{rtsp_server.url} broke and did not come back after 2 reconnect attempts" in err
     assert "Traceback" not in err
     assert [e["seq"] for e in read_events(events)][:20] == list(range(20))
+
+
+@NEEDS_DATA
+@NEEDS_RTSP
+def test_frames_buffered_while_models_load_are_not_passed_on(tmp_path: Path, rtsp_server: RtspServer) -> None:
+    """A stage that takes 4 s to load: the RTSP frames of those 4 s wait in FFmpeg's and the
+    kernel's buffers. They must not go out as fresh frames (in a burst, faster than the
+    stream's 30 fps): the source opens the stream again once every stage is ready."""
+    events, metrics = tmp_path / "events.jsonl", tmp_path / "metrics.json"
+    cfg = write_config(tmp_path, {
+        "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
+        "source": {"type": "stream", "uri": rtsp_server.url, "max_frames": 60},
+        "sinks": [{"type": "jsonl", "path": str(events)},
+                  {"type": "slow", "delay_s": 0, "open_delay_s": 4.0}],
+    })
+    proc = run_cli("run", str(cfg), "--no-status", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    frames = read_events(events)
+    span_s = (frames[-1]["ts_capture_ns"] - frames[0]["ts_capture_ns"]) / 1e9
+    assert span_s >= 1.5  # 60 frames read at the stream's pace (2 s at 30 fps), not a backlog
+    source = json.loads(metrics.read_text())["source"]
+    assert source["frames_in"] == 60 and source["frames_out"] + source["dropped"] == 60

@@ -123,7 +123,7 @@ def analyze(image: np.ndarray | str | os.PathLike[str], detector: str = "mtcnn",
 
     Returns:
         One dict per face, in the detector's order, in the
-        event schema's face format (``vidaffect/schemas/event.v4.json``): ``bbox``
+        event schema's face format (``vidaffect/schemas/event.v5.json``): ``bbox``
         ``[x1, y1, x2, y2]`` float pixels of the image (origin top left), ``score`` (detector
         confidence 0-1), ``landmarks`` (MTCNN: five ``[x, y]`` points -- left eye, right eye,
         nose, left and right mouth corner; absent for detectors without landmarks) and

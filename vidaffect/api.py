@@ -131,6 +131,16 @@ class Source(Plugin):
         a reconnect; called once after each ``read``. The default adds nothing."""
         return {}
 
+    outage_every_s: float = 5.0
+    """While the stream is down, seconds between outage notices (the first goes at once)."""
+
+    def outage(self) -> dict[str, Any] | None:
+        """While a live stream is down (``read`` is reconnecting): ``{"down_s": seconds since
+        the break, "attempts": reconnect attempts so far}``; None while frames flow (the
+        default). Called from the stage's main thread while ``read`` runs in the capture
+        thread, so the runtime can publish ``outage`` events while the outage lasts."""
+        return None
+
 
 class Detector(Plugin):
     """Finds faces in whole frames."""
@@ -187,6 +197,16 @@ class Sink(Plugin):
         counters such as ``dropped``, and with smoothing ``changes`` (one dict per still-labelled
         track, ``{"track_id", "from", "to": None, "score": None}``; see
         :func:`vidaffect.events.stream_end_change_events`).
+        """
+
+    def outage(self, stream: str, info: dict[str, Any]) -> None:
+        """A live stream is down: called when its outage starts and then every few seconds
+        while it lasts (the source's :attr:`Source.outage_every_s`), between frames.
+
+        ``info`` holds ``down_s`` (seconds since the break), ``attempts`` (reconnect attempts
+        so far), ``frames`` (frames the stream sent before) and ``last_ts_ns`` (capture time of
+        the last frame, 0 if none); see :func:`vidaffect.events.build_outage_event`. The
+        default does nothing.
         """
 
 

@@ -2,13 +2,15 @@
 
 The header is a msgpack map::
 
-    {"v": 1, "kind": "frame" | "eos", "stream": str, "seq": int, "ts_ns": int,
+    {"v": 1, "kind": "frame" | "eos" | "outage", "stream": str, "seq": int, "ts_ns": int,
      "pts_ms": float | None, "bufs": [{"dtype": "uint8", "shape": [H, W, 3]}, ...],
      "meta": {...}}
 
 Buffers are raw C-contiguous bytes, sent without copying above :data:`ZERO_COPY_MIN` bytes.
 There is no pickle anywhere: a message from a foreign or malicious sender can at worst fail
-to decode, raising :class:`MessageError` (the receiver drops and counts it).
+to decode, raising :class:`MessageError` (the receiver drops and counts it). A frame's
+``meta`` is checked against its typed contract (:mod:`vidaffect.meta`) here too, so no plugin
+sees a face without a score or a non-finite box.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import msgpack
 import numpy as np
 
 from vidaffect.frames import Frame
+from vidaffect.meta import check_meta
 
 PROTOCOL_VERSION = 1
 ZERO_COPY_MIN = 64 * 1024
-KINDS = ("frame", "eos")
+KINDS = ("frame", "eos", "outage")
 _DTYPES = {"uint8", "int8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64"}
 MAX_BUFFERS = 8
 
@@ -59,6 +62,16 @@ def encode_eos(stream: str, seq: int, meta: dict[str, Any] | None = None) -> lis
     return [msgpack.packb(header, use_bin_type=True)]
 
 
+def encode_outage(stream: str, frames: int, info: dict[str, Any]) -> list[bytes]:
+    """Encode an outage notice of a live stream (no buffers): ``seq`` is the number of frames
+    the stream sent so far, ``info`` the source's :meth:`~vidaffect.api.Source.outage` plus
+    ``last_ts_ns``. Not a frame: stages pass it on at once, sinks get
+    :meth:`~vidaffect.api.Sink.outage`."""
+    header = {"v": PROTOCOL_VERSION, "kind": "outage", "stream": stream, "seq": frames, "ts_ns": 0,
+              "pts_ms": None, "bufs": [], "meta": info}
+    return [msgpack.packb(header, use_bin_type=True)]
+
+
 def decode_header(part: bytes | memoryview) -> dict[str, Any]:
     """Decode and validate a header.
 
@@ -80,6 +93,8 @@ def decode_header(part: bytes | memoryview) -> dict[str, Any]:
             raise MessageError(f"header field {key!r} missing or not {typ.__name__}")
     if len(header["bufs"]) > MAX_BUFFERS:
         raise MessageError("too many buffers")
+    if not 0 <= header["seq"] < 2**53 or header["ts_ns"] < 0:
+        raise MessageError("seq or ts_ns out of range")
     return header
 
 
@@ -98,7 +113,8 @@ def _buffer_array(spec: Any, buf: Any) -> np.ndarray:
 
 
 def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
-    """Decode message parts into ``(header, frame)``; ``frame`` is ``None`` for EOS.
+    """Decode message parts into ``(header, frame)``; ``frame`` is ``None`` for EOS and
+    outage notices (``header["kind"]`` tells them apart).
 
     Parts may be ``bytes`` or ``zmq.Frame`` (anything exposing the buffer protocol); the
     image array is a read-only view of the received buffer (no copy).
@@ -112,7 +128,7 @@ def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
     header = decode_header(first.buffer if hasattr(first, "buffer") else first)
     if len(parts) - 1 != len(header["bufs"]):
         raise MessageError(f"header lists {len(header['bufs'])} buffers, message has {len(parts) - 1}")
-    if header["kind"] == "eos":
+    if header["kind"] != "frame":  # eos, outage
         return header, None
     if len(parts) != 2:
         raise MessageError("a frame message carries exactly one image buffer")
@@ -121,7 +137,8 @@ def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
     pts = header.get("pts_ms")
     if pts is not None and not isinstance(pts, int | float):
         raise MessageError("pts_ms is not a number")
-    try:  # Frame checks the image (uint8, (H, W, 3))
+    try:  # Frame checks the image (uint8, (H, W, 3)); check_meta the typed contract of meta
+        check_meta(header["meta"])
         frame = Frame(image, header["stream"], header["seq"], header["ts_ns"], pts, header["meta"])
     except ValueError as exc:
         raise MessageError(str(exc)) from None

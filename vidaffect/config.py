@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from vidaffect.addresses import is_loopback
 from vidaffect.api import PluginConfig
 from vidaffect.errors import ConfigError, PluginError
 from vidaffect.plugins import get_registry
@@ -74,6 +75,16 @@ class EngineSettings(BaseModel):
 
     name: str = Field("pipeline", description="pipeline name, used in logs")
     transport: Literal["ipc", "tcp"] = Field("ipc", description="how stages talk: ipc:// or tcp://")
+    auth: Literal["curve", "none"] = Field(
+        "curve", description="tcp transport: 'curve' encrypts and authenticates every stage connection "
+                             "(CurveZMQ, a key pair made for each run, or curve_secret_key); 'none' sends "
+                             "in the clear and is allowed on a loopback host only, unless insecure")
+    curve_secret_key: str | None = Field(
+        None, description="tcp transport across hosts: key pair file (NAME.key_secret from "
+                          "`vidaffect keys`) that the stages on every host use instead of a per-run pair")
+    insecure: bool = Field(
+        False, description="allow binding beyond loopback without authentication (host with auth "
+                           "'none', metrics_host); anyone on the network can then reach those ports")
     host: str = Field("127.0.0.1", description="tcp transport: address stages bind to")
     port_base: int | None = Field(
         None, ge=1024, le=65000, description="tcp transport: first port (default: free ports)"
@@ -83,11 +94,52 @@ class EngineSettings(BaseModel):
     stop_timeout: float = Field(10.0, gt=0, description="seconds to drain after a stop request")
     term_timeout: float = Field(5.0, gt=0, description="seconds after SIGTERM before SIGKILL")
     status: bool = Field(True, description="show a live status line")
+    max_message_mb: float = Field(
+        200.0, gt=0, le=4096,
+        description="largest message part a stage accepts (MB); a larger one is refused unread and "
+                    "its sender disconnected. 200 holds a 50-megapixel BGR frame")
     metrics_port: int | None = Field(
-        None, ge=1, le=65535, description="serve Prometheus metrics on this port (loopback)"
+        None, ge=1, le=65535, description="serve Prometheus metrics on this port"
     )
+    metrics_host: str = Field(
+        "127.0.0.1", description="address the metrics port binds to; beyond loopback needs insecure "
+                                 "(the endpoint has no authentication)")
     metrics_file: str | None = Field(None, description="write final per-stage metrics JSON here")
     stream_id: str = Field("cam0", description="stream id of a single source (event topic)")
+
+    @field_validator("curve_secret_key")
+    @classmethod
+    def _key_file(cls, path: str | None) -> str | None:
+        from vidaffect.runtime.security import holds_secret_key
+
+        if path is not None and not holds_secret_key(path):
+            raise ValueError(f"{path} is not a key pair file with a secret key (give the NAME.key_secret "
+                             "file that `vidaffect keys` wrote)")
+        return path
+
+    @field_validator("host")
+    @classmethod
+    def _stage_exposure(cls, host: str, info: ValidationInfo) -> str:
+        d = info.data
+        if d.get("transport") == "tcp" and d.get("auth") == "none" and not is_loopback(host) \
+                and not d.get("insecure"):
+            raise ValueError(f"{host!r} lets other hosts connect to the stages, and auth is 'none': anyone "
+                             "who reaches these ports could inject or read frames and reports. Use auth: "
+                             "curve (the default), a loopback host, or insecure: true to accept the risk")
+        return host
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _metrics_exposure(cls, host: str, info: ValidationInfo) -> str:
+        if not is_loopback(host) and not info.data.get("insecure"):
+            raise ValueError(f"{host!r} serves the metrics to other hosts without authentication (the "
+                             "Prometheus endpoint has none); keep 127.0.0.1 and scrape through a proxy, "
+                             "or set insecure: true to accept the risk")
+        return host
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * 2**20)
 
 
 class TrackingSettings(BaseModel):

@@ -5,7 +5,7 @@ smoothed label changes or the track ends, and a ``gap`` event when a live stream
 after a break; all are validated by the JSON Schema at
 :data:`EVENT_SCHEMA_PATH` (draft 2020-12, ``$id`` :data:`EVENT_SCHEMA_ID`)::
 
-    {"schema": "vidaffect.event", "version": 4, "type": "frame",
+    {"schema": "vidaffect.event", "version": 5, "type": "frame",
      "stream": "cam0", "seq": 41, "ts_capture_ns": 1718000000000000000,
      "ts_event_ns": 1718000000030000000, "pts_ms": 1640.0, "frame_size": [1280, 720],
      "labels": ["angry", ..., "neutral"],
@@ -22,11 +22,11 @@ independent per-category probabilities, and each face also has ``body_bbox`` and
                 "categories": ["Engagement", "Happiness"],
                 "vad": {"valence": 6.8, "arousal": 5.9, "dominance": 6.4}}
 
-    {"schema": "vidaffect.event", "version": 4, "type": "change", "stream": "cam0",
+    {"schema": "vidaffect.event", "version": 5, "type": "change", "stream": "cam0",
      "seq": 57, "ts_capture_ns": ..., "ts_event_ns": ..., "pts_ms": 2280.0,
      "track_id": 3, "from": "neutral", "to": "happy", "score": 0.52}
 
-    {"schema": "vidaffect.event", "version": 4, "type": "gap", "stream": "door", "seq": 812,
+    {"schema": "vidaffect.event", "version": 5, "type": "gap", "stream": "door", "seq": 812,
      "ts_capture_ns": ..., "ts_event_ns": ..., "pts_ms": null, "gap_s": 4.7, "attempts": 3,
      "reconnects": 1}
 
@@ -49,9 +49,9 @@ from typing import Any
 from vidaffect.frames import Frame
 
 EVENT_SCHEMA_NAME = "vidaffect.event"
-EVENT_VERSION = 4
-EVENT_SCHEMA_ID = "https://vidaffect.dev/schemas/event.v4.json"
-EVENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.v4.json"
+EVENT_VERSION = 5
+EVENT_SCHEMA_ID = "https://vidaffect.dev/schemas/event.v5.json"
+EVENT_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.v5.json"
 
 _PROB_DIGITS = 4
 
@@ -147,6 +147,17 @@ def build_gap_event(frame: Frame, now_ns: int | None = None) -> dict[str, Any]:
         **_envelope("gap", frame.stream, frame.seq, frame.ts_ns, frame.pts_ms, now_ns),
         "gap_s": float(gap.get("gap_s", 0.0)), "attempts": int(gap.get("attempts", 0)),
         "reconnects": int(gap.get("reconnects", 0)),
+    }
+
+
+def build_outage_event(stream: str, info: dict[str, Any], now_ns: int | None = None) -> dict[str, Any]:
+    """The ``"outage"`` event of a live stream that is down (see :meth:`vidaffect.api.Sink.outage`):
+    ``seq`` = frames the stream sent before (the next frame's number), ``ts_capture_ns`` = the
+    capture time of its last frame (0 if none), ``down_s`` = seconds since the break,
+    ``attempts`` = reconnect attempts so far."""
+    return {
+        **_envelope("outage", stream, int(info.get("frames", 0)), int(info.get("last_ts_ns", 0)), None, now_ns),
+        "down_s": float(info.get("down_s", 0.0)), "attempts": int(info.get("attempts", 0)),
     }
 
 

@@ -74,15 +74,20 @@ class CrashAfter(Detector):
 
 
 class SlowSink(Sink):
-    """A sink that sleeps ``delay_s`` per frame."""
+    """A sink that sleeps ``delay_s`` per frame, and ``open_delay_s`` when it opens (a stage
+    whose models take that long to load)."""
 
     name = "slow"
     summary = "test sink: sleeps per frame"
 
     class Config(PluginConfig):
         delay_s: float = Field(0.1, ge=0)
+        open_delay_s: float = Field(0.0, ge=0)
 
     config: Config
+
+    def open(self) -> None:
+        time.sleep(self.config.open_delay_s)
 
     def write(self, frame: Frame) -> None:
         time.sleep(self.config.delay_s)

@@ -12,6 +12,7 @@ from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import VidaffectError
 from vidaffect.events import (
     build_frame_event,
+    build_outage_event,
     encode_event,
     frame_side_events,
     stream_end_change_events,
@@ -25,7 +26,7 @@ class JsonlSink(Sink):
     ``change`` events (with tracking).
 
     Each line is one event encoded compactly, valid against
-    ``vidaffect/schemas/event.v4.json``; all streams share the file (events carry ``stream``).
+    ``vidaffect/schemas/event.v5.json``; all streams share the file (events carry ``stream``).
     The file is truncated on open, flushed every ``flush_every`` lines, at each end of stream
     and on close, so a reader tailing it sees whole lines.
 
@@ -103,6 +104,11 @@ class JsonlSink(Sink):
                 pass
             raise VidaffectError(f"jsonl sink: cannot write {self.file.name}: {exc.strerror}") from None
         self.written += len(data)
+
+    def outage(self, stream: str, info: dict[str, Any]) -> None:
+        """Write an ``outage`` event (the stream is down) and flush."""
+        self._lines([build_outage_event(stream, info)])
+        self._flush()
 
     def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
         """Write the change events ending open tracks, and flush."""

@@ -1,7 +1,7 @@
 """The ``zmq_events`` sink: JSON events on a ZeroMQ PUB socket, topic = stream id.
 
 Messages are two parts ``[topic, json]``: the topic is the frame's stream id (UTF-8), the
-second part an event of ``vidaffect/schemas/event.v4.json`` (compact UTF-8 JSON): a
+second part an event of ``vidaffect/schemas/event.v5.json`` (compact UTF-8 JSON): a
 ``frame`` event per frame and, with tracking, ``change`` events when a track's smoothed
 label changes or the track ends.
 Subscribers filter by stream with ``sock.setsockopt(zmq.SUBSCRIBE, b"cam0")`` (``b""``
@@ -13,7 +13,8 @@ The send high-water mark bounds what is queued for each subscriber: beyond it PU
 messages for that subscriber, so a subscriber that stops reading never slows the
 pipeline. Subscribers that connect late miss earlier events (PUB/SUB has no replay).
 
-Exposure: the socket binds to loopback unless ``endpoint`` names another address. For remote
+Exposure: the socket binds to loopback unless ``endpoint`` names another address, and another
+address is refused without CurveZMQ unless ``insecure: true`` says so. For remote
 subscribers, switch on CurveZMQ (RFC 26/CurveZMQ; encryption plus authentication):
 ``curve_secret_key`` is the server's secret key file and ``curve_authorized_keys`` a folder
 of the public key files of the subscribers allowed in (both as written by
@@ -28,25 +29,18 @@ from typing import Any
 import zmq
 from pydantic import Field, model_validator
 
+from vidaffect.addresses import endpoint_is_local
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import VidaffectError
 from vidaffect.events import (
     build_frame_event,
+    build_outage_event,
     encode_event,
     frame_side_events,
     stream_end_change_events,
 )
 from vidaffect.frames import Frame
-
-
-def _holds_secret_key(path: str) -> bool:
-    """Whether ``path`` is a ZeroMQ certificate file with a secret key (``vidaffect keys``)."""
-    import zmq.auth
-
-    try:
-        return zmq.auth.load_certificate(path)[1] is not None
-    except (OSError, ValueError):
-        return False
+from vidaffect.runtime.security import holds_secret_key
 
 
 class ZmqEventsSink(Sink):
@@ -74,6 +68,9 @@ class ZmqEventsSink(Sink):
                               "subscribers then need its public key and their own key pair")
         curve_authorized_keys: str | None = Field(
             None, description="CurveZMQ: folder of the public key files of allowed subscribers")
+        insecure: bool = Field(
+            False, description="publish beyond loopback without CurveZMQ (anyone on the network "
+                               "can then read the events)")
 
         @model_validator(mode="after")
         def _curve_pair(self) -> ZmqEventsSink.Config:
@@ -83,9 +80,14 @@ class ZmqEventsSink(Sink):
                 raise ValueError(f"curve_secret_key: no such file: {self.curve_secret_key}")
             if self.curve_authorized_keys is not None and not Path(self.curve_authorized_keys).is_dir():
                 raise ValueError(f"curve_authorized_keys: no such folder: {self.curve_authorized_keys}")
-            if self.curve_secret_key is not None and not _holds_secret_key(self.curve_secret_key):
+            if self.curve_secret_key is not None and not holds_secret_key(self.curve_secret_key):
                 raise ValueError(f"curve_secret_key: {self.curve_secret_key} holds no secret key "
                                  "(give the NAME.key_secret file that `vidaffect keys` wrote)")
+            if self.curve_secret_key is None and not self.insecure and not endpoint_is_local(self.endpoint):
+                raise ValueError(f"endpoint: {self.endpoint} lets other hosts subscribe, and CurveZMQ is off: "
+                                 "anyone on the network could read the events. Set curve_secret_key and "
+                                 "curve_authorized_keys (vidaffect keys), or insecure: true to publish "
+                                 "in the clear")
             return self
 
     config: Config
@@ -162,6 +164,11 @@ class ZmqEventsSink(Sink):
         for event in frame_side_events(frame):
             self.sock.send_multipart([topic, encode_event(event)])
             self.events_sent += 1
+
+    def outage(self, stream: str, info: dict[str, Any]) -> None:
+        """Publish an ``outage`` event (the stream is down)."""
+        self.sock.send_multipart([stream.encode(), encode_event(build_outage_event(stream, info))])
+        self.events_sent += 1
 
     def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
         """Publish the ``change`` events ending the stream's open tracks."""

@@ -68,13 +68,13 @@ def preflight(config: PipelineConfig) -> None:
     """
     from vidaffect.plugins import get_registry
 
-    port = config.engine.metrics_port
+    port, host = config.engine.metrics_port, config.engine.metrics_host
     if port:
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind((host, port))
             except OSError as exc:
-                raise PluginError(f"pipeline › metrics_port: cannot serve metrics on 127.0.0.1:{port}: "
+                raise PluginError(f"pipeline › metrics_port: cannot serve metrics on {host}:{port}: "
                                   f"{exc.strerror} (another vidaffect run, or another program, uses it)") from None
     reg = get_registry()
     for stage in config.stages:
@@ -142,6 +142,7 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
                 "streams": streams, "stream_id": stage.options.stream,
                 "tracking": tracking if stage.kind in ("detector", "sink") else None,
                 "control": control, "report": report,
+                "max_message_bytes": engine.max_message_bytes,
             }
             specs.append(WorkerSpec(stage, w, spec))
     return specs

@@ -23,7 +23,10 @@ class StageMetrics:
             when the stream was stopped, and any stage's frames in flight when the run was
             aborted or the stage terminated. At every stage, ``frames_in == frames_out +
             dropped``.
-        malformed: messages that failed to decode (dropped and counted).
+        malformed: messages that failed to decode or whose ``meta`` failed validation
+            (dropped and counted).
+        refused: connections refused by the CurveZMQ check (a peer without the run's key;
+            tcp transport): none of their messages was delivered.
         skipped: frames not handed to a busy sink of a live pipeline (that sink counts them
             as ``lost``), so the other sinks kept up.
         lost: frames that should have reached this stage and never did: missing after
@@ -32,7 +35,10 @@ class StageMetrics:
             when the run was aborted (counted by the supervisor, :func:`count_in_transit`).
             They are not part of ``frames_in``: along a hop, ``sent == frames_in + lost``.
         faces: faces seen in frames passed on.
-        reconnects, gap_s: stream reconnects of a source and the seconds without frames.
+        reconnects, gap_s: stream reconnects of a source and the seconds without frames
+            (the outage going on included).
+        down, outage_s: 1 while the source's stream is down (reconnecting), and how long
+            it has been down; 0 once it is back.
         unreadable: frames a source's file announced but could not decode (a truncated or
             damaged file, see :meth:`vidaffect.api.Source.undelivered`); never read, so not
             part of ``frames_in``.
@@ -47,12 +53,14 @@ class StageMetrics:
     frames_out: int = 0
     dropped: int = 0
     malformed: int = 0
+    refused: int = 0
     skipped: int = 0
     lost: int = 0
     faces: int = 0
     detected: int = 0
     reconnects: int = 0
     gap_s: float = 0.0
+    outage_s: float = 0.0
     unreadable: int = 0
     busy_s: float = 0.0
     started: float = field(default_factory=time.perf_counter)
@@ -72,8 +80,9 @@ class StageMetrics:
         pct = (lambda q: round(float(np.percentile(lat, q)), 2)) if lat is not None else (lambda q: None)
         return {
             "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
-            "malformed": self.malformed, "skipped": self.skipped, "lost": self.lost, "faces": self.faces,
-            "detected": self.detected, "reconnects": self.reconnects, "gap_s": round(self.gap_s, 3),
+            "malformed": self.malformed, "refused": self.refused, "skipped": self.skipped, "lost": self.lost, "faces": self.faces,
+            "detected": self.detected, "reconnects": self.reconnects,
+            "gap_s": round(self.gap_s + self.outage_s, 3), "down": int(self.outage_s > 0),
             "unreadable": self.unreadable,
             "busy_s": round(self.busy_s, 3), "wall_s": round(time.perf_counter() - self.started, 3),
             "cpu_s": round(time.process_time() - self.cpu_started, 3),

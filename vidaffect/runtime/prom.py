@@ -1,8 +1,10 @@
-"""Per-stage counters served for Prometheus (``pipeline.metrics_port``), on loopback.
+"""Per-stage counters served for Prometheus (``pipeline.metrics_port``, on ``metrics_host``:
+loopback unless the pipeline says ``insecure``; the endpoint has no authentication).
 
 Gauges ``vidaffect_stage_<counter>{pipeline, stage}`` mirror the supervisor's merged stage
-metrics (frames in/out, dropped, lost, malformed, skipped, faces, busy seconds, frames the
-detector ran on, stream reconnects and seconds without frames, frames a file announced but
+metrics (frames in/out, dropped, lost, malformed, refused connections, skipped, faces, busy seconds, frames the
+detector ran on, stream reconnects and seconds without frames, streams down now (``down``,
+for alerting), frames a file announced but
 could not decode (``unreadable``), latency percentiles in
 milliseconds); they are refreshed every supervisor loop.
 """
@@ -13,12 +15,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-_COUNTERS = ("frames_in", "frames_out", "dropped", "lost", "malformed", "skipped", "faces", "busy_s",
-             "detected", "reconnects", "gap_s", "unreadable", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+_COUNTERS = ("frames_in", "frames_out", "dropped", "lost", "malformed", "refused", "skipped", "faces", "busy_s",
+             "detected", "reconnects", "gap_s", "down", "unreadable", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 
 
 class PrometheusExporter:
-    """Serves ``http://127.0.0.1:PORT/metrics`` until the process exits (or ``close``)."""
+    """Serves ``http://ADDR:PORT/metrics`` until the process exits (or ``close``)."""
 
     def __init__(self, port: int, pipeline: str, addr: str = "127.0.0.1") -> None:
         self.registry = CollectorRegistry()

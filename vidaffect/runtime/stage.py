@@ -29,12 +29,13 @@ import msgpack
 import zmq
 
 from vidaffect.api import Plugin, Source
-from vidaffect.codec import MessageError, decode, encode_eos, encode_frame
+from vidaffect.codec import MessageError, decode, encode_eos, encode_frame, encode_outage
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
 from vidaffect.runtime.metrics import StageMetrics, in_hand
 from vidaffect.runtime.reorder import Reorderer
+from vidaffect.runtime.security import CONTROL_MAX_BYTES, PeerAuth, RunKeys
 from vidaffect.runtime.transport import SOCKET_BUFFER_BYTES, Fanout, pull_socket, push_socket
 
 REPORT_EVERY_S = 0.5
@@ -73,10 +74,11 @@ class StageContext:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.ctx = zmq.Context()
-        self.report = self.ctx.socket(zmq.PUSH)
+        self.auth = PeerAuth(self.ctx, RunKeys.from_spec(spec["curve"]) if spec.get("curve") else None)
+        self.report = self.auth.client(self.ctx.socket(zmq.PUSH))
         self.report.setsockopt(zmq.LINGER, 2000)
         self.report.connect(spec["report"])
-        self.control = self.ctx.socket(zmq.SUB)
+        self.control = self.auth.client(self.ctx.socket(zmq.SUB), CONTROL_MAX_BYTES)
         self.control.setsockopt(zmq.SUBSCRIBE, b"")
         self.control.setsockopt(zmq.LINGER, 0)
         self.control.connect(spec["control"])
@@ -89,11 +91,13 @@ class StageContext:
         self.eos_totals: dict[str, int] = {}
         self._last_report = 0.0
         buf = None if spec.get("live") else SOCKET_BUFFER_BYTES
-        self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"], buf) if spec.get("input") else None
+        max_bytes = spec.get("max_message_bytes", -1)
+        self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"], buf, self.auth, max_bytes) \
+            if spec.get("input") else None
         drops = spec.get("outputs_drop") or [False] * len(spec["outputs"])
         hwms = spec.get("outputs_hwm") or [spec["hwm"]] * len(spec["outputs"])
         self.outputs = [
-            Fanout([push_socket(self.ctx, ep, hwm, buf) for ep in group], self.should_abort,
+            Fanout([push_socket(self.ctx, ep, hwm, buf, self.auth) for ep in group], self.should_abort,
                    drop_when_full=drop)
             for group, drop, hwm in zip(spec["outputs"], drops, hwms)
         ]
@@ -108,6 +112,7 @@ class StageContext:
         if force or now - self._last_report >= REPORT_EVERY_S:
             self._last_report = now
             self.metrics.skipped = sum(out.skipped for out in self.outputs)
+            self.metrics.refused = self.auth.refused()
             self.send_report("metrics", metrics=self.metrics.snapshot())
 
     def poll_control(self) -> None:
@@ -172,6 +177,7 @@ class StageContext:
             self.inp.close()
         self.control.close()
         self.report.close()
+        self.auth.close()
         self.ctx.term()
 
 
@@ -203,12 +209,21 @@ class SeqFile:
         os.close(self.fd)
 
 
-def run_source(sc: StageContext, source: Source) -> None:
+STALE_AFTER_S = 1.0
+"""A live source opened this long before ``go`` (the other stages were loading models) is
+opened again: frames a camera or RTSP server sent meanwhile wait in FFmpeg's and the kernel's
+buffers, and would go out as if captured when read (12 s old frames with a latency of 0.3 s
+were measured on an RTSP stream)."""
+
+
+def run_source(sc: StageContext, source: Source, opened_at: float | None = None) -> None:
     """Read frames and push them downstream; EOS at the end of the stream or on ``stop``.
 
     Offline sources (files) are read only when downstream accepts a frame: nothing is dropped.
     Live sources are read by a capture thread into a one-slot buffer: when downstream is busy
-    the older frame is replaced (drop-oldest) and counted, so latency never builds up.
+    the older frame is replaced (drop-oldest) and counted, so latency never builds up; one
+    opened (at ``opened_at``, monotonic) more than :data:`STALE_AFTER_S` before ``go`` is
+    reopened first.
     """
     stream = sc.spec["stream_id"]
     info = sc.spec["source_info"]
@@ -219,11 +234,24 @@ def run_source(sc: StageContext, source: Source) -> None:
     if not _wait_for_go(sc):
         sc.broadcast(encode_eos(stream, seq))
         return
+    if info["live"] and opened_at is not None and time.monotonic() - opened_at > STALE_AFTER_S:
+        source.close()  # what was buffered while the models loaded is stale
+        source.open()
     sc.metrics.start_clock()
     base_meta = {"fps": info["fps"], "source": info["description"]}
 
+    max_bytes = sc.spec.get("max_message_bytes", -1)
+
+    last_ts = 0  # capture time of the last frame sent
+    outage_sent = 0.0  # when the last outage notice went out (monotonic; 0: none for this outage)
+
     def emit(image: Any, pts: float | None, ts_ns: int, extra: dict[str, Any]) -> bool:
-        nonlocal seq
+        nonlocal seq, last_ts
+        last_ts = ts_ns
+        if 0 < max_bytes < image.nbytes:  # the next stage would refuse it unread
+            h, w = image.shape[:2]
+            raise VidaffectError(f"a {w}x{h} frame is {image.nbytes / 2**20:.1f} MB, above pipeline › "
+                                 f"max_message_mb ({max_bytes / 2**20:g} MB): raise it, or downscale the source")
         frame = Frame(image, stream, seq, ts_ns, pts, {**base_meta, **extra})
         if seqs is not None:
             seqs.reserve(seq + 1)
@@ -275,17 +303,38 @@ def run_source(sc: StageContext, source: Source) -> None:
                 with lock:
                     lock.notify()
 
+        def announce_outage(out: dict[str, Any] | None) -> bool:
+            """While the stream is down (``out``: what ``source.outage()`` said while the slot
+            was empty, so every frame before the break has been sent): an outage notice at
+            once, then every ``source.outage_every_s``; False when aborted while sending."""
+            nonlocal outage_sent
+            if out is None:
+                m.outage_s, outage_sent = 0.0, 0.0
+                return True
+            m.outage_s = max(float(out.get("down_s", 0.0)), 1e-3)
+            now = time.monotonic()
+            if outage_sent and now - outage_sent < source.outage_every_s:
+                return True
+            outage_sent = now
+            return sc.send_all(encode_outage(stream, seq, {**out, "last_ts_ns": last_ts}), key)
+
         reader = threading.Thread(target=capture, name="capture", daemon=True)
         reader.start()
         while not sc.should_abort() and not sc.state["stop"]:
             with lock:
-                if not slot:
+                item = slot.popleft() if slot else None
+                if item is None:
                     if ended.is_set():
                         break
                     lock.wait(0.1)
-                    continue
-                image, pts, ts_ns, extra = slot.popleft()
-            if not emit(image, pts, ts_ns, extra):
+                    if slot:
+                        continue
+                    out = source.outage()  # under the lock: every frame before a break was sent
+            if item is None:
+                if not announce_outage(out):
+                    break
+                continue
+            if not emit(*item):
                 break
         ended.set()
         reader.join(timeout=2.0)
@@ -306,6 +355,7 @@ def _source_meta(source: Source, m: StageMetrics) -> dict[str, Any]:
     if isinstance(gap, dict):
         m.reconnects += 1
         m.gap_s += float(gap.get("gap_s", 0.0))
+        m.outage_s = 0.0  # over: now counted in gap_s
     return extra
 
 
@@ -350,6 +400,10 @@ def run_processor(sc: StageContext, apply: _Applier) -> None:
                 continue
             if header["stream"] not in streams:
                 m.malformed += 1
+                continue
+            if header["kind"] == "outage":  # not a frame: on at once, outside the frame order
+                if not apply.outage(header):
+                    return
                 continue
             if frame is not None:
                 m.frames_in += 1
@@ -432,6 +486,15 @@ class _Applier:
                 m.detected += 1
             frame.meta["tracks_ended"] = tracker.update(frame, dets)
 
+    def outage(self, hdr: dict[str, Any]) -> bool:
+        """An outage notice: a sink's plugin gets it, other stages pass it on; False when
+        aborted while sending."""
+        info = {**hdr["meta"], "frames": hdr["seq"]}
+        if self.kind == "sink":
+            self.plugin.outage(hdr["stream"], info)  # type: ignore[attr-defined]
+            return True
+        return self.sc.send_all(encode_outage(hdr["stream"], hdr["seq"], hdr["meta"]))
+
     def _eos(self, hdr: dict[str, Any]) -> bool:
         stream, info = hdr["stream"], {**hdr["meta"], "frames": hdr["seq"]}
         if self.kind == "sink":
@@ -474,10 +537,11 @@ def stage_main(spec: dict[str, Any]) -> None:
         plugin.restarts = int(spec.get("restarts", 0))
         if isinstance(plugin, Source):
             info = plugin.open()
+            opened_at = time.monotonic()
             spec["source_info"] = dict(info.__dict__)
             sc.send_report("ready", source_info=spec["source_info"])
             in_loop.set()
-            run_source(sc, plugin)
+            run_source(sc, plugin, opened_at)
         else:
             plugin.open()  # type: ignore[attr-defined]
             applier = _Applier(sc, plugin)  # tracking / smoothing set up before "ready"

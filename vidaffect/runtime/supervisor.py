@@ -33,6 +33,7 @@ from vidaffect.errors import StageError
 from vidaffect.runtime.graph import WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
 from vidaffect.runtime.metrics import count_in_transit, in_hand, merge
+from vidaffect.runtime.security import CONTROL_MAX_BYTES, REPORT_MAX_BYTES, PeerAuth, RunKeys
 from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
 from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc, use_stage_malloc_settings
@@ -85,6 +86,22 @@ def unreadable_warnings(stages: dict[str, dict[str, Any]], sources: dict[str, di
     return out
 
 
+def intruder_warnings(stages: dict[str, dict[str, Any]], refused_by_supervisor: int,
+                      rejected_reports: int) -> list[str]:
+    """Warnings about processes outside the run that tried to talk to it: connections refused
+    for lack of the run's key, and reports from processes the supervisor did not start."""
+    out = []
+    refused = {name: m.get("refused") or 0 for name, m in stages.items()}
+    refused["supervisor"] = refused_by_supervisor
+    if any(refused.values()):
+        where = ", ".join(f"{name}: {n}" for name, n in refused.items() if n)
+        out.append(f"connections without the run's key were refused ({where}); some process on "
+                   "the network tried to reach the pipeline's ports")
+    if rejected_reports:
+        out.append(f"{rejected_reports} reports from processes this run did not start were ignored")
+    return out
+
+
 @dataclass
 class _Worker:
     ws: WorkerSpec
@@ -92,6 +109,7 @@ class _Worker:
     ready: bool = False
     done: bool = False
     restarts: int = 0
+    pids: set[int] = field(default_factory=set)  # of every incarnation: reports from others are refused
     metrics_by_pid: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -147,6 +165,11 @@ class Supervisor:
         self._upstream_gone: dict[str, float] = {}
         self._downstream: dict[str, set[str]] = {}
         self._last_release = 0.0
+        self.rejected_reports = 0
+        self.keys: RunKeys | None = None
+        if self.engine.transport == "tcp" and self.engine.auth == "curve":
+            key_file = self.engine.curve_secret_key
+            self.keys = RunKeys.load(key_file) if key_file else RunKeys.generate()
 
     # -- signals -------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -156,19 +179,22 @@ class Supervisor:
     def _spawn(self, w: _Worker) -> None:
         w.ready, w.done = False, False
         spec = {**w.ws.spec, "environ": dict(os.environ), "supervisor": process_identity(),
-                "run_dir": str(self.run_dir)}
+                "run_dir": str(self.run_dir),
+                "curve": self.keys.to_spec() if self.keys is not None else None}
         proc = self.mpctx.Process(target=stage_main, args=(spec,), name=w.ws.label)
         proc.start()  # kept only once started: clean-up joins every kept process
         w.proc = proc
+        w.pids.add(proc.pid)
 
     def _handle_report(self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker],
                        result: RunResult) -> None:
         w = workers.get((msg.get("stage"), msg.get("worker")))
-        if w is None:
+        if w is None or msg.get("pid") not in w.pids:  # not from a process this run started
+            self.rejected_reports += 1
             return
         kind = msg.get("type")
         if kind == "metrics" and isinstance(msg.get("metrics"), dict):
-            w.metrics_by_pid[int(msg.get("pid", 0))] = msg["metrics"]  # all incarnations count
+            w.metrics_by_pid[msg["pid"]] = msg["metrics"]  # all incarnations count
             return
         if w.proc is not None and msg.get("pid") != w.proc.pid:
             return
@@ -243,9 +269,10 @@ class Supervisor:
         claim_run_dir(run_dir)
         alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
         ctx = zmq.Context()
-        control = ctx.socket(zmq.PUB)
+        auth = PeerAuth(ctx, self.keys)
+        control = auth.server(ctx.socket(zmq.PUB), CONTROL_MAX_BYTES)
         control.setsockopt(zmq.LINGER, 0)
-        report = ctx.socket(zmq.PULL)
+        report = auth.server(ctx.socket(zmq.PULL), REPORT_MAX_BYTES)
         report.setsockopt(zmq.LINGER, 0)
         control_ep, report_ep = alloc("control"), alloc("report")
         control.bind(control_ep)
@@ -260,7 +287,7 @@ class Supervisor:
         if self.engine.metrics_port:
             from vidaffect.runtime.prom import PrometheusExporter
 
-            exporter = PrometheusExporter(self.engine.metrics_port, self.engine.name)
+            exporter = PrometheusExporter(self.engine.metrics_port, self.engine.name, self.engine.metrics_host)
         t_go = time.monotonic()
         try:
             for w in reversed(list(workers.values())):
@@ -296,6 +323,7 @@ class Supervisor:
                 if now - last_control >= CONTROL_EVERY_S and self.state != "starting":
                     control.send(self.state.encode())
                     last_control = now
+                auth.refused()  # reads the monitor events as they come
                 if report.poll(50):
                     self._drain_reports(report, workers, result)
                 for w in workers.values():
@@ -338,12 +366,15 @@ class Supervisor:
                 exporter.close()
             control.close()
             report.close()
+            refused = auth.refused()
+            auth.close()
             ctx.term()
             cleanup_ipc(run_dir)
         result.wall_s = time.monotonic() - t_go
         result.stages = self._merged(workers)
         count_in_transit(result.stages, self._downstream)
         result.warnings = unreadable_warnings(result.stages, result.sources_info)
+        result.warnings += intruder_warnings(result.stages, refused, self.rejected_reports)
         result.errors = self.errors
         hard_errors = [e for e in self.errors if "(restarting" not in e[1]]
         result.exit_code = 1 if hard_errors else 0
@@ -403,10 +434,13 @@ class Supervisor:
                 msg = msgpack.unpackb(report.recv(zmq.NOBLOCK), raw=False)
             except zmq.Again:
                 return
-            except Exception:
+            except Exception:  # not msgpack: not from a stage
+                self.rejected_reports += 1
                 continue
             if isinstance(msg, dict):
                 self._handle_report(msg, workers, result)
+            else:
+                self.rejected_reports += 1
 
     @staticmethod
     def _merged(workers: dict[tuple[str, int], _Worker]) -> dict[str, dict[str, Any]]:

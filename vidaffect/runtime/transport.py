@@ -19,6 +19,7 @@ from typing import Any
 import zmq
 
 from vidaffect.codec import ZERO_COPY_MIN
+from vidaffect.runtime.security import PeerAuth
 
 LINGER_MS = 0  # set per close: deliver on a clean end, drop on abort
 SOCKET_BUFFER_BYTES = 8 * 2**20
@@ -71,24 +72,35 @@ def connect_address(endpoint: str) -> str:
     return endpoint.replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:")
 
 
-def pull_socket(ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | None = None) -> zmq.Socket:
-    """A bound PULL socket; ``buffer_bytes`` sets the kernel receive buffer (None: OS default)."""
+def pull_socket(ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | None = None,
+                auth: PeerAuth | None = None, max_bytes: int = -1) -> zmq.Socket:
+    """A bound PULL socket; ``buffer_bytes`` sets the kernel receive buffer (None: OS default),
+    ``auth`` makes it a CURVE server of the run (see :mod:`.security`), ``max_bytes`` is
+    the largest message part accepted (-1: no limit)."""
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.RCVHWM, hwm)
     if buffer_bytes:
         sock.setsockopt(zmq.RCVBUF, buffer_bytes)
     sock.setsockopt(zmq.LINGER, 0)
+    if auth is not None:
+        auth.server(sock, max_bytes)
+    else:
+        sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
     sock.bind(endpoint)
     return sock
 
 
-def push_socket(ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | None = None) -> zmq.Socket:
-    """A connected PUSH socket; ``buffer_bytes`` sets the kernel send buffer (None: OS default)."""
+def push_socket(ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | None = None,
+                auth: PeerAuth | None = None) -> zmq.Socket:
+    """A connected PUSH socket; ``buffer_bytes`` sets the kernel send buffer (None: OS default),
+    ``auth`` makes it a CURVE client of the run."""
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDHWM, hwm)
     if buffer_bytes:
         sock.setsockopt(zmq.SNDBUF, buffer_bytes)
     sock.setsockopt(zmq.LINGER, LINGER_MS)
+    if auth is not None:
+        auth.client(sock)
     sock.connect(connect_address(endpoint))
     return sock
 
