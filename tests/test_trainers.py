@@ -286,6 +286,13 @@ def run_dir(fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_robust_training_is_recorded_in_the_checkpoint(fer_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "robust"
+    assert train(fer_dir, out, "--epochs", "1", "--max-steps", "2", "--robust", "0.5") == 0
+    assert read_meta(out / "best.safetensors").training["robust"] == 0.5
+    assert train(fer_dir, tmp_path / "bad", "--robust", "1.5") != 0
+
+
 def test_two_step_training_writes_checkpoints(fer_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert train(fer_dir, out, "--epochs", "5", "--max-steps", "2") == 0

@@ -7,6 +7,8 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from vidaffect_trainers.fer2013.corrupt import random_corruption
+
 
 def train_transform(size: int = 48) -> v2.Transform:
     """Random shift/zoom/rotation, horizontal flip, brightness/contrast, random erasing.
@@ -26,16 +28,22 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
     """Wraps uint8 ``(N, H, W)`` images into normalised float32 ``(1, H, W)`` tensors.
 
     ``(pixel / 255 - mean) / std``; with ``augment`` the train transform and random
-    erasing (Zhong et al., AAAI 2020) are applied. Items are ``(x, label)``, or
+    erasing (Zhong et al., AAAI 2020) are applied, and with ``robust`` > 0, first, with that
+    probability, one camera corruption of a random family and strength
+    (:func:`~vidaffect_trainers.fer2013.corrupt.random_corruption`). Items are ``(x, label)``, or
     ``(x, label, soft)`` when per-image soft targets float32 ``(N, C)`` are given
     (distillation, :mod:`vidaffect_trainers.fer2013.distill`).
     """
 
     def __init__(
         self, images: np.ndarray, labels: np.ndarray, mean: float, std: float, augment: bool,
-        soft: np.ndarray | None = None,
+        soft: np.ndarray | None = None, robust: float = 0.0, seed: int = 0,
     ) -> None:
-        self.images = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
+        self.raw = np.ascontiguousarray(images)
+        self.images = torch.from_numpy(self.raw).unsqueeze(1)
+        self.robust = robust if augment else 0.0
+        self.seed = seed
+        self._rng: np.random.Generator | None = None
         self.labels = torch.from_numpy(labels)
         self.soft = None if soft is None else torch.from_numpy(np.ascontiguousarray(soft, np.float32))
         self.mean, self.std = mean, std
@@ -47,6 +55,10 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         img = self.images[i]
+        if self.robust:
+            if self._rng is None:  # one per DataLoader worker, seeded by torch's per-worker seed
+                self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32])
+            img = torch.from_numpy(random_corruption(self.raw[i], self._rng, self.robust)).unsqueeze(0)
         if self.transform is not None:
             img = self.transform(img)
         x = (img.float() / 255.0 - self.mean) / self.std

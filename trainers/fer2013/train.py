@@ -129,7 +129,8 @@ def train(args: argparse.Namespace) -> Path:
 
     gen = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(
-        FaceTensorDataset(train_set.images, train_set.labels, mean, std, augment=True, soft=soft),
+        FaceTensorDataset(train_set.images, train_set.labels, mean, std, augment=True, soft=soft,
+                          robust=args.robust, seed=args.seed),
         batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
         drop_last=len(train_set) >= args.batch_size,  # else a small set would give 0 steps
         generator=gen, num_workers=args.workers,
@@ -149,6 +150,7 @@ def train(args: argparse.Namespace) -> Path:
             "optimizer": args.optimizer, "lr": args.lr, "weight_decay": args.weight_decay,
             "epochs": args.epochs, "batch_size": args.batch_size, "balance": args.balance,
             "label_smoothing": args.label_smoothing, "seed": args.seed,
+            **({"robust": args.robust} if args.robust else {}),
             **({"ema_decay": args.ema} if args.ema else {}),
             **({"teachers": describe_checkpoints(args.teacher), "distill_weight": args.distill_weight,
                 "distill_temperature": args.distill_temperature} if args.teacher else {}),
@@ -222,6 +224,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balance-power", type=float, default=0.5,
                    help="weighted-loss: class weight = (1/count)**power")
     p.add_argument("--val-frac", type=float, default=0.1)
+    p.add_argument("--robust", type=fraction, default=0.0, metavar="P",
+                   help="robustness training: with probability P a training face gets one camera "
+                        "corruption (darkening, low contrast, blur, downscale, JPEG, noise, rotation, "
+                        "head turn, box jitter, occlusion) of random strength; 0: off")
     p.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
                    help="distil from this trained model (shipped name or .safetensors; repeat for an "
                         "ensemble): its flip-averaged predictions on the training faces become soft targets")
