@@ -72,3 +72,46 @@ def test_benchmark_ranks_corruptions_below_clean(tmp_path: Path, capsys: pytest.
     assert json.loads(out.read_text())[0]["name"] == result["name"]
     text = capsys.readouterr().out
     assert "mCA (mean of the 30)" in text and "per-class recall (%)" in text
+
+
+def test_temperature_scaling_fixes_overconfident_logits() -> None:
+    from vidaffect_trainers.calibration import expected_calibration_error, fit_temperature, softmax
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 4000)
+    logits = rng.normal(0, 1, (4000, 7))
+    logits[np.arange(4000), labels] += 1.5
+    true_t = fit_temperature(logits, labels)
+    over = logits * 4  # the same ranking, four times too sure
+    t = fit_temperature(over, labels)
+    assert t == pytest.approx(4 * true_t, rel=0.02)
+    before, after = expected_calibration_error(softmax(over), labels), expected_calibration_error(softmax(over, t), labels)
+    assert after < 0.3 * before
+    assert np.array_equal(softmax(over, t).argmax(1), over.argmax(1))  # top-1 unchanged
+
+
+def test_calibrate_command_writes_the_temperature_and_keeps_fp16(tmp_path: Path) -> None:
+    """On a tiny class folder: the command refits a shipped fp16 model's temperature and
+    writes a copy that stays fp16, with the ECE before and after."""
+    import cv2
+    from safetensors import safe_open
+
+    from vidaffect.models.meta import read_meta
+    from vidaffect.models.zoo import resolve_checkpoint
+    from vidaffect_trainers.commands import run
+
+    rng = np.random.default_rng(0)
+    for name in ("angry", "happy", "neutral"):
+        (tmp_path / "faces" / name).mkdir(parents=True)
+        for i in range(12):
+            cv2.imwrite(str(tmp_path / "faces" / name / f"{i}.png"), rng.integers(0, 256, (48, 48), np.uint8))
+    out = tmp_path / "calibrated.safetensors"
+    shipped = resolve_checkpoint("default").read_bytes()
+    assert run("fer2013", "calibrate", ["--checkpoint", "default", "--data", str(tmp_path / "faces"),
+                                        "--val-frac", "0.5", "--out", str(out), "--threads", "1"],
+               prog="vidaffect calibrate") == 0
+    meta = read_meta(out)
+    assert meta.temperature != 1.0 and {"val_ece", "val_ece_uncalibrated"} <= set(meta.metrics)
+    with safe_open(str(out), framework="pt") as f:
+        assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys() if "num_batches" not in k)
+    assert resolve_checkpoint("default").read_bytes() == shipped  # the shipped file is untouched

@@ -33,7 +33,7 @@ from vidaffect.models.checkpoint import (
 )
 from vidaffect_trainers import metrics
 from vidaffect_trainers.common import cpu_memory_format, make_ema
-from vidaffect_trainers.fer2013 import distill, evaluate
+from vidaffect_trainers.fer2013 import distill, evaluate, predict
 from vidaffect_trainers.fer2013 import train as train_mod
 from vidaffect_trainers.fer2013.__main__ import main as cli
 from vidaffect_trainers.fer2013.data import FER_LABELS, load, load_csv, load_folder, stratified_split
@@ -286,11 +286,14 @@ def run_dir(fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_robust_training_is_recorded_in_the_checkpoint(fer_dir: Path, tmp_path: Path) -> None:
+def test_robust_training_is_recorded_in_the_checkpoint(fer_dir: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "robust"
     assert train(fer_dir, out, "--epochs", "1", "--max-steps", "2", "--robust", "0.5") == 0
     assert read_meta(out / "best.safetensors").training["robust"] == 0.5
-    assert train(fer_dir, tmp_path / "bad", "--robust", "1.5") != 0
+    with pytest.raises(SystemExit):
+        train(fer_dir, tmp_path / "bad", "--robust", "1.5")
+    assert "expected a value in [0, 1]" in capsys.readouterr().err
 
 
 def test_two_step_training_writes_checkpoints(fer_dir: Path, tmp_path: Path) -> None:
@@ -455,7 +458,9 @@ def test_teacher_targets_match_the_teacher_and_are_cached(
     cache = tmp_path / "teacher_probs.npz"
     probs = distill.teacher_probs([str(ckpt)], faces.images, list(FER_LABELS), cache=cache)
     model, meta = load_checkpoint(ckpt)
-    expected = evaluate.predict_images(model, meta, faces.images, tta_flip=True)
+    # the teacher's plain softmax (T = 1), whatever temperature it was calibrated to
+    expected = predict.probs_from_logits(predict.image_logits(model, meta, faces.images, tta_flip=True))
+    assert meta.temperature != 1.0  # training calibrated it
     assert probs.shape == (42, 7) and np.allclose(probs, expected, atol=1e-5)
     # reversed student label order: the teacher's columns follow the names
     rev = distill.teacher_probs([str(ckpt)], faces.images, list(FER_LABELS)[::-1])
@@ -466,7 +471,7 @@ def test_teacher_targets_match_the_teacher_and_are_cached(
     def no_prediction(*_: Any, **__: Any) -> np.ndarray:
         raise AssertionError("the cached targets should have been used")
 
-    monkeypatch.setattr(distill, "predict_images", no_prediction)
+    monkeypatch.setattr(distill, "image_logits", no_prediction)
     assert np.array_equal(distill.teacher_probs([str(ckpt)], faces.images, list(FER_LABELS), cache=cache), probs)
     with pytest.raises(AssertionError, match="cached targets"):  # other faces: the cache does not apply
         distill.teacher_probs([str(ckpt)], faces.images[:10], list(FER_LABELS), cache=cache)
@@ -647,8 +652,11 @@ def test_evaluate_cli_prints_json_and_writes_report(
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
-    assert set(result) == {"checkpoint", "data", "n", "top1", "macro_f1", "per_class", "tta_flip"}
+    assert set(result) == {"checkpoint", "data", "n", "top1", "macro_f1", "per_class", "tta_flip",
+                           "temperature", "ece", "ece_uncalibrated"}
     assert result["n"] == 28 and result["tta_flip"] is True
+    assert result["temperature"] == read_meta(ckpt).temperature != 1.0  # calibrated by training
+    assert 0 <= result["ece"] <= 1 and 0 <= result["ece_uncalibrated"] <= 1
     assert list(result["per_class"]) == list(FER_LABELS)
     assert [v["support"] for v in result["per_class"].values()] == [1, 2, 3, 4, 5, 6, 7]
     report = tmp_path / f"report-{run_dir.name}-{fer_dir.name}-test"  # in the current folder

@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[Command, ...]] = {
                 "vidaffect_trainers.fer2013.evaluate"),
         Command("compare", "size, compute, CPU latency and accuracy of checkpoints",
                 "vidaffect_trainers.fer2013.compare"),
+        Command("calibrate", "fit the softmax temperature on the validation split (temperature scaling)",
+                "vidaffect_trainers.fer2013.calibrate"),
         _EXPORT,
     ),
     "emotic": (

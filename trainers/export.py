@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> Path:
     if args.metrics:
         with open(args.metrics) as f:
             figures = json.load(f)
-        for key in ("top1", "macro_f1", "n", "data", "tta_flip", "mAP", "micro_f1"):
+        for key in ("top1", "macro_f1", "n", "data", "tta_flip", "mAP", "micro_f1", "ece", "ece_uncalibrated"):
             if key in figures:
                 meta.metrics[f"test_{key}"] = figures[key]
         if isinstance(figures.get("vad_mae"), dict):  # EMOTIC: per dimension, and their mean

@@ -1,4 +1,4 @@
-"""``vidaffect train|evaluate|compare|export|stats``: the model training commands.
+"""``vidaffect train|evaluate|compare|calibrate|export|stats``: the model training commands.
 
 Each forwards its arguments to the command of the chosen task in
 :mod:`vidaffect_trainers.commands` (``--task fer2013``, the default, or ``--task emotic``), which
@@ -18,6 +18,7 @@ SUMMARIES = {
     "train": "Train, fine-tune or resume an emotion model (--task fer2013 | emotic).",
     "evaluate": "Test metrics of a checkpoint and a report folder (--task fer2013 | emotic).",
     "compare": "Checkpoints side by side: size, compute, CPU latency, accuracy.",
+    "calibrate": "Fit a checkpoint's softmax temperature on its validation split (ECE before/after).",
     "export": "A small fp16 copy of a checkpoint for shipping, with its test figures.",
     "stats": "EMOTIC annotations: ground-truth statistics and the label-prior mAP.",
 }

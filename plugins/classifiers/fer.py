@@ -60,7 +60,9 @@ class FERClassifier(Classifier):
         self.predict([np.zeros((64, 64, 3), np.uint8)] * 2)  # warm-up: the first call sets up kernels
 
     def predict(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Probabilities float32 (n, len(labels)) for uint8 BGR face crops.
+        """Probabilities float32 (n, len(labels)) for uint8 BGR face crops: the softmax of the
+        logits divided by the checkpoint's calibrated temperature (``meta.temperature``,
+        temperature scaling, Guo et al. ICML 2017), so a score means what it says.
 
         Raises:
             CheckpointError: the model gave a NaN or infinite output.
@@ -76,9 +78,10 @@ class FERClassifier(Classifier):
                 x = torch.from_numpy(to_model_input(crops[i:i + self.config.max_batch], m.input_size,
                                                     m.in_channels, m.mean, m.std))
                 x = x.contiguous(memory_format=torch.channels_last)
-                p = torch.softmax(self.model(x), dim=1)
+                t = m.temperature  # calibrated on the validation split (1.0: not calibrated)
+                p = torch.softmax(self.model(x) / t, dim=1)
                 if self.config.tta_flip:
-                    p = (p + torch.softmax(self.model(torch.flip(x, dims=[3])), dim=1)) / 2
+                    p = (p + torch.softmax(self.model(torch.flip(x, dims=[3])) / t, dim=1)) / 2
                 out.append(p.numpy())
         return check_finite(np.concatenate(out), self.config.checkpoint)
 

@@ -24,7 +24,7 @@ from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import load_checkpoint
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint
-from vidaffect_trainers.fer2013.predict import predict_images
+from vidaffect_trainers.fer2013.predict import image_logits, probs_from_logits
 
 
 def _cache_key(files: list[Path], images: np.ndarray, labels: list[str]) -> str:
@@ -65,7 +65,9 @@ def teacher_probs(teachers: list[str], images: np.ndarray, labels: list[str],
         missing = [name for name in labels if name.lower() not in index]
         if missing:
             raise CheckpointError(f"teacher {f} has no output for {missing}; its labels are {meta.labels}")
-        probs = predict_images(model.float(), meta, images, batch_size, tta_flip=True)
+        # the teacher's own softmax (T = 1), not its calibrated one: the distillation term
+        # softens both sides with its own temperature
+        probs = probs_from_logits(image_logits(model.float(), meta, images, batch_size, tta_flip=True))
         total += probs[:, [index[name.lower()] for name in labels]]
     out = (total / len(files)).astype(np.float32)
     out /= out.sum(1, keepdims=True)  # renormalise when a teacher has extra labels

@@ -24,9 +24,10 @@ from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
 from vidaffect.paths import data_dir
 from vidaffect_trainers import metrics, plots
+from vidaffect_trainers.calibration import expected_calibration_error
 from vidaffect_trainers.common import print_evaluation
 from vidaffect_trainers.fer2013.data import FaceSet, load
-from vidaffect_trainers.fer2013.predict import predict_images
+from vidaffect_trainers.fer2013.predict import image_logits, probs_from_logits
 from vidaffect_trainers.profiling import default_report, resolve
 
 
@@ -71,7 +72,9 @@ class Evaluation:
         labels: the model's class names (index order of ``y_true`` / ``probs`` columns).
         images: uint8 ``(N, H, W)`` faces as loaded.
         y_true: int64 ``(N,)`` true classes, indices into ``labels``.
-        probs: float32 ``(N, C)`` softmax probabilities.
+        probs: float32 ``(N, C)`` softmax probabilities at the checkpoint's ``temperature``.
+        temperature: the checkpoint's calibrated softmax temperature (1.0: not calibrated).
+        ece_uncalibrated: the expected calibration error of the plain softmax (T = 1).
     """
 
     checkpoint: str
@@ -81,6 +84,8 @@ class Evaluation:
     y_true: np.ndarray
     probs: np.ndarray
     tta_flip: bool
+    temperature: float = 1.0
+    ece_uncalibrated: float | None = None
 
     @property
     def y_pred(self) -> np.ndarray:
@@ -91,12 +96,16 @@ class Evaluation:
         return metrics.confusion_matrix(self.y_true, self.y_pred, len(self.labels))
 
     def summary(self) -> dict[str, Any]:
-        """The JSON line: checkpoint, data, n, top1, macro_f1, per_class, tta_flip."""
+        """The JSON line: checkpoint, data, n, top1, macro_f1, per_class, tta_flip, and the
+        calibration: temperature, ece (at it) and ece_uncalibrated (plain softmax)."""
         cm = self.confusion
         return {
             "checkpoint": self.checkpoint, "data": self.data, "n": int(len(self.y_true)),
             "top1": metrics.accuracy(cm), "macro_f1": metrics.macro_f1(cm),
             "per_class": metrics.per_class(cm, self.labels), "tta_flip": self.tta_flip,
+            "temperature": self.temperature,
+            "ece": expected_calibration_error(self.probs, self.y_true) if len(self.y_true) else None,
+            "ece_uncalibrated": self.ece_uncalibrated,
         }
 
 
@@ -106,9 +115,11 @@ def evaluate_faces(
 ) -> Evaluation:
     """Predict ``faces`` with a loaded model (see :func:`map_labels` for the errors raised)."""
     y_true = map_labels(faces, meta.labels)
-    probs = predict_images(model, meta, faces.images, batch_size, tta_flip)
+    logits = image_logits(model, meta, faces.images, batch_size, tta_flip)
+    probs = probs_from_logits(logits, meta.temperature)
+    ece_t1 = expected_calibration_error(probs_from_logits(logits), y_true) if len(y_true) else None
     return Evaluation(checkpoint, faces.source, list(meta.labels), faces.images, y_true, probs,
-                      tta_flip)
+                      tta_flip, meta.temperature, ece_t1)
 
 
 def write_report(ev: Evaluation, out: str | Path, history: str | Path | None = None) -> Path:

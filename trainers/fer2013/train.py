@@ -35,6 +35,7 @@ from tqdm import tqdm
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 from vidaffect_trainers.common import cpu_memory_format, seed_everything
 from vidaffect_trainers.fer2013.augment import FaceTensorDataset
+from vidaffect_trainers.fer2013.calibrate import calibrate_file
 from vidaffect_trainers.fer2013.data import FaceSet, load, stratified_split
 from vidaffect_trainers.fer2013.distill import (
     describe_checkpoints,
@@ -205,7 +206,12 @@ def train(args: argparse.Namespace) -> Path:
             save_checkpoint(out / "best.safetensors", chosen, meta)
         if run.save() or (max_steps and step >= max_steps):
             break
-    return out / "best.safetensors"
+    best = out / "best.safetensors"
+    if best.is_file() and len(val_set):  # calibrated on the split that chose it
+        fig = calibrate_file(best, best, val_set.images, val_set.labels)
+        print(f"calibration: temperature {fig['temperature']:.3f}, validation ECE "
+              f"{fig['val_ece_uncalibrated']:.4f} -> {fig['val_ece']:.4f}", flush=True)
+    return best
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

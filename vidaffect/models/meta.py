@@ -36,6 +36,10 @@ class CheckpointMeta:
             (EMOTIC); ``None`` for single-image models.
         thresholds: multilabel models: per-label probability above which the label counts as
             present (chosen on validation data); ``None`` otherwise.
+        temperature: multiclass models: the softmax temperature ``T`` fitted on the
+            validation split (temperature scaling, Guo et al., "On Calibration of Modern
+            Neural Networks", ICML 2017): probabilities are ``softmax(logits / T)``, so that a
+            score of 0.8 is right about 80% of the time. 1.0: not calibrated.
         training: free-form description of data, split and schedule.
         metrics: evaluation figures, e.g. ``{"test_top1": 0.71}``.
         code_version: vidaffect version that wrote the file.
@@ -52,6 +56,7 @@ class CheckpointMeta:
     task: str = "multiclass"
     context_size: tuple[int, int] | None = None
     thresholds: list[float] | None = None
+    temperature: float = 1.0
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     code_version: str = __version__
