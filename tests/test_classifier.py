@@ -134,8 +134,8 @@ def test_real_face_crop_matches_direct_model_call() -> None:
     clf.open()
     frame = Frame(img, "s", 0, 0, meta={"faces": faces})
     clf.classify([frame])
-    crop = square_crop(img, faces[0]["bbox"], 0.1)
+    crop = square_crop(img, faces[0]["bbox"], FERClassifier.Config().margin)
     x = torch.from_numpy(to_model_input([crop], (48, 48), 1, clf.meta.mean, clf.meta.std))
-    with torch.inference_mode():
-        direct = torch.softmax(clf.model(x), 1)[0].numpy()
+    with torch.inference_mode():  # the calibrated softmax: logits over the checkpoint's temperature
+        direct = torch.softmax(clf.model(x) / clf.meta.temperature, 1)[0].numpy()
     assert np.allclose(direct, frame.faces[0]["emotion"]["probs"], atol=1e-3)

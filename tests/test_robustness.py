@@ -115,3 +115,25 @@ def test_calibrate_command_writes_the_temperature_and_keeps_fp16(tmp_path: Path)
     with safe_open(str(out), framework="pt") as f:
         assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys() if "num_batches" not in k)
     assert resolve_checkpoint("default").read_bytes() == shipped  # the shipped file is untouched
+
+
+def test_pipeline_crop_framing_maps_boxes_onto_the_faces_squares() -> None:
+    from benchmarks.pipeline_crop import fit_framing, frame_of, shifted
+
+    frame, truth = frame_of(np.full((48, 48), 128, np.uint8), 3)
+    assert frame.shape == (432, 432, 3) and truth == [144.0, 144.0, 288.0, 288.0]
+    # boxes 20% larger than the square and 5% of their side higher: margin -0.083, offset +0.05
+    boxes = [[129.6 + d, 120.96 + d, 302.4 + d, 293.76 + d] for d in (-1.0, 0.0, 1.0)]
+    margin, offset = fit_framing([truth] * 3, boxes + [None])
+    assert margin == pytest.approx((144 / 172.8 - 1) / 2, abs=1e-3) and offset == pytest.approx(0.05, abs=0.01)
+    assert shifted([0.0, 0.0, 10.0, 20.0], 0.1) == [0.0, 2.0, 10.0, 22.0]
+
+
+@NEEDS_DATA
+def test_pipeline_crop_benchmark_runs_the_real_detector(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import pipeline_crop
+
+    result = pipeline_crop.main(["--limit", "21"])
+    assert 0 < result["detected"] <= result["n"] == 21
+    assert "margin=-0.025,offset_y=0.0" not in result  # the sweep is fixed, the fitted one needs --fit
+    assert "direct 48x48 (training framing)" in capsys.readouterr().out

@@ -6,7 +6,7 @@
         print(face["bbox"], face["emotion"]["label"], face["emotion"]["score"])
 
 The same detector and classifier plugins as a pipeline's run here, with the same options and
-defaults (MTCNN's ``fast`` preset, the shipped ``default`` FER model, a 10% crop margin), so a
+defaults (MTCNN's ``fast`` preset, the shipped ``default`` FER model and its crop margin), so a
 photo gives the faces and labels that ``vidaffect run configs/images.yaml`` writes for it.
 Models load on the first call for a given set of options and are reused by later calls
 (an :class:`Analyzer` per set of options, kept for the life of the process; ``Analyzer``

@@ -14,7 +14,8 @@ def square_crop(image: np.ndarray, bbox: list[float] | np.ndarray, margin: float
     Args:
         image: uint8 (H, W, 3) BGR frame.
         bbox: [x1, y1, x2, y2] pixels.
-        margin: fraction of the box's longer side added on each side (0.1 -> 1.2x the side).
+        margin: fraction of the box's longer side added on each side (0.1 -> 1.2x the side;
+            negative shrinks it: -0.025 -> 0.95x).
 
     Returns:
         uint8 (S, S, 3) BGR, S the grown side rounded to pixels; parts outside the frame are

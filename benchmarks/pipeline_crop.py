@@ -1,0 +1,156 @@
+"""The pipeline's own face crop against the training framing, on FER-2013 test faces.
+
+    python -m benchmarks.pipeline_crop [--checkpoint default] [--limit N] [--scale 3]
+
+A FER-2013 face is a tight 48x48 crop; in a pipeline the classifier sees instead the MTCNN box
+of a face in a larger frame, grown by the ``fer`` plugin's ``margin``, squared, resized and
+turned gray. To measure that path on labelled faces, each test face is enlarged ``--scale``
+times (bicubic) and placed in the middle of a frame three times its size whose border repeats
+its edge pixels (no second face appears), then goes through the real detector plugin (MTCNN,
+default options) and the classifier plugin's crop and input code. Printed: the detection
+rate, and top-1 on the detected faces for each crop setting (``margin``, and ``offset_y``:
+the crop centre moved down by that share of the box side; with ``--fit N`` also the framing
+that maps the median MTCNN box of N training faces onto their own squares), next to the same faces classified
+directly at 48x48 as in training, and through the plugin path with the face's own square as
+the box (the training framing, so only the resize differs).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import cv2
+import numpy as np
+
+from benchmarks.common import print_table
+from benchmarks.robustness import stratified_limit
+from vidaffect.models.checkpoint import load_checkpoint
+from vidaffect.models.zoo import resolve_checkpoint
+from vidaffect_plugins.classifiers.crops import square_crop, to_model_input
+from vidaffect_trainers.fer2013.data import load
+from vidaffect_trainers.fer2013.evaluate import default_data, map_labels
+from vidaffect_trainers.fer2013.predict import predict_images, probs_from_logits
+
+MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+OFFSETS = (-0.05, 0.0, 0.05, 0.1)
+
+
+def frame_of(face: np.ndarray, scale: int) -> tuple[np.ndarray, list[float]]:
+    """A BGR frame with ``face`` (uint8 48x48 gray) enlarged ``scale`` times in its middle, and
+    the face's own square ``[x1, y1, x2, y2]`` in it."""
+    big = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    s = big.shape[0]
+    frame = cv2.copyMakeBorder(big, s, s, s, s, cv2.BORDER_REPLICATE)
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), [float(s), float(s), float(2 * s), float(2 * s)]
+
+
+def shifted(bbox: list[float], offset_y: float) -> list[float]:
+    """``bbox`` moved down by ``offset_y`` of its longer side."""
+    x1, y1, x2, y2 = bbox
+    d = offset_y * max(x2 - x1, y2 - y1)
+    return [x1, y1 + d, x2, y2 + d]
+
+
+def best_face(faces: list[dict[str, Any]], truth: list[float]) -> list[float] | None:
+    """The detected box with the largest overlap with the placed face (None: none overlaps)."""
+    def iou(a: list[float], b: list[float]) -> float:
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = w * h
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    scored = [(iou(f["bbox"], truth), f["bbox"]) for f in faces]
+    scored = [s for s in scored if s[0] > 0.1]
+    return max(scored)[1] if scored else None
+
+
+def detect(detector: Any, images: np.ndarray, scale: int) -> tuple[list[np.ndarray], list[list[float]], list[Any]]:
+    """Frames, true squares and the detected boxes (None where MTCNN found no such face)."""
+    frames, truths, boxes = [], [], []
+    for face in images:
+        frame, truth = frame_of(face, scale)
+        frames.append(frame)
+        truths.append(truth)
+        boxes.append(best_face(detector.detect([frame])[0].to_faces(), truth))
+    return frames, truths, boxes
+
+
+def fit_framing(truths: list[list[float]], boxes: list[Any]) -> tuple[float, float]:
+    """``(margin, offset_y)`` that turn a median MTCNN box into the face's own square:
+    ``margin`` = (median side ratio - 1) / 2, ``offset_y`` = median vertical centre shift over
+    the box side."""
+    ratios, shifts = [], []
+    for t, b in zip(truths, boxes):
+        if b is None:
+            continue
+        side = max(b[2] - b[0], b[3] - b[1])
+        ratios.append((t[2] - t[0]) / side)
+        shifts.append(((t[1] + t[3]) / 2 - (b[1] + b[3]) / 2) / side)
+    return round(float((np.median(ratios) - 1) / 2), 3), round(float(np.median(shifts)), 3)
+
+
+def classify_crops(model: Any, meta: Any, crops: list[np.ndarray]) -> np.ndarray:
+    """Top-1 indices for BGR crops through the plugin's input code (gray, resize, normalise)
+    and the checkpoint's calibrated softmax."""
+    import torch
+
+    x = torch.from_numpy(to_model_input(crops, meta.input_size, meta.in_channels, meta.mean, meta.std))
+    with torch.inference_mode():
+        logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
+    return probs_from_logits(logits[None], meta.temperature).argmax(1)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", default="default")
+    ap.add_argument("--data", default=None, help="FER-2013 folder (default: $VIDAFFECT_DATA/fer2013)")
+    ap.add_argument("--limit", type=int, default=0, help="at most N test faces, stratified (0: all 3,589)")
+    ap.add_argument("--scale", type=int, default=3, help="enlargement of the 48 px faces (3: 144 px)")
+    ap.add_argument("--fit", type=int, default=0, metavar="N",
+                    help="also fit margin and offset_y on N training faces and test that framing")
+    args = ap.parse_args(argv)
+    from vidaffect_plugins.detectors.mtcnn import MTCNNDetector
+
+    data = args.data or default_data()
+    faces = stratified_limit(load(data, "test"), args.limit)
+    model, meta = load_checkpoint(resolve_checkpoint(args.checkpoint))
+    y = map_labels(faces, meta.labels)
+    detector = MTCNNDetector(MTCNNDetector.Config())
+    detector.open()
+    fitted = None
+    if args.fit:  # the framing, learnt on training faces (never on the test faces)
+        train = stratified_limit(load(data, "train"), args.fit, seed=1)
+        _, t_truths, t_boxes = detect(detector, train.images, args.scale)
+        fitted = fit_framing(t_truths, t_boxes)
+        print(f"framing fitted on {sum(b is not None for b in t_boxes)} training faces: "
+              f"margin {fitted[0]}, offset_y {fitted[1]}")
+    frames, truths, boxes = detect(detector, faces.images, args.scale)
+    found = np.array([b is not None for b in boxes])
+    direct = predict_images(model, meta, faces.images).argmax(1) == y
+    rows: list[list[Any]] = [
+        ["direct 48x48 (training framing)", "-", "-", 100 * direct[found].mean()],
+        ["plugin path, the face's own square", "-", "-",
+         100 * (classify_crops(model, meta, [square_crop(f, t, 0.0) for f, t, ok in zip(frames, truths, found) if ok])
+                == y[found]).mean()],
+    ]
+    results: dict[str, Any] = {"n": len(y), "detected": int(found.sum()), "direct": float(direct[found].mean())}
+    kept = [(f, b) for f, b, ok in zip(frames, boxes, found) if ok]
+    settings = [(m, o, "MTCNN box") for m in MARGINS for o in OFFSETS]
+    if fitted is not None:
+        settings.append((*fitted, "MTCNN box, framing fitted on training faces"))
+    for margin, offset, what in settings:
+        pred = classify_crops(model, meta, [square_crop(f, shifted(b, offset), margin) for f, b in kept])
+        top1 = float((pred == y[found]).mean())
+        results[f"margin={margin},offset_y={offset}"] = top1
+        rows.append([what, f"{margin:g}", f"{offset:g}", 100 * top1])
+    best = max((k for k in results if k.startswith("margin=")), key=results.get)
+    print_table(f"{meta.arch} on FER-2013 test faces placed in frames ({args.scale}x): "
+                f"{int(found.sum())} of {len(y)} detected ({100 * found.mean():.1f}%), top-1 (%) on those",
+                ["crop", "margin", "offset_y", "top-1"], rows)
+    print(f"best crop: {best} ({100 * results[best]:.1f}% against {100 * results['direct']:.1f}% direct)")
+    return results
+
+
+if __name__ == "__main__":
+    main()
