@@ -54,7 +54,7 @@ def restore_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Opt
     Raises:
         CheckpointError: ``ema`` is given but the run was trained without one.
     """
-    state = torch.load(path, weights_only=True)
+    state = torch.load(path, weights_only=True, map_location="cpu")  # loaded onto the model's device
     if ema is not None:
         if "ema" not in state:
             raise CheckpointError(f"{path} was trained without --ema; resume without it, "

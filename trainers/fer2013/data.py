@@ -157,8 +157,14 @@ def load(data: str | Path, split: str = "train") -> FaceSet:
     * ``FILE.csv``: fer2013.csv; train = Usage "Training", test = "PublicTest"
       (``split="private"`` reads "PrivateTest").
     * any other ``DIR``: a folder of class-named subfolders, read whole.
+    * ``FILE.faces.xz``: faces packed by :mod:`vidaffect_trainers.fer2013.pack`.
     """
     data = Path(data)
+    if data.name.endswith(".faces.xz"):
+        from vidaffect_trainers.fer2013.pack import read_packed
+
+        images, labels, names, source = read_packed(data, split)
+        return FaceSet(images, labels.astype(np.int64), names, source)
     if data.suffix.lower() == ".csv":
         return load_csv(data, CSV_USAGE.get(split, (split,)))
     if (data / split).is_dir():

@@ -25,13 +25,14 @@ def predict_logits(model: torch.nn.Module, loader: DataLoader, tta_flip: bool = 
     so that validation during training leaves it in the format it trains in):
     ``channels_last`` as in the plugin, unless a convolution is too narrow for it.
     """
-    memory_format = cpu_memory_format(model)
+    device = next(model.parameters()).device
+    memory_format = cpu_memory_format(model) if device.type == "cpu" else torch.channels_last
     model.eval().to(memory_format=memory_format)
     out = []
     for x, *_ in loader:  # (x, y) or (x, y, soft target)
-        x = x.contiguous(memory_format=memory_format)
+        x = x.to(device).contiguous(memory_format=memory_format)
         views = [model(x)] + ([model(torch.flip(x, dims=[3]))] if tta_flip else [])
-        out.append(torch.stack(views).numpy())
+        out.append(torch.stack(views).float().cpu().numpy())
     return np.concatenate(out, axis=1)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from vidaffect_trainers.common import cpu_memory_format, seed_everything
 from vidaffect_trainers.fer2013.augment import FaceTensorDataset
 from vidaffect_trainers.fer2013.calibrate import calibrate_file
 from vidaffect_trainers.fer2013.data import FaceSet, load, stratified_split
+from vidaffect_trainers.fer2013.device_batches import DeviceBatches, resolve_device
 from vidaffect_trainers.fer2013.distill import (
     describe_checkpoints,
     distillation_loss,
@@ -129,13 +131,23 @@ def train(args: argparse.Namespace) -> Path:
         warn_other_split("teacher", args.teacher, val_split, len(train_set))
 
     gen = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(
-        FaceTensorDataset(train_set.images, train_set.labels, mean, std, augment=True, soft=soft,
-                          robust=args.robust, seed=args.seed),
-        batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-        drop_last=len(train_set) >= args.batch_size,  # else a small set would give 0 steps
-        generator=gen, num_workers=args.workers,
-    )
+    device = resolve_device(args.device)
+    on_device = args.device_batches == "on" or (args.device_batches == "auto" and device.type == "cuda")
+    if on_device and sampler is not None:
+        raise ValueError("--balance sampler draws faces on the CPU; use weighted-loss with device batches")
+    train_loader: Any
+    if on_device:  # the whole set on the device, augmented there in batches
+        train_loader = DeviceBatches(train_set.images, train_set.labels, mean, std, args.batch_size, device,
+                                     soft=soft, robust=args.robust, seed=args.seed,
+                                     drop_last=len(train_set) >= args.batch_size)
+    else:
+        train_loader = DataLoader(
+            FaceTensorDataset(train_set.images, train_set.labels, mean, std, augment=True, soft=soft,
+                              robust=args.robust, seed=args.seed),
+            batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+            drop_last=len(train_set) >= args.batch_size,  # else a small set would give 0 steps
+            generator=gen, num_workers=args.workers,
+        )
     val_loader = DataLoader(
         FaceTensorDataset(val_set.images, val_set.labels, mean, std, augment=False),
         batch_size=256, num_workers=0,
@@ -159,8 +171,11 @@ def train(args: argparse.Namespace) -> Path:
         },
     )
     model = build_model(meta) if start_model is None else start_model
-    memory_format = cpu_memory_format(model)
-    model = model.to(memory_format=memory_format)
+    memory_format = cpu_memory_format(model) if device.type == "cpu" else torch.channels_last
+    model = model.to(device=device, memory_format=memory_format)
+    if weights is not None:
+        weights = weights.to(device)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda")
     if start_model is not None:
         print(f"the --init model: val top-1 {validate(model, val_loader, val_set.labels)[0]:.4f}", flush=True)
     run = TrainingRun(out, model, gen, args, len(train_loader), score="val top-1", state_key="best_acc")
@@ -176,11 +191,14 @@ def train(args: argparse.Namespace) -> Path:
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
                    disable=args.quiet, mininterval=5)
         for x, y, *target in bar:
-            x = x.contiguous(memory_format=memory_format)
-            logits = model(x)
+            x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            y = y.to(device, non_blocking=True)
+            with amp:
+                logits = model(x)
+            logits = logits.float()
             loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=args.label_smoothing)
             if target:
-                kd = distillation_loss(logits, target[0], args.distill_temperature)
+                kd = distillation_loss(logits, target[0].to(device, non_blocking=True), args.distill_temperature)
                 loss = (1 - args.distill_weight) * loss + args.distill_weight * kd
             run.step(loss)
             loss_sum += float(loss.detach()) * len(y)
@@ -230,6 +248,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balance-power", type=float, default=0.5,
                    help="weighted-loss: class weight = (1/count)**power")
     p.add_argument("--val-frac", type=float, default=0.1)
+    p.add_argument("--device", default="auto",
+                   help="auto (a GPU when PyTorch sees one, else the CPU), cpu, or cuda[:N]")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="on a GPU: bfloat16 mixed precision (autocast) for the forward pass")
+    p.add_argument("--device-batches", choices=["auto", "on", "off"], default="auto",
+                   help="keep the training faces on the device and augment whole batches there "
+                        "(auto: on a GPU)")
     p.add_argument("--robust", type=fraction, default=0.0, metavar="P",
                    help="robustness training: with probability P a training face gets one camera "
                         "corruption (darkening, low contrast, blur, downscale, JPEG, noise, rotation, "
