@@ -52,17 +52,54 @@ def shifted(bbox: list[float], offset_y: float) -> list[float]:
     return [x1, y1 + d, x2, y2 + d]
 
 
-def best_face(faces: list[dict[str, Any]], truth: list[float]) -> list[float] | None:
-    """The detected box with the largest overlap with the placed face (None: none overlaps)."""
+def best_face(faces: list[dict[str, Any]], truth: list[float]) -> dict[str, Any] | None:
+    """The detected face with the largest box overlap with the placed face (None: none overlaps)."""
     def iou(a: list[float], b: list[float]) -> float:
         w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
         h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
         inter = w * h
         return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
-    scored = [(iou(f["bbox"], truth), f["bbox"]) for f in faces]
+    scored = [(iou(f["bbox"], truth), i) for i, f in enumerate(faces)]
     scored = [s for s in scored if s[0] > 0.1]
-    return max(scored)[1] if scored else None
+    return faces[max(scored)[1]] if scored else None
+
+
+def landmark_geometry(landmarks: list[list[float]]) -> tuple[np.ndarray, float, float]:
+    """``(centre between the eyes' and the mouth's midpoints, eye-to-mouth distance, the
+    eye line's angle in degrees)`` from MTCNN's five landmarks (eyes, nose, mouth corners)."""
+    pts = np.asarray(landmarks, np.float64)
+    eyes, mouth = pts[:2].mean(0), pts[3:5].mean(0)
+    d = float(np.linalg.norm(mouth - eyes))
+    angle = float(np.degrees(np.arctan2(pts[1, 1] - pts[0, 1], pts[1, 0] - pts[0, 0])))
+    return (eyes + mouth) / 2, max(d, 1.0), angle
+
+
+def fit_landmark_framing(truths: list[list[float]], faces: list[Any]) -> tuple[float, float]:
+    """``(side, offset_y)`` in eye-to-mouth distances: the face's own square relative to the
+    landmark centre, medians over faces with landmarks."""
+    sides, shifts = [], []
+    for t, f in zip(truths, faces):
+        if f is None or not f.get("landmarks"):
+            continue
+        centre, d, _ = landmark_geometry(f["landmarks"])
+        sides.append((t[2] - t[0]) / d)
+        shifts.append(((t[1] + t[3]) / 2 - centre[1]) / d)
+    return round(float(np.median(sides)), 3), round(float(np.median(shifts)), 3)
+
+
+def landmark_crop(frame: np.ndarray, face: dict[str, Any], side: float, offset_y: float,
+                  rotate: bool) -> np.ndarray:
+    """A square of ``side`` eye-to-mouth distances around the landmark centre moved down by
+    ``offset_y`` of them, turned so the eyes are level when ``rotate``."""
+    centre, d, angle = landmark_geometry(face["landmarks"])
+    s = max(1, int(round(side * d)))
+    a = np.radians(angle if rotate else 0.0)
+    down = np.array([-np.sin(a), np.cos(a)]) * offset_y * d  # "down" in the face's own frame
+    cx, cy = centre + down
+    m = cv2.getRotationMatrix2D((cx, cy), angle if rotate else 0.0, 1.0)
+    m[:, 2] += (s / 2 - cx, s / 2 - cy)
+    return cv2.warpAffine(frame, m, (s, s), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
 def detect(detector: Any, images: np.ndarray, scale: int) -> tuple[list[np.ndarray], list[list[float]], list[Any]]:
@@ -73,7 +110,7 @@ def detect(detector: Any, images: np.ndarray, scale: int) -> tuple[list[np.ndarr
         frames.append(frame)
         truths.append(truth)
         boxes.append(best_face(detector.detect([frame])[0].to_faces(), truth))
-    return frames, truths, boxes
+    return frames, truths, boxes  # boxes: the detected faces (bbox, landmarks), or None
 
 
 def fit_framing(truths: list[list[float]], boxes: list[Any]) -> tuple[float, float]:
@@ -81,9 +118,10 @@ def fit_framing(truths: list[list[float]], boxes: list[Any]) -> tuple[float, flo
     ``margin`` = (median side ratio - 1) / 2, ``offset_y`` = median vertical centre shift over
     the box side."""
     ratios, shifts = [], []
-    for t, b in zip(truths, boxes):
-        if b is None:
+    for t, f in zip(truths, boxes):
+        if f is None:
             continue
+        b = f["bbox"]
         side = max(b[2] - b[0], b[3] - b[1])
         ratios.append((t[2] - t[0]) / side)
         shifts.append(((t[1] + t[3]) / 2 - (b[1] + b[3]) / 2) / side)
@@ -123,8 +161,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         train = stratified_limit(load(data, "train"), args.fit, seed=1)
         _, t_truths, t_boxes = detect(detector, train.images, args.scale)
         fitted = fit_framing(t_truths, t_boxes)
+        by_landmarks = fit_landmark_framing(t_truths, t_boxes)
         print(f"framing fitted on {sum(b is not None for b in t_boxes)} training faces: "
-              f"margin {fitted[0]}, offset_y {fitted[1]}")
+              f"margin {fitted[0]}, offset_y {fitted[1]}; from the landmarks: side {by_landmarks[0]}, "
+              f"offset_y {by_landmarks[1]} eye-to-mouth distances")
     frames, truths, boxes = detect(detector, faces.images, args.scale)
     found = np.array([b is not None for b in boxes])
     direct = predict_images(model, meta, faces.images).argmax(1) == y
@@ -135,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 == y[found]).mean()],
     ]
     results: dict[str, Any] = {"n": len(y), "detected": int(found.sum()), "direct": float(direct[found].mean())}
-    kept = [(f, b) for f, b, ok in zip(frames, boxes, found) if ok]
+    kept = [(f, b["bbox"]) for f, b, ok in zip(frames, boxes, found) if ok]
     settings = [(m, o, "MTCNN box") for m in MARGINS for o in OFFSETS]
     if fitted is not None:
         settings.append((*fitted, "MTCNN box, framing fitted on training faces"))
@@ -144,7 +184,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         top1 = float((pred == y[found]).mean())
         results[f"margin={margin},offset_y={offset}"] = top1
         rows.append([what, f"{margin:g}", f"{offset:g}", 100 * top1])
-    best = max((k for k in results if k.startswith("margin=")), key=results.get)
+    if fitted is not None:
+        for rotate in (False, True):
+            crops = [landmark_crop(f, b, *by_landmarks, rotate) for f, b, ok in zip(frames, boxes, found) if ok]
+            top1 = float((classify_crops(model, meta, crops) == y[found]).mean())
+            name = f"landmarks{', eyes levelled' if rotate else ''}, fitted on training faces"
+            results[name] = top1
+            rows.append([name, f"side {by_landmarks[0]:g}", f"{by_landmarks[1]:g}", 100 * top1])
+    best = max((k for k in results if k.startswith(("margin=", "landmarks"))), key=results.get)
     print_table(f"{meta.arch} on FER-2013 test faces placed in frames ({args.scale}x): "
                 f"{int(found.sum())} of {len(y)} detected ({100 * found.mean():.1f}%), top-1 (%) on those",
                 ["crop", "margin", "offset_y", "top-1"], rows)

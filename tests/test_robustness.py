@@ -123,10 +123,31 @@ def test_pipeline_crop_framing_maps_boxes_onto_the_faces_squares() -> None:
     frame, truth = frame_of(np.full((48, 48), 128, np.uint8), 3)
     assert frame.shape == (432, 432, 3) and truth == [144.0, 144.0, 288.0, 288.0]
     # boxes 20% larger than the square and 5% of their side higher: margin -0.083, offset +0.05
-    boxes = [[129.6 + d, 120.96 + d, 302.4 + d, 293.76 + d] for d in (-1.0, 0.0, 1.0)]
+    boxes = [{"bbox": [129.6 + d, 120.96 + d, 302.4 + d, 293.76 + d]} for d in (-1.0, 0.0, 1.0)]
     margin, offset = fit_framing([truth] * 3, boxes + [None])
     assert margin == pytest.approx((144 / 172.8 - 1) / 2, abs=1e-3) and offset == pytest.approx(0.05, abs=0.01)
     assert shifted([0.0, 0.0, 10.0, 20.0], 0.1) == [0.0, 2.0, 10.0, 22.0]
+
+
+def test_landmark_framing_fits_and_levels_the_eyes() -> None:
+    import cv2
+
+    from benchmarks.pipeline_crop import fit_landmark_framing, landmark_crop, landmark_geometry
+
+    # eyes at y 100, mouth at y 140 (eye-to-mouth 40 px), centre (100, 120)
+    face = {"landmarks": [[80.0, 100.0], [120.0, 100.0], [100.0, 120.0], [85.0, 140.0], [115.0, 140.0]]}
+    centre, d, angle = landmark_geometry(face["landmarks"])
+    assert centre.tolist() == [100.0, 120.0] and d == 40.0 and angle == 0.0
+    truth = [60.0, 84.0, 140.0, 164.0]  # an 80 px square centred 4 px below the landmark centre
+    assert fit_landmark_framing([truth, truth], [face, None]) == (2.0, 0.1)
+    frame = np.zeros((240, 240, 3), np.uint8)
+    cv2.line(frame, (80, 100), (120, 100), (255, 255, 255), 1)  # the eye line
+    tilted = cv2.warpAffine(frame, cv2.getRotationMatrix2D((100, 120), -20, 1.0), (240, 240))
+    m = cv2.getRotationMatrix2D((100, 120), -20, 1.0)
+    turned = {"landmarks": [(m @ np.array([x, y, 1.0])).tolist() for x, y in face["landmarks"]]}
+    crop = landmark_crop(tilted, turned, 2.0, 0.0, rotate=True)
+    rows = np.flatnonzero(crop[..., 0].max(1) > 100)
+    assert crop.shape == (80, 80, 3) and rows.max() - rows.min() <= 3  # the eye line is level again
 
 
 @NEEDS_DATA
