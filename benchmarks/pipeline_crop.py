@@ -23,14 +23,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.common import print_table
+from benchmarks.common import iou, print_table
 from benchmarks.robustness import stratified_limit
-from vidaffect.models.checkpoint import load_checkpoint
-from vidaffect.models.zoo import resolve_checkpoint
-from vidaffect_plugins.classifiers.crops import square_crop, to_model_input
+from vidaffect_plugins.classifiers.crops import square_crop
+from vidaffect_plugins.classifiers.fer import FERClassifier
 from vidaffect_trainers.fer2013.data import load
 from vidaffect_trainers.fer2013.evaluate import default_data, map_labels
-from vidaffect_trainers.fer2013.predict import predict_images, probs_from_logits
+from vidaffect_trainers.fer2013.predict import predict_images
 
 MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 OFFSETS = (-0.05, 0.0, 0.05, 0.1)
@@ -54,12 +53,6 @@ def shifted(bbox: list[float], offset_y: float) -> list[float]:
 
 def best_face(faces: list[dict[str, Any]], truth: list[float]) -> dict[str, Any] | None:
     """The detected face with the largest box overlap with the placed face (None: none overlaps)."""
-    def iou(a: list[float], b: list[float]) -> float:
-        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-        inter = w * h
-        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
     scored = [(iou(f["bbox"], truth), i) for i, f in enumerate(faces)]
     scored = [s for s in scored if s[0] > 0.1]
     return faces[max(scored)[1]] if scored else None
@@ -128,15 +121,10 @@ def fit_framing(truths: list[list[float]], boxes: list[Any]) -> tuple[float, flo
     return round(float((np.median(ratios) - 1) / 2), 3), round(float(np.median(shifts)), 3)
 
 
-def classify_crops(model: Any, meta: Any, crops: list[np.ndarray]) -> np.ndarray:
-    """Top-1 indices for BGR crops through the plugin's input code (gray, resize, normalise)
-    and the checkpoint's calibrated softmax."""
-    import torch
-
-    x = torch.from_numpy(to_model_input(crops, meta.input_size, meta.in_channels, meta.mean, meta.std))
-    with torch.inference_mode():
-        logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
-    return probs_from_logits(logits[None], meta.temperature).argmax(1)
+def classify_crops(classifier: Any, crops: list[np.ndarray]) -> np.ndarray:
+    """Top-1 indices for BGR crops through the ``fer`` plugin's own input code and calibrated
+    softmax (:meth:`FERClassifier.predict`)."""
+    return classifier.predict(crops).argmax(1)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -152,7 +140,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     data = args.data or default_data()
     faces = stratified_limit(load(data, "test"), args.limit)
-    model, meta = load_checkpoint(resolve_checkpoint(args.checkpoint))
+    classifier = FERClassifier(FERClassifier.Config(checkpoint=args.checkpoint))
+    classifier.open()
+    model, meta = classifier.model, classifier.meta
     y = map_labels(faces, meta.labels)
     detector = MTCNNDetector(MTCNNDetector.Config())
     detector.open()
@@ -171,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows: list[list[Any]] = [
         ["direct 48x48 (training framing)", "-", "-", 100 * direct[found].mean()],
         ["plugin path, the face's own square", "-", "-",
-         100 * (classify_crops(model, meta, [square_crop(f, t, 0.0) for f, t, ok in zip(frames, truths, found) if ok])
+         100 * (classify_crops(classifier, [square_crop(f, t, 0.0) for f, t, ok in zip(frames, truths, found) if ok])
                 == y[found]).mean()],
     ]
     results: dict[str, Any] = {"n": len(y), "detected": int(found.sum()), "direct": float(direct[found].mean())}
@@ -180,14 +170,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if fitted is not None:
         settings.append((*fitted, "MTCNN box, framing fitted on training faces"))
     for margin, offset, what in settings:
-        pred = classify_crops(model, meta, [square_crop(f, shifted(b, offset), margin) for f, b in kept])
+        pred = classify_crops(classifier, [square_crop(f, shifted(b, offset), margin) for f, b in kept])
         top1 = float((pred == y[found]).mean())
         results[f"margin={margin},offset_y={offset}"] = top1
         rows.append([what, f"{margin:g}", f"{offset:g}", 100 * top1])
     if fitted is not None:
         for rotate in (False, True):
             crops = [landmark_crop(f, b, *by_landmarks, rotate) for f, b, ok in zip(frames, boxes, found) if ok]
-            top1 = float((classify_crops(model, meta, crops) == y[found]).mean())
+            top1 = float((classify_crops(classifier, crops) == y[found]).mean())
             name = f"landmarks{', eyes levelled' if rotate else ''}, fitted on training faces"
             results[name] = top1
             rows.append([name, f"side {by_landmarks[0]:g}", f"{by_landmarks[1]:g}", 100 * top1])

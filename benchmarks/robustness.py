@@ -47,9 +47,8 @@ def stratified_limit(faces: FaceSet, limit: int, seed: int = 0) -> FaceSet:
 
 def recall_per_class(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
     """Recall float ``(n,)`` per class (NaN for a class absent from ``y_true``)."""
-    cm = metrics.confusion_matrix(y_true, y_pred, n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.diag(cm) / cm.sum(1)
+    _, recall, _, support = metrics.precision_recall_f1(metrics.confusion_matrix(y_true, y_pred, n))
+    return np.where(support > 0, recall, np.nan)
 
 
 def evaluate(target: str, faces: FaceSet, images: dict[tuple[str, int], np.ndarray]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ SIZES = [(640, 480), (1280, 720), (1920, 1080)]
 
 def _receiver(endpoint: str, ack: str, n: int, hwm: int, keys: dict[str, str] | None) -> None:
     ctx = zmq.Context()
-    auth = PeerAuth(ctx, RunKeys.from_spec(keys) if keys else None)
+    auth = PeerAuth(RunKeys.from_spec(keys) if keys else None)
     pull = pull_socket(ctx, endpoint, hwm, auth=auth)
     out = ctx.socket(zmq.PUSH)
     out.connect(ack)
@@ -67,7 +67,7 @@ def over_zmq(endpoint: str, image: np.ndarray, n: int, hwm: int, curve: bool = F
         target=_receiver, args=(endpoint, f"tcp://127.0.0.1:{ack_port}", n, hwm, keys and keys.to_spec()))
     proc.start()
     assert ack.recv() == b"ready"
-    push = push_socket(ctx, endpoint, hwm, auth=PeerAuth(ctx, keys))
+    push = push_socket(ctx, endpoint, hwm, auth=PeerAuth(keys))
     frames = [Frame(image, "bench", i, time.time_ns()) for i in range(n)]
     t0 = time.perf_counter()
     for frame in frames:

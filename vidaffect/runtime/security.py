@@ -106,12 +106,11 @@ class PeerAuth:
     count them (after the sockets).
 
     Args:
-        ctx: the context the sockets belong to.
         keys: the run's key pair, or None for no authentication (ipc, or ``auth: none``).
     """
 
-    def __init__(self, ctx: zmq.Context, keys: RunKeys | None) -> None:
-        self.ctx, self.keys = ctx, keys
+    def __init__(self, keys: RunKeys | None) -> None:
+        self.keys = keys
         self._client_pair = zmq.curve_keypair() if keys is not None else None
         self._monitors: list[zmq.Socket] = []
         self._refused = 0

@@ -74,7 +74,7 @@ class StageContext:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.ctx = zmq.Context()
-        self.auth = PeerAuth(self.ctx, RunKeys.from_spec(spec["curve"]) if spec.get("curve") else None)
+        self.auth = PeerAuth(RunKeys.from_spec(spec["curve"]) if spec.get("curve") else None)
         self.report = self.auth.client(self.ctx.socket(zmq.PUSH))
         self.report.setsockopt(zmq.LINGER, 2000)
         self.report.connect(spec["report"])

@@ -269,7 +269,7 @@ class Supervisor:
         claim_run_dir(run_dir)
         alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
         ctx = zmq.Context()
-        auth = PeerAuth(ctx, self.keys)
+        auth = PeerAuth(self.keys)
         control = auth.server(ctx.socket(zmq.PUB), CONTROL_MAX_BYTES)
         control.setsockopt(zmq.LINGER, 0)
         report = auth.server(ctx.socket(zmq.PULL), REPORT_MAX_BYTES)
