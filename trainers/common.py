@@ -92,6 +92,25 @@ def cpu_memory_format(model: torch.nn.Module) -> torch.memory_format:
     return torch.channels_last
 
 
+def cpu_has_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (x86 ``avx512_bf16`` or ``amx_bf16``, read
+    from ``/proc/cpuinfo``; False where that file is missing). There, bfloat16 autocast trains
+    the FER models about twice as fast as float32 (measured: VGG 88 -> 185 img/s on 2 cores)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def use_amp(requested: bool | None, device: torch.device) -> bool:
+    """Whether to train under bfloat16 autocast: as ``requested`` (``--amp`` / ``--no-amp``), else
+    on a GPU, and on a CPU that computes bfloat16 natively (:func:`cpu_has_bf16`)."""
+    if requested is not None:
+        return requested
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -15,10 +15,10 @@ __all__ = ["Register", "__version__", "analyze", "hookimpl"]
 
 
 def __getattr__(name: str) -> Any:
-    """``vidaffect.analyze`` (:func:`vidaffect.analysis.analyze`), imported on first use so
+    """``vidaffect.analyze`` (:func:`vidaffect.analytics.analyze.analyze`), imported on first use so
     that ``import vidaffect`` (every plugin does it) stays light."""
     if name == "analyze":
-        from vidaffect.analysis import analyze
+        from vidaffect.analytics.analyze import analyze
 
         return analyze
     raise AttributeError(f"module 'vidaffect' has no attribute {name!r}")

@@ -196,7 +196,7 @@ class Sink(Plugin):
         ``info`` holds ``frames`` (frames the stream emitted), the source's end-of-stream
         counters such as ``dropped``, and with smoothing ``changes`` (one dict per still-labelled
         track, ``{"track_id", "from", "to": None, "score": None}``; see
-        :func:`vidaffect.events.stream_end_change_events`).
+        :func:`vidaffect.events.build.stream_end_change_events`).
         """
 
     def outage(self, stream: str, info: dict[str, Any]) -> None:
@@ -205,7 +205,7 @@ class Sink(Plugin):
 
         ``info`` holds ``down_s`` (seconds since the break), ``attempts`` (reconnect attempts
         so far), ``frames`` (frames the stream sent before) and ``last_ts_ns`` (capture time of
-        the last frame, 0 if none); see :func:`vidaffect.events.build_outage_event`. The
+        the last frame, 0 if none); see :func:`vidaffect.events.build.build_outage_event`. The
         default does nothing.
         """
 

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
-from vidaffect_trainers.common import cpu_memory_format, seed_everything
+from vidaffect_trainers.common import cpu_memory_format, seed_everything, use_amp
 from vidaffect_trainers.fer2013.augment import FaceTensorDataset
 from vidaffect_trainers.fer2013.calibrate import calibrate_file
 from vidaffect_trainers.fer2013.data import FaceSet, load, stratified_split
@@ -175,7 +175,7 @@ def train(args: argparse.Namespace) -> Path:
     model = model.to(device=device, memory_format=memory_format)
     if weights is not None:
         weights = weights.to(device)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda")
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp(args.amp, device))
     if start_model is not None:
         print(f"the --init model: val top-1 {validate(model, val_loader, val_set.labels)[0]:.4f}", flush=True)
     run = TrainingRun(out, model, gen, args, len(train_loader), score="val top-1", state_key="best_acc")
@@ -250,8 +250,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-frac", type=float, default=0.1)
     p.add_argument("--device", default="auto",
                    help="auto (a GPU when PyTorch sees one, else the CPU), cpu, or cuda[:N]")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                   help="on a GPU: bfloat16 mixed precision (autocast) for the forward pass")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bfloat16 mixed precision (autocast) for the forward pass (default: on a GPU, "
+                        "and on a CPU with native bfloat16 instructions, where it trains about 2x faster)")
     p.add_argument("--device-batches", choices=["auto", "on", "off"], default="auto",
                    help="keep the training faces on the device and augment whole batches there "
                         "(auto: on a GPU)")

@@ -44,7 +44,7 @@ so the source's drop-oldest buffer, not a queue, absorbs a slow stage."""
 
 def is_live(config: PipelineConfig) -> bool:
     """Whether any source runs live (cameras, streams, files in ``mode: live``)."""
-    from vidaffect.plugins import get_registry
+    from vidaffect.plugin_manager import get_registry
 
     reg = get_registry()
     return any(reg.get("source", s.options.type).is_live(s.plugin) for s in config.sources)
@@ -66,7 +66,7 @@ def preflight(config: PipelineConfig) -> None:
         PluginError: a check failed (any :class:`VidaffectError`); the message names the stage
             or the setting.
     """
-    from vidaffect.plugins import get_registry
+    from vidaffect.plugin_manager import get_registry
 
     port, host = config.engine.metrics_port, config.engine.metrics_host
     if port:

@@ -14,7 +14,7 @@ import numpy  # noqa: F401
 import pydantic  # noqa: F401
 import zmq  # noqa: F401
 
-import vidaffect.plugins  # noqa: F401
+import vidaffect.plugin_manager  # noqa: F401
 import vidaffect.runtime.stage  # noqa: F401
 
 gc.freeze()

@@ -29,7 +29,7 @@ import msgpack
 import zmq
 
 from vidaffect.api import Plugin, Source
-from vidaffect.codec import MessageError, decode, encode_eos, encode_frame, encode_outage
+from vidaffect.runtime.codec import MessageError, decode, encode_eos, encode_frame, encode_outage
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
@@ -427,11 +427,11 @@ class _Applier:
         tracking = sc.spec.get("tracking")
         self.tracking = self.smoother = None
         if tracking and self.kind == "detector":
-            from vidaffect.tracking import Tracking
+            from vidaffect.analytics.tracking import Tracking
 
             self.tracking = Tracking(tracking)
         elif tracking and self.kind == "sink":
-            from vidaffect.smoothing import Smoother
+            from vidaffect.analytics.smoothing import Smoother
 
             self.smoother = Smoother(tracking["smoothing"], tracking["alpha"], tracking["window"],
                                      tracking["hysteresis"])
@@ -524,7 +524,7 @@ def stage_main(spec: dict[str, Any]) -> None:
     if spec.get("supervisor"):  # exit even while imports and models load (no orphans)
         start_watchdog(tuple(spec["supervisor"]), in_loop)
     _set_threads(spec["threads"], spec["kind"])
-    from vidaffect.plugins import get_registry
+    from vidaffect.plugin_manager import get_registry
 
     sc = StageContext(spec)
     plugin: Plugin | None = None

@@ -140,7 +140,7 @@ def start_stage_server(preload: Sequence[str] = ()) -> Any:
 
 def plugin_preloads(config: PipelineConfig) -> list[str]:
     """The ``preload`` modules of the plugins of ``config``'s stages, in stage order."""
-    from vidaffect.plugins import get_registry
+    from vidaffect.plugin_manager import get_registry
 
     reg = get_registry()
     return [m for stage in config.stages for m in reg.get(stage.kind, stage.options.type).preload]

@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from vidaffect.codec import ZERO_COPY_MIN
+from vidaffect.runtime.codec import ZERO_COPY_MIN
 from vidaffect.runtime.security import PeerAuth
 
 LINGER_MS = 0  # set per close: deliver on a clean end, drop on abort

@@ -9,7 +9,7 @@ From an events JSONL file (the ``jsonl`` sink's output, event schema v2-v4), per
 * ``<stem>.<stream>.tracks.csv``: one row per track: first and last time, frames, label
   changes, the dominant smoothed label and its share of the track's frames, and the mean raw
   probability of each label;
-* ``<stem>.<stream>.timeline.png``: see :mod:`vidaffect.timeline_plot`.
+* ``<stem>.<stream>.timeline.png``: see :mod:`vidaffect.events.timeline_plot`.
 
 ``time_s`` is the frame's position in a file (``pts_ms``), else seconds since the stream's
 first frame by capture time (cameras, photos).
@@ -170,7 +170,7 @@ def write_reports(events: str | Path, out: str | Path | None = None,
     Raises:
         FileNotFoundError: ``events`` does not exist.
     """
-    from vidaffect.timeline_plot import plot_timeline
+    from vidaffect.events.timeline_plot import plot_timeline
 
     events = Path(events)
     folder = Path(out) if out is not None else events.parent

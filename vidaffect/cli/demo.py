@@ -1,7 +1,7 @@
 """`vidaffect demo`: the default pipeline on a real clip, with a summary of what it saw.
 
 The clip is, in order: the path given; ``liveportrait_d3.mp4`` (or the first clip) in the
-data folder's ``videos/`` (see :mod:`vidaffect.paths`); else a short clip made from a real
+data folder's ``videos/`` (see :mod:`vidaffect.sample_data`); else a short clip made from a real
 photograph that scikit-image ships (NASA's portrait of astronaut Eileen Collins), slowly
 zoomed and panned, so the demo runs on a fresh machine with no camera and no network.
 """
@@ -17,10 +17,10 @@ import numpy as np
 
 from vidaffect.config import validate
 from vidaffect.errors import SourceError
-from vidaffect.paths import data_dir
-from vidaffect.report import emotion_summary, stage_table
+from vidaffect.sample_data import data_dir
+from vidaffect.cli.run_summary import emotion_summary, stage_table
 from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
-from vidaffect.timeline import read_timelines, write_reports
+from vidaffect.events.timeline import read_timelines, write_reports
 
 PREFERRED_CLIP = "liveportrait_d3.mp4"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}

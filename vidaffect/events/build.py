@@ -123,7 +123,7 @@ def _envelope(kind: str, stream: str, seq: int, ts_capture_ns: int, pts_ms: floa
 def build_change_event(stream: str, seq: int, change: dict[str, Any], ts_capture_ns: int,
                        pts_ms: float | None = None, now_ns: int | None = None) -> dict[str, Any]:
     """The ``"change"`` event of one entry of ``frame.meta["changes"]``
-    (see :class:`vidaffect.smoothing.Smoother`).
+    (see :class:`vidaffect.analytics.smoothing.Smoother`).
 
     Args:
         stream, seq: the stream and the frame where the change happened.

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from vidaffect.timeline import StreamTimeline, read_timelines
+from vidaffect.events.timeline import StreamTimeline, read_timelines
 
 COLUMNS = [
     ("stage", "stage", "<"), ("frames_in", "in", ">"), ("frames_out", "out", ">"),
@@ -40,7 +40,7 @@ def stage_table(stages: dict[str, dict[str, Any]]) -> str:
 def emotion_summary(jsonl: str | Path,
                     timelines: dict[str, StreamTimeline] | None = None) -> tuple[str, dict[str, Any]]:
     """Per-emotion counts of the top-1 label over all faces of an events JSONL file (read with
-    :func:`vidaffect.timeline.read_timelines`, which skips lines that are not JSON objects,
+    :func:`vidaffect.events.timeline.read_timelines`, which skips lines that are not JSON objects,
     such as a half line at the end of a killed run; ``timelines`` when already read).
 
     Returns:

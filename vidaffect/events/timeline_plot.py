@@ -1,9 +1,9 @@
 """The timeline PNG of one stream: who felt what, when.
 
 Top panel (with tracking): one row per face track, coloured by the track's smoothed label
-frame by frame (the label colours of the annotated video, :data:`vidaffect.draw.PALETTE`),
+frame by frame (the label colours of the annotated video, :data:`vidaffect.imaging.draw.PALETTE`),
 the 40 longest tracks at most. Bottom panel: the share of each label among all faces over
-time (each frame's own label, as the per-emotion summary counts them), in up to 120 time bins of at least 4 frames. The x axis is ``time_s`` (see :mod:`vidaffect.timeline`).
+time (each frame's own label, as the per-emotion summary counts them), in up to 120 time bins of at least 4 frames. The x axis is ``time_s`` (see :mod:`vidaffect.events.timeline`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from vidaffect.draw import label_colour
-from vidaffect.timeline import FaceRow, StreamTimeline
+from vidaffect.imaging.draw import label_colour
+from vidaffect.events.timeline import FaceRow, StreamTimeline
 
 MAX_TRACKS = 40
 MAX_BINS = 120

@@ -1,4 +1,4 @@
-"""Start and stop ``tools/rtsp_server.py`` (GStreamer, system Python) from the project's Python.
+"""Start and stop ``vidaffect/testing/rtsp_server.py`` (GStreamer, system Python) from the project's Python.
 
 Used by the RTSP tests and the RTSP latency benchmark: a real RTSP server on 127.0.0.1 that
 streams a clip in real time, like an IP camera, and that can be killed and restarted.
@@ -25,7 +25,7 @@ def has_gst_rtsp() -> bool:
 
 
 class RtspServer:
-    """``tools/rtsp_server.py`` serving ``clip`` at ``rtsp://127.0.0.1:PORT/stream``; restartable.
+    """``vidaffect/testing/rtsp_server.py`` serving ``clip`` at ``rtsp://127.0.0.1:PORT/stream``; restartable.
 
     Every client that connects gets the clip from its start, paced in real time.
 

@@ -24,21 +24,21 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vidaffect.events import face_event
+from vidaffect.events.build import face_event
 from vidaffect.frames import Frame
-from vidaffect.imagefile import DEFAULT_MAX_PIXELS, ImageTooLarge, decode_bounded
+from vidaffect.imaging.imagefile import DEFAULT_MAX_PIXELS, ImageTooLarge, decode_bounded
 
 
 def read_image(image: np.ndarray | str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A BGR uint8 ``(H, W, 3)`` array from a path (any format OpenCV reads) or an array
     (returned as it is after checking; a grayscale ``(H, W)`` array is converted to BGR).
     A file of more than ``max_pixels`` is decoded smaller if it is a JPEG, else refused, before
-    its pixels are decoded (:mod:`vidaffect.imagefile`).
+    its pixels are decoded (:mod:`vidaffect.imaging.imagefile`).
 
     Raises:
         FileNotFoundError: the path does not exist.
         ValueError: the file is not a readable image, or the array is not uint8 (H, W) or
-            (H, W, 3); :class:`~vidaffect.imagefile.ImageTooLarge` (a ValueError) for a file
+            (H, W, 3); :class:`~vidaffect.imaging.imagefile.ImageTooLarge` (a ValueError) for a file
             above ``max_pixels`` that cannot be decoded smaller.
     """
     if isinstance(image, (str, os.PathLike)):
@@ -78,7 +78,7 @@ class Analyzer:
     def __init__(self, detector: str = "mtcnn", classifier: str = "fer",
                  detector_options: dict[str, Any] | None = None,
                  classifier_options: dict[str, Any] | None = None) -> None:
-        from vidaffect.plugins import get_registry
+        from vidaffect.plugin_manager import get_registry
 
         reg = get_registry()
         det_cls, cls_cls = reg.get("detector", detector), reg.get("classifier", classifier)
@@ -123,7 +123,7 @@ def analyze(image: np.ndarray | str | os.PathLike[str], detector: str = "mtcnn",
 
     Returns:
         One dict per face, in the detector's order, in the
-        event schema's face format (``vidaffect/schemas/event.v5.json``): ``bbox``
+        event schema's face format (``vidaffect/events/schemas/event.v5.json``): ``bbox``
         ``[x1, y1, x2, y2]`` float pixels of the image (origin top left), ``score`` (detector
         confidence 0-1), ``landmarks`` (MTCNN: five ``[x, y]`` points -- left eye, right eye,
         nose, left and right mouth corner; absent for detectors without landmarks) and

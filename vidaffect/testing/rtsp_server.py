@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Serve an H.264 video file over RTSP, like an IP camera (GStreamer's RTSP server).
 
-    /usr/bin/python3 tools/rtsp_server.py CLIP.mp4 [--port 8554] [--mount /stream]
+    /usr/bin/python3 vidaffect/testing/rtsp_server.py CLIP.mp4 [--port 8554] [--mount /stream]
 
 Then ``rtsp://127.0.0.1:8554/stream`` plays the clip in real time to every client that
 connects (each client from the start; the stream ends with the clip). The H.264 of an MP4 or

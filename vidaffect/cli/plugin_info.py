@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args, get_origin
 
-from vidaffect.plugins import distribution_of, get_registry
+from vidaffect.plugin_manager import distribution_of, get_registry
 
 
 def describe_plugins() -> dict[str, list[dict[str, Any]]]:

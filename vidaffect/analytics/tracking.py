@@ -13,7 +13,7 @@ When the detector runs:
   is not yet confirmed (ByteTrack confirms it on its second matching detection), or a
   confirmed track that the detection missed;
 * when a predicted box leaves the frame (the face is probably exiting);
-* at a shot change (a hard cut, :mod:`vidaffect.shots`), where every track ends and the
+* at a shot change (a hard cut, :mod:`vidaffect.analytics.shots`), where every track ends and the
   faces of the new shot start new tracks, so an id never passes from one person to another
   across a cut.
 
@@ -40,7 +40,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from vidaffect.frames import Detections, Frame
-from vidaffect.shots import ShotCutDetector
+from vidaffect.analytics.shots import ShotCutDetector
 
 OUTSIDE_FRACTION = 0.15  # share of a predicted box's area outside the frame that triggers a detection
 

@@ -1,7 +1,7 @@
 """The typed contract of a frame's ``meta`` between stages, checked before a plugin sees it.
 
 Every stage validates the ``meta`` of each frame it receives (:func:`check_meta`, called by
-:func:`vidaffect.codec.decode`); a frame that fails is malformed: dropped and counted, never
+:func:`vidaffect.runtime.codec.decode`); a frame that fails is malformed: dropped and counted, never
 handed to a plugin, so a sink never meets a face without a ``score`` or a box of NaN.
 
 Known keys are typed; keys of third-party plugins pass unchecked (``extra="allow"``) at the

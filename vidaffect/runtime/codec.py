@@ -9,7 +9,7 @@ The header is a msgpack map::
 Buffers are raw C-contiguous bytes, sent without copying above :data:`ZERO_COPY_MIN` bytes.
 There is no pickle anywhere: a message from a foreign or malicious sender can at worst fail
 to decode, raising :class:`MessageError` (the receiver drops and counts it). A frame's
-``meta`` is checked against its typed contract (:mod:`vidaffect.meta`) here too, so no plugin
+``meta`` is checked against its typed contract (:mod:`vidaffect.runtime.frame_meta`) here too, so no plugin
 sees a face without a score or a non-finite box.
 """
 
@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 
 from vidaffect.frames import Frame
-from vidaffect.meta import check_meta
+from vidaffect.runtime.frame_meta import check_meta
 
 PROTOCOL_VERSION = 1
 ZERO_COPY_MIN = 64 * 1024

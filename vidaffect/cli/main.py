@@ -1,5 +1,5 @@
 """The ``vidaffect`` command: run pipelines, list plugins, print events, run the demo, and
-train and evaluate models (:mod:`vidaffect.training_cli`)."""
+train and evaluate models (:mod:`vidaffect.cli.training`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from vidaffect.errors import VidaffectError
-from vidaffect.training_cli import add_training_commands
+from vidaffect.cli.training import add_training_commands
 
 
 def _fail(err: Exception) -> None:
@@ -35,7 +35,7 @@ def main() -> None:
 def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_report: bool) -> None:
     """Run the pipeline described by CONFIG (a YAML file)."""
     from vidaffect.config import load_config
-    from vidaffect.report import stage_table
+    from vidaffect.cli.run_summary import stage_table
     from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
 
     try:
@@ -61,8 +61,8 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_rep
 
 
 def _print_report(events: Path, out: Path | None) -> None:
-    from vidaffect.report import emotion_summary
-    from vidaffect.timeline import read_timelines, write_reports
+    from vidaffect.cli.run_summary import emotion_summary
+    from vidaffect.events.timeline import read_timelines, write_reports
 
     timelines = read_timelines(events)  # read once, for the summary and the files
     table, stats = emotion_summary(events, timelines)
@@ -92,7 +92,7 @@ def report(events: Path, out: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def plugins(as_json: bool) -> None:
     """List installed plugins (built-in and third-party) and their options."""
-    from vidaffect.plugin_info import describe_plugins, format_plugins
+    from vidaffect.cli.plugin_info import describe_plugins, format_plugins
 
     try:
         info = describe_plugins()
@@ -131,7 +131,7 @@ def events(endpoint: str, topic: str, count: int, curve_secret_key: str | None,
     """Subscribe to ENDPOINT and print each JSON event on its own line."""
     import zmq
 
-    from vidaffect.subscribe import iter_events
+    from vidaffect.events.subscribe import iter_events
 
     if (curve_secret_key is None) != (curve_server_key is None):
         raise click.UsageError("--curve-secret-key and --curve-server-key go together (CurveZMQ)")
@@ -157,7 +157,7 @@ def events(endpoint: str, topic: str, count: int, curve_secret_key: str | None,
 @click.option("--status/--no-status", default=True)
 def demo(video: Path | None, out: Path, status: bool) -> None:
     """Run the default pipeline on VIDEO (default: a sample clip) and summarise the emotions."""
-    from vidaffect.demo import run_demo
+    from vidaffect.cli.demo import run_demo
 
     try:
         code = run_demo(video, out, status)

@@ -1,1 +1,0 @@
-"""Developer tools that run beside the package (an RTSP test server)."""
