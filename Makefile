@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test install clean rtsp-deps browser-deps
 
-# GStreamer's RTSP server for the system Python (tools/rtsp_server.py, the RTSP tests).
+# GStreamer's RTSP server for the system Python (vidaffect/testing/rtsp_server.py, the RTSP tests).
 RTSP_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -35,8 +35,8 @@ from benchmarks.common import match_boxes, parse_spec, print_table, set_threads
 from vidaffect.api import Detector
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Detections
-from vidaffect.paths import data_dir
-from vidaffect.plugins import get_registry
+from vidaffect.plugin_manager import get_registry
+from vidaffect.sample_data import data_dir
 from vidaffect_plugins.capture import IMAGE_SUFFIXES, decode_image, output_size, resize_image
 
 DATA = data_dir()

@@ -40,8 +40,8 @@ from benchmarks.common import (
     run_config,
     set_threads,
 )
-from vidaffect.draw import annotate
 from vidaffect.frames import Frame
+from vidaffect.imaging.draw import annotate
 
 MATCH_IOU = 0.5
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.rtsp_latency [CLIP] [--seconds 10]
 
-``tools/rtsp_server.py`` (GStreamer) streams CLIP over RTSP on 127.0.0.1 in real time; each
+``vidaffect/testing/rtsp_server.py`` (GStreamer) streams CLIP over RTSP on 127.0.0.1 in real time; each
 setting opens a fresh session through the ``stream`` source's own ``_open_capture`` (the
 options a pipeline would use) and reads frames as fast as they come for ``--seconds``.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import cv2
 
 from benchmarks.common import percentiles, print_table
-from tools.rtsp import RtspServer, has_gst_rtsp
 from vidaffect.runtime.transport import free_tcp_port
+from vidaffect.testing.rtsp import RtspServer, has_gst_rtsp
 from vidaffect_plugins.capture import StreamSource
 
 SETTINGS: dict[str, dict[str, object]] = {

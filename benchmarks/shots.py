@@ -1,5 +1,5 @@
 """Shot-change detection for tracking: PySceneDetect's ContentDetector (what the tracker
-uses, :mod:`vidaffect.shots`) against a plain frame difference, on real clips.
+uses, :mod:`vidaffect.analytics.shots`) against a plain frame difference, on real clips.
 
     python -m benchmarks.shots [VIDEOS_DIR] [--frames 120]
 
@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from benchmarks.common import print_table
-from vidaffect.paths import data_dir
-from vidaffect.shots import ShotCutDetector
+from vidaffect.analytics.shots import ShotCutDetector
+from vidaffect.sample_data import data_dir
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv"}
 

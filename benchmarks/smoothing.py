@@ -6,7 +6,7 @@
 Each clip runs once through the default pipeline (MTCNN ``fast``, tracking, the default FER
 classifier) with smoothing off, and the per-frame emotion probabilities of every track are
 kept. Each smoothing setting is then replayed over those same sequences with
-:class:`vidaffect.smoothing.Smoother`, so every setting sees identical classifier output; a
+:class:`vidaffect.analytics.smoothing.Smoother`, so every setting sees identical classifier output; a
 setting has no hysteresis unless it names one.
 
 A track's sequence holds the frames on which it had an emotion (predicted boxes are
@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import parse_spec, print_table, read_jsonl, run_config, set_threads
+from vidaffect.analytics.smoothing import Smoother
 from vidaffect.frames import Frame
-from vidaffect.paths import data_dir
-from vidaffect.smoothing import Smoother
+from vidaffect.sample_data import data_dir
 
 DEFAULT_VIDEOS = ("fer_woman2.mp4", "liveportrait_d0.mp4", "liveportrait_d3.mp4", "liveportrait_d9.mp4",
                   "liveportrait_d10.mp4", "liveportrait_d11.mp4", "liveportrait_d12.mp4", "tpsmm_driving.mp4")

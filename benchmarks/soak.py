@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "sinks": [{"type": "jsonl", "path": str(events), "flush_every": 100},
                   {"type": "zmq_events", "endpoint": "tcp://127.0.0.1:*"}],
     }))
-    run = subprocess.Popen([sys.executable, "-m", "vidaffect.cli", "run", str(cfg), "--no-status"],
+    run = subprocess.Popen([sys.executable, "-m", "vidaffect", "run", str(cfg), "--no-status"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     parent = psutil.Process(run.pid)
     rows: list[list[Any]] = []

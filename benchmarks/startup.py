@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import print_table
-from vidaffect.paths import data_dir
+from vidaffect.sample_data import data_dir
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("spawn", "forkserver")
@@ -40,7 +40,7 @@ def _busy() -> None:
 
 def run_once(video: Path, frames: int, method: str, out: Path) -> tuple[float, float]:
     """``(start-up s, wall s)`` of one ``vidaffect run`` with stage start ``method``."""
-    cmd = [sys.executable, "-m", "vidaffect.cli", "run", str(REPO / "configs" / "video.yaml"),
+    cmd = [sys.executable, "-m", "vidaffect", "run", str(REPO / "configs" / "video.yaml"),
            f"--set=source.uri={video}", f"--set=source.max_frames={frames}",
            f"--set=sinks.0.path={out / 'a.mp4'}", f"--set=sinks.1.path={out / 'e.jsonl'}",
            "--set=sinks.2.endpoint=tcp://127.0.0.1:*", "--no-status", "--no-report"]

@@ -3,9 +3,9 @@
     python -m benchmarks.transport [--frames 300] [--hwm 4]
 
 For 640x480, 1280x720 and 1920x1080 BGR uint8 frames, in one run: a plain ``np.copyto`` of
-the frame's bytes in this process, then the engine's own path -- :func:`vidaffect.codec.
+the frame's bytes in this process, then the engine's own path -- :func:`vidaffect.runtime.codec.
 encode_frame`, a PUSH socket with the pipeline's high-water mark, a PULL socket bound in a
-second process spawned like a stage, :func:`vidaffect.codec.decode` into a numpy frame -- over ipc://,
+second process spawned like a stage, :func:`vidaffect.runtime.codec.decode` into a numpy frame -- over ipc://,
 tcp:// on loopback, and tcp:// with the tcp transport's CurveZMQ (a run key pair, see
 :mod:`vidaffect.runtime.security`). The clock runs on the sender from the first send to the receiver's
 acknowledgement of the last frame; the receiver touches every frame (checks one byte).
@@ -23,8 +23,8 @@ import numpy as np
 import zmq
 
 from benchmarks.common import print_table
-from vidaffect.codec import decode, encode_frame
 from vidaffect.frames import Frame
+from vidaffect.runtime.codec import decode, encode_frame
 from vidaffect.runtime.security import PeerAuth, RunKeys
 from vidaffect.runtime.transport import (
     free_tcp_port,

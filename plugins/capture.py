@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 import vidaffect
 from vidaffect.api import PluginConfig, Source, SourceInfo
 from vidaffect.errors import SourceError
-from vidaffect.imagefile import DEFAULT_MAX_PIXELS, ImageTooLarge, decode_bounded
+from vidaffect.imaging.imagefile import DEFAULT_MAX_PIXELS, ImageTooLarge, decode_bounded
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -474,7 +474,7 @@ def decode_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     """BGR uint8 ``(H, W, 3)`` pixels of an image file, or None when it cannot be read or
     decoded. The bytes are read with numpy and decoded in memory, so any file name works
     (``cv2.imread`` fails on some names that are not valid UTF-8). Above ``max_pixels`` a JPEG
-    is decoded smaller (:func:`vidaffect.imagefile.decode_bounded`).
+    is decoded smaller (:func:`vidaffect.imaging.imagefile.decode_bounded`).
 
     Raises:
         ImageTooLarge: above ``max_pixels`` and not a JPEG.

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from vidaffect.paths import data_dir
+from vidaffect.sample_data import data_dir
 
 DATA = data_dir()
 NEEDS_DATA = pytest.mark.skipif(
@@ -33,7 +33,7 @@ def write_pipeline(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
 @pytest.fixture(autouse=True)
 def _test_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the testing plugins available in this process and in spawned stages."""
-    from vidaffect import plugins
+    from vidaffect import plugin_manager as plugins
 
     monkeypatch.setenv("VIDAFFECT_PLUGINS", "vidaffect.testing")
     plugins.reset()

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def vidaffect_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "vidaffect.cli", *args]
+    return [sys.executable, "-m", "vidaffect", *args]
 
 
 def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None

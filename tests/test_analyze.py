@@ -13,7 +13,7 @@ from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import read_events, run_cli, write_config
 
 import vidaffect
-from vidaffect import analysis
+from vidaffect.analytics import analyze as analysis
 
 PHOTOS = DATA / "photos"
 FER_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]

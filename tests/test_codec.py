@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidaffect.codec import MessageError, decode, encode_eos, encode_frame
 from vidaffect.frames import Frame
+from vidaffect.runtime.codec import MessageError, decode, encode_eos, encode_frame
 
 
 def make_frame(h: int = 48, w: int = 64) -> Frame:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline_helpers import read_events, run_cli, video_frames
 
-from vidaffect.demo import photo_clip
+from vidaffect.cli.demo import photo_clip
 
 
 def test_photo_clip_is_a_real_video(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from emotic_helpers import make_emotic_set
 from pipeline_helpers import read_events, run_cli, write_config
 from safetensors.torch import load_file
 
-from vidaffect.events import EVENT_VERSION, load_event_schema
+from vidaffect.events.build import EVENT_VERSION, load_event_schema
 from vidaffect.frames import Frame
 from vidaffect.models.emotic_labels import CATEGORIES
 from vidaffect.models.meta import read_meta
@@ -274,7 +274,7 @@ def test_train_rejects_options_that_would_fail_inside_torch(emotic_run: dict[str
 
 
 def test_overlay_shows_vad_and_body_box_also_with_smoothing() -> None:
-    from vidaffect.draw import annotate
+    from vidaffect.imaging.draw import annotate
 
     img = np.zeros((200, 200, 3), np.uint8)
     emotion = {"label": "Peace", "score": 0.8, "probs": [0.1] * 26,

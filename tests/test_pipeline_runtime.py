@@ -23,8 +23,8 @@ from pipeline_helpers import (
     write_config,
 )
 
+from vidaffect.events.subscribe import iter_events
 from vidaffect.runtime.transport import free_tcp_port
-from vidaffect.subscribe import iter_events
 
 CLIP = DATA / "videos" / "liveportrait_d0.mp4"
 

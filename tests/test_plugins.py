@@ -13,10 +13,10 @@ import pytest
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import REPO, read_events, run_cli
 
-from vidaffect import plugins
+from vidaffect import plugin_manager as plugins
 from vidaffect.api import Sink
+from vidaffect.cli.plugin_info import describe_plugins, format_plugins
 from vidaffect.errors import PluginError
-from vidaffect.plugin_info import describe_plugins, format_plugins
 
 EXAMPLE = REPO / "examples" / "vidaffect-moodlog"
 

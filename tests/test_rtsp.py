@@ -1,4 +1,4 @@
-"""A real RTSP server on 127.0.0.1 (GStreamer, tools/rtsp_server.py): streaming, reconnects."""
+"""A real RTSP server on 127.0.0.1 (GStreamer, vidaffect/testing/rtsp_server.py): streaming, reconnects."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import read_events, run_cli, start_run, wait_for, write_config
 
-from tools.rtsp import INSTALL_HINT, RtspServer, has_gst_rtsp
-from vidaffect.events import load_event_schema
+from vidaffect.events.build import load_event_schema
 from vidaffect.runtime.transport import free_tcp_port
+from vidaffect.testing.rtsp import INSTALL_HINT, RtspServer, has_gst_rtsp
 from vidaffect_plugins.capture import StreamSource
 
 CLIP = DATA / "videos" / "liveportrait_d3.mp4"  # 12 s, 30 fps, H.264

@@ -17,9 +17,8 @@ from browser import NEEDS_BROWSER, PLAY_VIDEO, chromium_page, http_server
 from pipeline_helpers import run_cli, video_fps, video_frames, write_config
 
 from vidaffect.config import load_config
-from vidaffect.draw import FALLBACK_COLOUR, PALETTE, annotate
 from vidaffect.errors import VidaffectError
-from vidaffect.events import (
+from vidaffect.events.build import (
     EVENT_SCHEMA_ID,
     build_change_event,
     build_frame_event,
@@ -28,6 +27,7 @@ from vidaffect.events import (
     load_event_schema,
 )
 from vidaffect.frames import Frame
+from vidaffect.imaging.draw import FALLBACK_COLOUR, PALETTE, annotate
 from vidaffect_plugins.sinks import register_sinks
 from vidaffect_plugins.sinks.display import DisplaySink
 from vidaffect_plugins.sinks.jsonl import JsonlSink
@@ -89,7 +89,7 @@ def test_prob_bars_sit_beside_the_box_inside_the_image(bbox: list[int], side: st
 def test_prob_bars_never_cover_another_faces_box_or_tag() -> None:
     """A crowded frame (a row of faces, a second row below): every panel drawn lands where it
     covers no face box and no tag; where no such place exists the face keeps its tag alone."""
-    from vidaffect.draw import _label_rect, _Style
+    from vidaffect.imaging.draw import _label_rect, _Style
 
     img = np.full((400, 800, 3), 40, np.uint8)
     probs = [0.05, 0.05, 0.05, 0.6, 0.1, 0.1, 0.05]
@@ -346,7 +346,7 @@ def test_register_sinks_registers_the_built_in_sinks() -> None:
 
 
 def test_curve_events_reach_only_authorized_subscribers(tmp_path: Path) -> None:
-    from vidaffect.subscribe import iter_events
+    from vidaffect.events.subscribe import iter_events
 
     for name, folder in (("server", "server"), ("alice", "allowed"), ("mallory", "other")):
         proc = run_cli("keys", str(tmp_path / folder), "--name", name)
@@ -395,7 +395,7 @@ def test_curve_options_are_checked() -> None:
 
 def test_subscriber_skips_malformed_messages() -> None:
     """A PUB socket sending junk, a JSON number and a three-part message between events."""
-    from vidaffect.subscribe import iter_events
+    from vidaffect.events.subscribe import iter_events
 
     ctx = zmq.Context.instance()
     pub = ctx.socket(zmq.PUB)
@@ -448,7 +448,7 @@ class Publisher:
 
 
 def test_a_topic_is_a_whole_stream_id_not_a_prefix() -> None:
-    from vidaffect.subscribe import iter_events
+    from vidaffect.events.subscribe import iter_events
 
     with Publisher(["cam10", "cam1", "cam1x", "cam2"]) as pub:
         got = []

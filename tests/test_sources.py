@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -51,11 +52,14 @@ def test_video_file_every_frame_offline() -> None:
 def test_fake_camera_is_paced_and_timed_like_a_camera() -> None:
     from vidaffect.testing import FakeCamera
 
-    src = FakeCamera(FakeCamera.Config(uri=str(CLIP), max_frames=6))
+    src = FakeCamera(FakeCamera.Config(uri=str(CLIP), max_frames=6, resize=128))
     info = src.open()
+    t0 = time.monotonic()
     frames = read_all(src)
+    elapsed = time.monotonic() - t0
     src.close()
-    assert info.live and len(frames) == 6
+    assert info.live and len(frames) == 6 and frames[0][0].shape == (128, 128, 3)
+    assert elapsed >= 5 / info.fps * 0.9  # released at the clip's rate, not as fast as decoded
     assert [pts for _, pts in frames] == [None] * 6  # timed by capture, as cameras are
 
 
@@ -214,7 +218,7 @@ def test_images_above_the_pixel_limit_are_refused_or_decoded_smaller(tmp_path: P
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
-    from vidaffect.imagefile import ImageTooLarge, decode_bounded
+    from vidaffect.imaging.imagefile import ImageTooLarge, decode_bounded
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -12,7 +12,7 @@ import pytest
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import read_events, run_cli, write_config
 
-from vidaffect.timeline import read_timelines, track_summary, write_reports
+from vidaffect.events.timeline import read_timelines, track_summary, write_timeline_files
 
 LABELS = ["angry", "happy", "neutral"]
 
@@ -66,7 +66,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_one_row_per_face_and_frame_with_times_and_probabilities(events: Path, tmp_path: Path) -> None:
-    files = write_reports(events, tmp_path / "out")
+    files = write_timeline_files(events, tmp_path / "out")
     assert [p.name for p in files] == [f"events.{s}.{kind}" for s in ("cam0", "cam1")
                                        for kind in ("timeline.csv", "tracks.csv", "timeline.png")]
     rows = read_csv(tmp_path / "out" / "events.cam0.timeline.csv")
@@ -91,7 +91,7 @@ def test_track_summary_dominant_label_changes_and_means(events: Path) -> None:
 
 
 def test_the_png_is_an_image_with_a_band_per_track(events: Path, tmp_path: Path) -> None:
-    write_reports(events, tmp_path)
+    write_timeline_files(events, tmp_path)
     tracked = cv2.imread(str(tmp_path / "events.cam0.timeline.png"))
     untracked = cv2.imread(str(tmp_path / "events.cam1.timeline.png"))
     assert tracked is not None and untracked is not None

@@ -10,9 +10,9 @@ import pytest
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import read_events, run_cli, write_config
 
+from vidaffect.analytics.smoothing import Smoother
+from vidaffect.analytics.tracking import StreamTracker
 from vidaffect.frames import Detections, Frame
-from vidaffect.smoothing import Smoother
-from vidaffect.tracking import StreamTracker
 
 VIDEOS = DATA / "videos"
 SETTINGS = {"detect_every": 5, "lost_after_s": 0.5, "min_iou": 0.2}

@@ -90,7 +90,7 @@ def test_evaluate_accepts_shipped_names_and_reports_here(faces: Path, tmp_path: 
 def test_a_missing_train_extra_is_named(tmp_path: Path) -> None:
     """Without scikit-learn (not a dependency of pipelines), EMOTIC evaluation says which extra
     to install instead of printing a traceback."""
-    code = ("import sys; sys.modules['sklearn'] = None; from vidaffect.cli import main; "
+    code = ("import sys; sys.modules['sklearn'] = None; from vidaffect.cli.main import main; "
             "sys.argv = ['vidaffect', 'evaluate', '--task', 'emotic', '--checkpoint', 'x', '--annotations', 'y']; "
             "main()")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,

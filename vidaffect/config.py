@@ -17,10 +17,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from vidaffect.runtime.addresses import is_loopback
 from vidaffect.api import PluginConfig
 from vidaffect.errors import ConfigError, PluginError
 from vidaffect.plugin_manager import get_registry
+from vidaffect.runtime.addresses import is_loopback
 
 STAGE_SECTIONS = {"source": "source", "detector": "detector", "classifier": "classifier"}
 

@@ -9,9 +9,9 @@ import cv2
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
-from vidaffect.draw import annotate
 from vidaffect.errors import PluginError, VidaffectError
 from vidaffect.frames import Frame
+from vidaffect.imaging.draw import annotate
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
 

@@ -11,16 +11,16 @@ import cv2
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
-from vidaffect.draw import annotate
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame, safe_stream_name
-from vidaffect_plugins.sinks.paths import prepare_output
+from vidaffect.imaging.draw import annotate
+from vidaffect_plugins.sinks.output_files import prepare_output
 
 SUFFIXES = {"jpg": ".jpg", "png": ".png"}
 
 
 class ImagesSink(Sink):
-    """Writes annotated frames (:func:`vidaffect.draw.annotate`, uint8 BGR, full size) to
+    """Writes annotated frames (:func:`vidaffect.imaging.draw.annotate`, uint8 BGR, full size) to
     ``folder``, one file per frame.
 
     A frame from an ``images`` source is written under its photo's name

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import VidaffectError
-from vidaffect.events import (
+from vidaffect.events.build import (
     build_frame_event,
     build_outage_event,
     encode_event,
@@ -18,7 +18,7 @@ from vidaffect.events import (
     stream_end_change_events,
 )
 from vidaffect.frames import Frame
-from vidaffect_plugins.sinks.paths import prepare_output
+from vidaffect_plugins.sinks.output_files import prepare_output
 
 
 class JsonlSink(Sink):
@@ -26,7 +26,7 @@ class JsonlSink(Sink):
     ``change`` events (with tracking).
 
     Each line is one event encoded compactly, valid against
-    ``vidaffect/schemas/event.v5.json``; all streams share the file (events carry ``stream``).
+    ``vidaffect/events/schemas/event.v5.json``; all streams share the file (events carry ``stream``).
     The file is truncated on open, flushed every ``flush_every`` lines, at each end of stream
     and on close, so a reader tailing it sees whole lines.
 

@@ -11,11 +11,11 @@ import numpy as np
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
-from vidaffect.draw import annotate
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame, safe_stream_name
+from vidaffect.imaging.draw import annotate
 from vidaffect_plugins.sinks.encoders import FrameWriter, open_writer
-from vidaffect_plugins.sinks.paths import prepare_output, stream_path
+from vidaffect_plugins.sinks.output_files import prepare_output, stream_path
 
 DEFAULT_FPS = 25.0
 
@@ -24,7 +24,7 @@ class VideoSink(Sink):
     """Writes annotated frames to a video file: H.264 through PyAV by default, which browsers
     play (see :mod:`vidaffect_plugins.sinks.encoders`), else OpenCV's ``VideoWriter``.
 
-    Output: uint8 BGR frames, drawn by :func:`vidaffect.draw.annotate`, written straight to
+    Output: uint8 BGR frames, drawn by :func:`vidaffect.imaging.draw.annotate`, written straight to
     ``path`` (no temporary file). The writer of a stream opens on that stream's first frame
     (its size; fps from the ``fps`` option, else ``frame.meta["fps"]``, else 25) and is
     released at the stream's end or in ``close()``, which the runtime always calls (Ctrl-C,

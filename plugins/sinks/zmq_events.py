@@ -1,13 +1,13 @@
 """The ``zmq_events`` sink: JSON events on a ZeroMQ PUB socket, topic = stream id.
 
 Messages are two parts ``[topic, json]``: the topic is the frame's stream id (UTF-8), the
-second part an event of ``vidaffect/schemas/event.v5.json`` (compact UTF-8 JSON): a
+second part an event of ``vidaffect/events/schemas/event.v5.json`` (compact UTF-8 JSON): a
 ``frame`` event per frame and, with tracking, ``change`` events when a track's smoothed
 label changes or the track ends.
 Subscribers filter by stream with ``sock.setsockopt(zmq.SUBSCRIBE, b"cam0")`` (``b""``
 for all streams). ZeroMQ matches topics by prefix, so ``b"cam1"`` also receives
 ``cam10``; compare the first part exactly when that matters. ``vidaffect events`` (see
-:mod:`vidaffect.subscribe`) is a ready-made subscriber.
+:mod:`vidaffect.events.subscribe`) is a ready-made subscriber.
 
 The send high-water mark bounds what is queued for each subscriber: beyond it PUB drops
 messages for that subscriber, so a subscriber that stops reading never slows the
@@ -29,10 +29,9 @@ from typing import Any
 import zmq
 from pydantic import Field, model_validator
 
-from vidaffect.addresses import endpoint_is_local
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import VidaffectError
-from vidaffect.events import (
+from vidaffect.events.build import (
     build_frame_event,
     build_outage_event,
     encode_event,
@@ -40,6 +39,7 @@ from vidaffect.events import (
     stream_end_change_events,
 )
 from vidaffect.frames import Frame
+from vidaffect.runtime.addresses import endpoint_is_local
 from vidaffect.runtime.security import holds_secret_key
 
 

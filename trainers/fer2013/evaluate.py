@@ -22,7 +22,7 @@ from torch import nn
 
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint
-from vidaffect.paths import data_dir
+from vidaffect.sample_data import data_dir
 from vidaffect_trainers import metrics, plots
 from vidaffect_trainers.calibration import expected_calibration_error
 from vidaffect_trainers.common import print_evaluation
@@ -32,7 +32,7 @@ from vidaffect_trainers.profiling import default_report, resolve
 
 
 def default_data() -> Path:
-    """``$VIDAFFECT_DATA/fer2013`` (see :func:`vidaffect.paths.data_dir`)."""
+    """``$VIDAFFECT_DATA/fer2013`` (see :func:`vidaffect.sample_data.data_dir`)."""
     return data_dir() / "fer2013"
 
 

@@ -39,8 +39,8 @@ import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
-from vidaffect.frames import Detections, Frame
 from vidaffect.analytics.shots import ShotCutDetector
+from vidaffect.frames import Detections, Frame
 
 OUTSIDE_FRACTION = 0.15  # share of a predicted box's area outside the frame that triggers a detection
 

@@ -15,12 +15,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vidaffect.cli.run_summary import emotion_summary, stage_table
 from vidaffect.config import validate
 from vidaffect.errors import SourceError
-from vidaffect.sample_data import data_dir
-from vidaffect.cli.run_summary import emotion_summary, stage_table
+from vidaffect.events.timeline import read_timelines, write_timeline_files
 from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
-from vidaffect.events.timeline import read_timelines, write_reports
+from vidaffect.sample_data import data_dir
 
 PREFERRED_CLIP = "liveportrait_d3.mp4"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
@@ -106,6 +106,6 @@ def run_demo(video: Path | None, out: Path, status: bool = True) -> int:
           f"{frames / max(result.wall_s, 1e-9):.1f} fps end to end ({result.wall_s:.1f} s)")
     print(f"annotated video: {out / 'annotated.mp4'}")
     print(f"events:          {out / 'events.jsonl'}")
-    for path in write_reports(out / "events.jsonl", timelines=timelines):
+    for path in write_timeline_files(out / "events.jsonl", timelines=timelines):
         print(f"report:          {path}")
     return result.exit_code

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from vidaffect.errors import VidaffectError
 from vidaffect.cli.training import add_training_commands
+from vidaffect.errors import VidaffectError
 
 
 def _fail(err: Exception) -> None:
@@ -34,8 +34,8 @@ def main() -> None:
               help="after the run, per-stream CSV timelines and PNG plots beside each jsonl sink's file")
 def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_report: bool) -> None:
     """Run the pipeline described by CONFIG (a YAML file)."""
-    from vidaffect.config import load_config
     from vidaffect.cli.run_summary import stage_table
+    from vidaffect.config import load_config
     from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
 
     try:
@@ -62,7 +62,7 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_rep
 
 def _print_report(events: Path, out: Path | None) -> None:
     from vidaffect.cli.run_summary import emotion_summary
-    from vidaffect.events.timeline import read_timelines, write_reports
+    from vidaffect.events.timeline import read_timelines, write_timeline_files
 
     timelines = read_timelines(events)  # read once, for the summary and the files
     table, stats = emotion_summary(events, timelines)
@@ -70,7 +70,7 @@ def _print_report(events: Path, out: Path | None) -> None:
                f"({stats['frames_with_faces']} with faces)", err=True)
     if stats["faces"]:
         click.echo(table, err=True)
-    for path in write_reports(events, out, timelines):
+    for path in write_timeline_files(events, out, timelines):
         click.echo(f"  {path}", err=True)
 
 

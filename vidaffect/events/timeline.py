@@ -161,7 +161,7 @@ def write_tracks_csv(st: StreamTimeline, path: Path) -> Path:
     return path
 
 
-def write_reports(events: str | Path, out: str | Path | None = None,
+def write_timeline_files(events: str | Path, out: str | Path | None = None,
                   timelines: dict[str, StreamTimeline] | None = None) -> list[Path]:
     """Write the CSVs and the PNG of every stream of ``events`` into ``out`` (default: the
     events file's folder); the files written, three per stream with frames. ``timelines``:

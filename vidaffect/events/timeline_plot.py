@@ -16,8 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from vidaffect.imaging.draw import label_colour
 from vidaffect.events.timeline import FaceRow, StreamTimeline
+from vidaffect.imaging.draw import label_colour
 
 MAX_TRACKS = 40
 MAX_BINS = 120

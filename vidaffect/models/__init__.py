@@ -13,7 +13,7 @@ __all__ = ["create_model", "list_models", "model_inputs", "register_model"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from vidaffect.models import registry
+        from vidaffect.models import catalog
 
-        return getattr(registry, name)
+        return getattr(catalog, name)
     raise AttributeError(f"module 'vidaffect.models' has no attribute {name!r}")

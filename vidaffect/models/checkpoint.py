@@ -17,8 +17,8 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from vidaffect.errors import CheckpointError
+from vidaffect.models.catalog import create_model
 from vidaffect.models.meta import _META_KEY, FORMAT_VERSION, CheckpointMeta, read_meta
-from vidaffect.models.registry import create_model
 
 __all__ = ["FORMAT_VERSION", "CheckpointMeta", "build_model", "load_checkpoint", "read_meta",
            "save_checkpoint"]

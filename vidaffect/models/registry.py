@@ -1,6 +1,8 @@
 """A registry of model architectures, by name.
 
-Architectures live here once and are used by both ``trainers/`` and the classifier plugins.
+Architectures live once, in :mod:`vidaffect.models.fer` and :mod:`vidaffect.models.emotic`, and
+are used by both ``trainers/`` and the classifier plugins. This module imports none of them (they
+import it to register); :mod:`vidaffect.models.catalog` is the registry with the built-ins loaded.
 A factory takes ``num_classes`` and ``in_channels`` (plus its own keyword options) and
 returns an ``nn.Module``. Single-image models (FER) map ``(B, in_channels, H, W)`` float32 to
 ``(B, num_classes)`` logits; a model registered with several ``inputs`` (EMOTIC's body and
@@ -42,14 +44,8 @@ def register_model(name: str, inputs: tuple[str, ...] = ("image",)) -> Callable[
     return decorator
 
 
-def _load_builtin() -> None:
-    """Import the modules that register the built-in architectures (idempotent)."""
-    from vidaffect.models import emotic, fer  # noqa: F401
-
-
 def list_models() -> list[str]:
     """Names of all registered architectures, sorted."""
-    _load_builtin()
     return sorted(_MODELS)
 
 
@@ -59,7 +55,6 @@ def model_inputs(name: str) -> tuple[str, ...]:
     Raises:
         CheckpointError: ``name`` is not a registered architecture.
     """
-    _load_builtin()
     if name not in _INPUTS:
         raise CheckpointError(f"unknown architecture {name!r}; registered: {', '.join(list_models())}")
     return _INPUTS[name]
@@ -73,7 +68,6 @@ def create_model(name: str, num_classes: int, in_channels: int = 1, **kwargs: An
         TypeError: an option in ``kwargs`` the architecture does not take.
         ValueError: an option value or ``in_channels`` it rejects.
     """
-    _load_builtin()
     try:
         factory = _MODELS[name]
     except KeyError:

@@ -91,7 +91,7 @@ def _hwm(engine_hwm: int, live: bool, isolated_sink: bool) -> int:
 
 
 def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control: str,
-                report: str) -> list[WorkerSpec]:
+                updates: str) -> list[WorkerSpec]:
     """One :class:`WorkerSpec` per process, in flow order (sources first).
 
     Every source feeds the first processing stage; its stream id tags each of its frames.
@@ -141,7 +141,7 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
                 "hwm": _hwm(engine.hwm, live, isolated and stage.kind == "sink"),
                 "streams": streams, "stream_id": stage.options.stream,
                 "tracking": tracking if stage.kind in ("detector", "sink") else None,
-                "control": control, "report": report,
+                "control": control, "updates": updates,
                 "max_message_bytes": engine.max_message_bytes,
             }
             specs.append(WorkerSpec(stage, w, spec))

@@ -4,7 +4,7 @@ With the tcp transport every stage socket is a TCP port that any process on the 
 bound beyond loopback, on the network) can connect to. So the supervisor makes one CurveZMQ
 key pair per run (RFC 26/CurveZMQ: Curve25519 key exchange, every message encrypted and
 authenticated) and hands it to its stages in their spec, never over a socket and never in a
-file. Every bound socket of the run (stage inputs, the supervisor's report and control
+file. Every bound socket of the run (stage inputs, the supervisor's updates and control
 channels) is a CURVE server with that pair. A client must know the server's public key to
 build its first handshake command (HELLO is a box to that key), and this public key is the
 run's secret: it exists only in the memory of the supervisor and its stages. A process
@@ -36,7 +36,7 @@ from vidaffect.errors import VidaffectError
 
 CONTROL_MAX_BYTES = 64 * 2**10
 """Largest control message a stage accepts from the supervisor (``upstream_ended`` lists)."""
-REPORT_MAX_BYTES = 4 * 2**20
+UPDATE_MAX_BYTES = 4 * 2**20
 """Largest report the supervisor accepts from a stage (tracebacks included)."""
 
 

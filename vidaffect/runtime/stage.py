@@ -2,7 +2,7 @@
 
 A stage process gets a plain-dict spec (see :mod:`.graph`) and creates its own sockets:
 an input PULL (bound), one :class:`~.transport.Fanout` per downstream stage, a SUB on the
-supervisor's control channel and a PUSH to its report channel. Control messages:
+supervisor's control channel and a PUSH to its updates channel (ready, counters, done, errors). Control messages:
 
 * ``go``: start (a source waits for it, so no frame is sent before every stage is ready);
 * ``stop``: a source stops reading and sends EOS, so the pipeline drains and files close;
@@ -29,9 +29,9 @@ import msgpack
 import zmq
 
 from vidaffect.api import Plugin, Source
-from vidaffect.runtime.codec import MessageError, decode, encode_eos, encode_frame, encode_outage
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
+from vidaffect.runtime.codec import MessageError, decode, encode_eos, encode_frame, encode_outage
 from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
 from vidaffect.runtime.metrics import StageMetrics, in_hand
 from vidaffect.runtime.reorder import Reorderer
@@ -75,9 +75,9 @@ class StageContext:
         self.spec = spec
         self.ctx = zmq.Context()
         self.auth = PeerAuth(RunKeys.from_spec(spec["curve"]) if spec.get("curve") else None)
-        self.report = self.auth.client(self.ctx.socket(zmq.PUSH))
-        self.report.setsockopt(zmq.LINGER, 2000)
-        self.report.connect(spec["report"])
+        self.updates = self.auth.client(self.ctx.socket(zmq.PUSH))
+        self.updates.setsockopt(zmq.LINGER, 2000)
+        self.updates.connect(spec["updates"])
         self.control = self.auth.client(self.ctx.socket(zmq.SUB), CONTROL_MAX_BYTES)
         self.control.setsockopt(zmq.SUBSCRIBE, b"")
         self.control.setsockopt(zmq.LINGER, 0)
@@ -89,7 +89,7 @@ class StageContext:
         self.supervisor = tuple(spec["supervisor"]) if spec.get("supervisor") else process_identity(os.getppid())
         self._supervisor_checked = 0.0
         self.eos_totals: dict[str, int] = {}
-        self._last_report = 0.0
+        self._last_update = 0.0
         buf = None if spec.get("live") else SOCKET_BUFFER_BYTES
         max_bytes = spec.get("max_message_bytes", -1)
         self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"], buf, self.auth, max_bytes) \
@@ -102,18 +102,18 @@ class StageContext:
             for group, drop, hwm in zip(spec["outputs"], drops, hwms)
         ]
 
-    def send_report(self, kind: str, **fields: Any) -> None:
+    def send_update(self, kind: str, **fields: Any) -> None:
         msg = {"type": kind, "stage": self.spec["stage"], "worker": self.spec["worker"],
                "pid": os.getpid(), **fields}
-        self.report.send(msgpack.packb(msg, use_bin_type=True))
+        self.updates.send(msgpack.packb(msg, use_bin_type=True))
 
-    def maybe_report(self, force: bool = False) -> None:
+    def maybe_update(self, force: bool = False) -> None:
         now = time.monotonic()
-        if force or now - self._last_report >= REPORT_EVERY_S:
-            self._last_report = now
+        if force or now - self._last_update >= REPORT_EVERY_S:
+            self._last_update = now
             self.metrics.skipped = sum(out.skipped for out in self.outputs)
             self.metrics.refused = self.auth.refused()
-            self.send_report("metrics", metrics=self.metrics.snapshot())
+            self.send_update("metrics", metrics=self.metrics.snapshot())
 
     def poll_control(self) -> None:
         while True:
@@ -145,7 +145,7 @@ class StageContext:
         return self.state["abort"]
 
     def should_abort(self) -> bool:
-        self.maybe_report()
+        self.maybe_update()
         return self._poll()
 
     def send_all(self, parts: list[Any], key: int | None = None) -> bool:
@@ -176,7 +176,7 @@ class StageContext:
         if self.inp is not None:
             self.inp.close()
         self.control.close()
-        self.report.close()
+        self.updates.close()
         self.auth.close()
         self.ctx.term()
 
@@ -539,34 +539,34 @@ def stage_main(spec: dict[str, Any]) -> None:
             info = plugin.open()
             opened_at = time.monotonic()
             spec["source_info"] = dict(info.__dict__)
-            sc.send_report("ready", source_info=spec["source_info"])
+            sc.send_update("ready", source_info=spec["source_info"])
             in_loop.set()
             run_source(sc, plugin, opened_at)
         else:
             plugin.open()  # type: ignore[attr-defined]
             applier = _Applier(sc, plugin)  # tracking / smoothing set up before "ready"
-            sc.send_report("ready")
+            sc.send_update("ready")
             in_loop.set()
             run_processor(sc, applier)
     except Terminated:
         terminated = True
     except VidaffectError as exc:  # a user-facing problem (no camera, unwritable path): no traceback
         code = 1
-        sc.send_report("error", error=f"{type(exc).__name__}: {exc}", traceback="")
+        sc.send_update("error", error=f"{type(exc).__name__}: {exc}", traceback="")
     except BaseException as exc:  # report everything, including KeyboardInterrupt-like exits
         code = 1
-        sc.send_report("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        sc.send_update("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
     finally:
         try:
             if plugin is not None:
                 plugin.close()
         except Exception as exc:
             code = 1
-            sc.send_report("error", error=f"close failed: {exc}", traceback=traceback.format_exc())
+            sc.send_update("error", error=f"close failed: {exc}", traceback=traceback.format_exc())
         if sc.state["abort"] or terminated or code:
             _count_in_flight_as_dropped(sc.metrics)
-        sc.maybe_report(force=True)
-        sc.send_report("done", code=code, eos=sc.eos_totals)
+        sc.maybe_update(force=True)
+        sc.send_update("done", code=code, eos=sc.eos_totals)
         deliver = not sc.state["abort"] and code == 0 and not terminated
         if deliver:
             try:

@@ -33,7 +33,7 @@ from vidaffect.errors import StageError
 from vidaffect.runtime.graph import WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
 from vidaffect.runtime.metrics import count_in_transit, in_hand, merge
-from vidaffect.runtime.security import CONTROL_MAX_BYTES, REPORT_MAX_BYTES, PeerAuth, RunKeys
+from vidaffect.runtime.security import CONTROL_MAX_BYTES, UPDATE_MAX_BYTES, PeerAuth, RunKeys
 from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
 from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc, use_stage_malloc_settings
@@ -87,7 +87,7 @@ def unreadable_warnings(stages: dict[str, dict[str, Any]], sources: dict[str, di
 
 
 def intruder_warnings(stages: dict[str, dict[str, Any]], refused_by_supervisor: int,
-                      rejected_reports: int) -> list[str]:
+                      rejected_updates: int) -> list[str]:
     """Warnings about processes outside the run that tried to talk to it: connections refused
     for lack of the run's key, and reports from processes the supervisor did not start."""
     out = []
@@ -97,8 +97,8 @@ def intruder_warnings(stages: dict[str, dict[str, Any]], refused_by_supervisor: 
         where = ", ".join(f"{name}: {n}" for name, n in refused.items() if n)
         out.append(f"connections without the run's key were refused ({where}); some process on "
                    "the network tried to reach the pipeline's ports")
-    if rejected_reports:
-        out.append(f"{rejected_reports} reports from processes this run did not start were ignored")
+    if rejected_updates:
+        out.append(f"{rejected_updates} updates from processes this run did not start were ignored")
     return out
 
 
@@ -109,7 +109,7 @@ class _Worker:
     ready: bool = False
     done: bool = False
     restarts: int = 0
-    pids: set[int] = field(default_factory=set)  # of every incarnation: reports from others are refused
+    pids: set[int] = field(default_factory=set)  # of every incarnation: updates from others are refused
     metrics_by_pid: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -165,7 +165,7 @@ class Supervisor:
         self._upstream_gone: dict[str, float] = {}
         self._downstream: dict[str, set[str]] = {}
         self._last_release = 0.0
-        self.rejected_reports = 0
+        self.rejected_updates = 0
         self.keys: RunKeys | None = None
         if self.engine.transport == "tcp" and self.engine.auth == "curve":
             key_file = self.engine.curve_secret_key
@@ -186,11 +186,11 @@ class Supervisor:
         w.proc = proc
         w.pids.add(proc.pid)
 
-    def _handle_report(self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker],
+    def _handle_update(self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker],
                        result: RunResult) -> None:
         w = workers.get((msg.get("stage"), msg.get("worker")))
         if w is None or msg.get("pid") not in w.pids:  # not from a process this run started
-            self.rejected_reports += 1
+            self.rejected_updates += 1
             return
         kind = msg.get("type")
         if kind == "metrics" and isinstance(msg.get("metrics"), dict):
@@ -272,12 +272,12 @@ class Supervisor:
         auth = PeerAuth(self.keys)
         control = auth.server(ctx.socket(zmq.PUB), CONTROL_MAX_BYTES)
         control.setsockopt(zmq.LINGER, 0)
-        report = auth.server(ctx.socket(zmq.PULL), REPORT_MAX_BYTES)
-        report.setsockopt(zmq.LINGER, 0)
-        control_ep, report_ep = alloc("control"), alloc("report")
+        updates = auth.server(ctx.socket(zmq.PULL), UPDATE_MAX_BYTES)
+        updates.setsockopt(zmq.LINGER, 0)
+        control_ep, updates_ep = alloc("control"), alloc("updates")
         control.bind(control_ep)
-        report.bind(report_ep)
-        specs = build_specs(self.config, alloc, control_ep, report_ep)
+        updates.bind(updates_ep)
+        specs = build_specs(self.config, alloc, control_ep, updates_ep)
         workers = {(ws.spec["stage"], ws.worker): _Worker(ws) for ws in specs}
         self._downstream = downstream_stages(specs)
         result = RunResult(exit_code=0, stages={})
@@ -324,20 +324,20 @@ class Supervisor:
                     control.send(self.state.encode())
                     last_control = now
                 auth.refused()  # reads the monitor events as they come
-                if report.poll(50):
-                    self._drain_reports(report, workers, result)
+                if updates.poll(50):
+                    self._drain_updates(updates, workers, result)
                 for w in workers.values():
                     if w.proc is not None and not w.proc.is_alive() and not w.done:
                         code = w.proc.exitcode
                         if self._termed:
                             w.done = True
                             continue
-                        time.sleep(0.05)  # a final report may still be in flight
-                        self._drain_reports(report, workers, result)
+                        time.sleep(0.05)  # a final update may still be in flight
+                        self._drain_updates(updates, workers, result)
                         if not w.done:
                             w.done = True
                             snap = w.metrics_by_pid.get(w.proc.pid)
-                            if snap:  # killed: what it held at its last report never went on
+                            if snap:  # killed: what it held at its last update never went on
                                 snap["dropped"] += in_hand(snap["frames_in"], snap["frames_out"], snap["dropped"])
                             self._failure(w, f"process exited with code {code} without reporting", "")
                 if status is not None or exporter is not None:
@@ -365,7 +365,7 @@ class Supervisor:
             if exporter is not None:
                 exporter.close()
             control.close()
-            report.close()
+            updates.close()
             refused = auth.refused()
             auth.close()
             ctx.term()
@@ -374,7 +374,7 @@ class Supervisor:
         result.stages = self._merged(workers)
         count_in_transit(result.stages, self._downstream)
         result.warnings = unreadable_warnings(result.stages, result.sources_info)
-        result.warnings += intruder_warnings(result.stages, refused, self.rejected_reports)
+        result.warnings += intruder_warnings(result.stages, refused, self.rejected_updates)
         result.errors = self.errors
         hard_errors = [e for e in self.errors if "(restarting" not in e[1]]
         result.exit_code = 1 if hard_errors else 0
@@ -427,20 +427,20 @@ class Supervisor:
                 totals = ",".join(f"{k}={v}" for k, v in self.eos_totals.items())
                 control.send(f"upstream_ended|{name}|{totals}".encode())
 
-    def _drain_reports(self, report: zmq.Socket, workers: dict[tuple[str, int], _Worker],
+    def _drain_updates(self, updates: zmq.Socket, workers: dict[tuple[str, int], _Worker],
                        result: RunResult) -> None:
         while True:
             try:
-                msg = msgpack.unpackb(report.recv(zmq.NOBLOCK), raw=False)
+                msg = msgpack.unpackb(updates.recv(zmq.NOBLOCK), raw=False)
             except zmq.Again:
                 return
             except Exception:  # not msgpack: not from a stage
-                self.rejected_reports += 1
+                self.rejected_updates += 1
                 continue
             if isinstance(msg, dict):
-                self._handle_report(msg, workers, result)
+                self._handle_update(msg, workers, result)
             else:
-                self.rejected_reports += 1
+                self.rejected_updates += 1
 
     @staticmethod
     def _merged(workers: dict[tuple[str, int], _Worker]) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Test helpers shipped with the library: a fake camera and fault-injecting plugins.
+"""Test helpers shipped with the library: a fake camera and fault-injecting plugins; an RTSP
+server on 127.0.0.1 (:mod:`vidaffect.testing.rtsp`, GStreamer).
 
 Register them in a pipeline's processes by setting ``VIDAFFECT_PLUGINS=vidaffect.testing``
 (environment variables reach the spawned stage processes).
@@ -17,24 +18,29 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from pydantic import Field
 
 import vidaffect
-from vidaffect.api import Detector, PluginConfig, Sink
+from vidaffect.api import Detector, PluginConfig, Sink, Source, SourceInfo
+from vidaffect.errors import SourceError
 from vidaffect.frames import Detections, Frame
-from vidaffect_plugins.capture import VideoFileSource
 
 
-class FakeCamera(VideoFileSource):
-    """A video file played as a live camera (paced, looping, drop-oldest, no ``pts_ms``)."""
+class FakeCamera(Source):
+    """A video file played as a live camera: frames released at the clip's own rate, looping at
+    the end, sent like a camera's (``pts_ms`` None, timed by capture time), drop-oldest
+    buffering. Reads with OpenCV's FFmpeg backend; the engine's built-in ``video`` source is not
+    used, so the library's test helpers do not depend on its plugins."""
 
     name = "fake_camera"
     summary = "test camera: a video file paced at its fps, looping, live"
 
-    class Config(VideoFileSource.Config):
-        mode: str = Field("live", description="always live")  # type: ignore[assignment]
-        loop: bool = Field(True, description="start over at the end")
+    class Config(PluginConfig):
+        uri: str = Field(description="path of the video file played")
+        resize: int | None = Field(None, ge=8, description="longest side in pixels; None keeps the size")
+        max_frames: int | None = Field(None, ge=1, description="end the stream after this many frames")
 
     config: Config
 
@@ -42,14 +48,52 @@ class FakeCamera(VideoFileSource):
     def is_live(cls, config: PluginConfig) -> bool:
         return True
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.live = True
+    def open(self) -> SourceInfo:
+        """Open the file.
+
+        Raises:
+            SourceError: it does not open or gives no frame.
+        """
+        self.cap = cv2.VideoCapture(self.config.uri, cv2.CAP_FFMPEG)
+        ok, first = self.cap.read()
+        if not ok:
+            self.cap.release()
+            raise SourceError(f"fake_camera source: cannot read a frame of {self.config.uri}")
+        self._first: np.ndarray | None = first
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.period_s = 1.0 / (fps if 0 < fps < 1000 else 30.0)
+        h, w = first.shape[:2]
+        scale = self.config.resize / max(w, h) if self.config.resize else 1.0
+        self.size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        self.emitted = 0
+        self._due = time.monotonic()
+        return SourceInfo(self.size[0], self.size[1], 1.0 / self.period_s, None, True, self.config.uri)
 
     def read(self) -> tuple[np.ndarray, float | None] | None:
-        """The next frame, paced by the file's position, sent like a camera's (``pts_ms`` None)."""
-        item = super().read()
-        return None if item is None else (item[0], None)
+        """The next frame, uint8 ``(H, W, 3)`` BGR, released at the clip's rate; None after
+        ``max_frames``."""
+        if self.config.max_frames is not None and self.emitted >= self.config.max_frames:
+            return None
+        img, self._first = self._first, None
+        if img is None:
+            ok, img = self.cap.read()
+            if not ok:  # the end: start over
+                self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, img = self.cap.read()
+                if not ok:
+                    return None
+        delay = self._due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._due = max(self._due, time.monotonic() - self.period_s) + self.period_s
+        self.emitted += 1
+        if img.shape[1::-1] != self.size:
+            img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+        return img, None
+
+    def close(self) -> None:
+        if hasattr(self, "cap"):
+            self.cap.release()
 
 
 class CrashAfter(Detector):
