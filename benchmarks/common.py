@@ -103,12 +103,14 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def match_boxes(reference: Sequence[Sequence[float]], other: Sequence[Sequence[float]],
-                min_iou: float = 0.5) -> list[tuple[int, int]]:
+def match_boxes(
+    reference: Sequence[Sequence[float]], other: Sequence[Sequence[float]], min_iou: float = 0.5
+) -> list[tuple[int, int]]:
     """Greedy one-to-one matching of xyxy boxes, highest IoU first; ``(i, j)`` index pairs of
     ``reference`` and ``other`` with IoU >= ``min_iou``."""
-    pairs = sorted(((iou(r, o), i, j) for i, r in enumerate(reference) for j, o in enumerate(other)),
-                   reverse=True)
+    pairs = sorted(
+        ((iou(r, o), i, j) for i, r in enumerate(reference) for j, o in enumerate(other)), reverse=True
+    )
     used_r: set[int] = set()
     used_o: set[int] = set()
     out = []
@@ -134,8 +136,16 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
     cells = [[fmt(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    text = "\n".join([f"### {title}", "", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-                      *(line(r) for r in cells), ""])
+    text = "\n".join(
+        [
+            f"### {title}",
+            "",
+            line(header),
+            "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+            *(line(r) for r in cells),
+            "",
+        ]
+    )
     print(text, file=file or sys.stdout, flush=True)
     return text
 

@@ -40,8 +40,12 @@ from vidaffect.sample_data import data_dir
 from vidaffect_plugins.capture import IMAGE_SUFFIXES, decode_image, output_size, resize_image
 
 DATA = data_dir()
-DEFAULT_VIDEOS = ["facenet_video.mp4", "pyfeat_WolfgangLanger_Pexels.mp4", "liveportrait_d9.mp4",
-                  "liveportrait_src_s18.mp4"]
+DEFAULT_VIDEOS = [
+    "facenet_video.mp4",
+    "pyfeat_WolfgangLanger_Pexels.mp4",
+    "liveportrait_d9.mp4",
+    "liveportrait_src_s18.mp4",
+]
 DEFAULT_DETECTORS = ["mtcnn:preset=accurate", "mtcnn:preset=fast", "mtcnn:preset=fast,max_side=320", "haar"]
 
 
@@ -59,6 +63,7 @@ def video_frames(path: Path, n: int) -> list[np.ndarray]:
     Raises:
         SystemExit: the video cannot be opened or gives no frame.
     """
+
     def open_video() -> cv2.VideoCapture:
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
@@ -114,8 +119,9 @@ def make_detector(spec: str) -> Detector:
     return det  # type: ignore[return-value]
 
 
-def time_detectors(detectors: dict[str, Detector], frames: list[np.ndarray],
-                   rounds: int) -> tuple[dict[str, list[float]], dict[str, list[Detections]]]:
+def time_detectors(
+    detectors: dict[str, Detector], frames: list[np.ndarray], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[Detections]]]:
     """Per detector: each frame's median ms over ``rounds`` alternating rounds, and its faces
     (from the last round)."""
     for det in detectors.values():
@@ -150,9 +156,16 @@ def table_rows(ms: dict[str, list[float]], found: dict[str, list[Detections]]) -
     for key, per_frame in ms.items():
         matched, total = recall(found[ref_key], found[key])
         med = statistics.median(per_frame)
-        rows.append([key, f"{med:.1f}", f"{float(np.percentile(per_frame, 95)):.1f}",
-                     sum(len(d) for d in found[key]), f"{100 * matched / max(total, 1):.0f}%",
-                     f"{ref_ms / med:.2f}"])
+        rows.append(
+            [
+                key,
+                f"{med:.1f}",
+                f"{float(np.percentile(per_frame, 95)):.1f}",
+                sum(len(d) for d in found[key]),
+                f"{100 * matched / max(total, 1):.0f}%",
+                f"{ref_ms / med:.2f}",
+            ]
+        )
     return rows
 
 
@@ -165,10 +178,15 @@ def positive(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.detectors", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.detectors",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("detectors", nargs="*", help="NAME[:KEY=VALUE,...]; the first is the reference")
-    p.add_argument("--videos", nargs="*", type=Path, help=f"default: {', '.join(DEFAULT_VIDEOS)} from {DATA / 'videos'}")
+    p.add_argument(
+        "--videos", nargs="*", type=Path, help=f"default: {', '.join(DEFAULT_VIDEOS)} from {DATA / 'videos'}"
+    )
     p.add_argument("--photos", default=str(DATA / "photos"), help="folder of photos ('' for none)")
     p.add_argument("--per-video", type=positive, default=10, help="frames taken from each video")
     p.add_argument("--max-side", type=positive, default=640, help="downscale frames to this longer side")
@@ -192,9 +210,12 @@ def main(argv: list[str] | None = None) -> None:
         p.error(str(exc))
     ms, found = time_detectors(detectors, frames, args.rounds)
     sizes = sorted({f"{f.shape[1]}x{f.shape[0]}" for f in frames})
-    print_table(f"Face detectors, {len(frames)} frames ({', '.join(sizes)}), {args.threads} thread(s), "
-                f"one frame per call", ["detector", "ms/frame p50", "p95", "faces", "recall vs reference",
-                                        "speed vs reference"], table_rows(ms, found))
+    print_table(
+        f"Face detectors, {len(frames)} frames ({', '.join(sizes)}), {args.threads} thread(s), "
+        f"one frame per call",
+        ["detector", "ms/frame p50", "p95", "faces", "recall vs reference", "speed vs reference"],
+        table_rows(ms, found),
+    )
 
 
 if __name__ == "__main__":

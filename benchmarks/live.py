@@ -29,8 +29,17 @@ def live_run(video: Path, streams: int, seconds: float, detect_every: int, out: 
     frames = int(seconds * fps)
     data: dict[str, Any] = {
         "pipeline": {"name": f"live-{streams}", "status": False},
-        "sources": [{"type": "video", "uri": str(video), "mode": "live", "loop": True,
-                     "max_frames": frames, "stream": f"cam{i}"} for i in range(streams)],
+        "sources": [
+            {
+                "type": "video",
+                "uri": str(video),
+                "mode": "live",
+                "loop": True,
+                "max_frames": frames,
+                "stream": f"cam{i}",
+            }
+            for i in range(streams)
+        ],
         "detector": {"type": "mtcnn", "preset": "fast"},
         "classifier": {"type": "fer"},
         "sinks": [{"type": "jsonl", "path": str(events_path), "flush_every": 100}],
@@ -45,11 +54,27 @@ def live_run(video: Path, streams: int, seconds: float, detect_every: int, out: 
         mine = [e for e in events if e["stream"] == stream]
         src = result.stages.get("source" if streams == 1 else f"source-{stream}", {})
         lat = [(e["ts_event_ns"] - e["ts_capture_ns"]) / 1e6 for e in mine]
-        span = (max(e["ts_capture_ns"] for e in mine) - min(e["ts_capture_ns"] for e in mine)) / 1e9 if mine else 0
+        span = (
+            (max(e["ts_capture_ns"] for e in mine) - min(e["ts_capture_ns"] for e in mine)) / 1e9
+            if mine
+            else 0
+        )
         p50, p95, p99 = percentiles(lat)
-        rows.append([streams, stream, src.get("frames_in"), src.get("dropped"), len(mine),
-                     len(mine) / span if span else None, p50, p95, p99,
-                     res.cpu_percent if i == 0 else None, res.peak_pss_mb if i == 0 else None])
+        rows.append(
+            [
+                streams,
+                stream,
+                src.get("frames_in"),
+                src.get("dropped"),
+                len(mine),
+                len(mine) / span if span else None,
+                p50,
+                p95,
+                p99,
+                res.cpu_percent if i == 0 else None,
+                res.peak_pss_mb if i == 0 else None,
+            ]
+        )
     return rows
 
 
@@ -74,8 +99,21 @@ def main(argv: list[str] | None = None) -> None:
     print_table(
         f"live mode: {args.video.name} ({size}) paced at {fps:.0f} fps per stream, {args.seconds:.0f} s, "
         f"detect every {args.detect_every or 1}",
-        ["streams", "stream", "captured", "dropped", "events", "events/s", "lat p50 ms", "lat p95 ms",
-         "lat p99 ms", "CPU %", "peak PSS MiB"], rows)
+        [
+            "streams",
+            "stream",
+            "captured",
+            "dropped",
+            "events",
+            "events/s",
+            "lat p50 ms",
+            "lat p95 ms",
+            "lat p99 ms",
+            "CPU %",
+            "peak PSS MiB",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":

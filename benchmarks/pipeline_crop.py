@@ -81,8 +81,9 @@ def fit_landmark_framing(truths: list[list[float]], faces: list[Any]) -> tuple[f
     return round(float(np.median(sides)), 3), round(float(np.median(shifts)), 3)
 
 
-def landmark_crop(frame: np.ndarray, face: dict[str, Any], side: float, offset_y: float,
-                  rotate: bool) -> np.ndarray:
+def landmark_crop(
+    frame: np.ndarray, face: dict[str, Any], side: float, offset_y: float, rotate: bool
+) -> np.ndarray:
     """A square of ``side`` eye-to-mouth distances around the landmark centre moved down by
     ``offset_y`` of them, turned so the eyes are level when ``rotate``."""
     centre, d, angle = landmark_geometry(face["landmarks"])
@@ -95,7 +96,9 @@ def landmark_crop(frame: np.ndarray, face: dict[str, Any], side: float, offset_y
     return cv2.warpAffine(frame, m, (s, s), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
-def detect(detector: Any, images: np.ndarray, scale: int) -> tuple[list[np.ndarray], list[list[float]], list[Any]]:
+def detect(
+    detector: Any, images: np.ndarray, scale: int
+) -> tuple[list[np.ndarray], list[list[float]], list[Any]]:
     """Frames, true squares and the detected boxes (None where MTCNN found no such face)."""
     frames, truths, boxes = [], [], []
     for face in images:
@@ -133,8 +136,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--data", default=None, help="FER-2013 folder (default: $VIDAFFECT_DATA/fer2013)")
     ap.add_argument("--limit", type=int, default=0, help="at most N test faces, stratified (0: all 3,589)")
     ap.add_argument("--scale", type=int, default=3, help="enlargement of the 48 px faces (3: 144 px)")
-    ap.add_argument("--fit", type=int, default=0, metavar="N",
-                    help="also fit margin and offset_y on N training faces and test that framing")
+    ap.add_argument(
+        "--fit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also fit margin and offset_y on N training faces and test that framing",
+    )
     args = ap.parse_args(argv)
     from vidaffect_plugins.detectors.mtcnn import MTCNNDetector
 
@@ -152,19 +160,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _, t_truths, t_boxes = detect(detector, train.images, args.scale)
         fitted = fit_framing(t_truths, t_boxes)
         by_landmarks = fit_landmark_framing(t_truths, t_boxes)
-        print(f"framing fitted on {sum(b is not None for b in t_boxes)} training faces: "
-              f"margin {fitted[0]}, offset_y {fitted[1]}; from the landmarks: side {by_landmarks[0]}, "
-              f"offset_y {by_landmarks[1]} eye-to-mouth distances")
+        print(
+            f"framing fitted on {sum(b is not None for b in t_boxes)} training faces: "
+            f"margin {fitted[0]}, offset_y {fitted[1]}; from the landmarks: side {by_landmarks[0]}, "
+            f"offset_y {by_landmarks[1]} eye-to-mouth distances"
+        )
     frames, truths, boxes = detect(detector, faces.images, args.scale)
     found = np.array([b is not None for b in boxes])
     direct = predict_images(model, meta, faces.images).argmax(1) == y
     rows: list[list[Any]] = [
         ["direct 48x48 (training framing)", "-", "-", 100 * direct[found].mean()],
-        ["plugin path, the face's own square", "-", "-",
-         100 * (classify_crops(classifier, [square_crop(f, t, 0.0) for f, t, ok in zip(frames, truths, found) if ok])
-                == y[found]).mean()],
+        [
+            "plugin path, the face's own square",
+            "-",
+            "-",
+            100
+            * (
+                classify_crops(
+                    classifier, [square_crop(f, t, 0.0) for f, t, ok in zip(frames, truths, found) if ok]
+                )
+                == y[found]
+            ).mean(),
+        ],
     ]
-    results: dict[str, Any] = {"n": len(y), "detected": int(found.sum()), "direct": float(direct[found].mean())}
+    results: dict[str, Any] = {
+        "n": len(y),
+        "detected": int(found.sum()),
+        "direct": float(direct[found].mean()),
+    }
     kept = [(f, b["bbox"]) for f, b, ok in zip(frames, boxes, found) if ok]
     settings = [(m, o, "MTCNN box") for m in MARGINS for o in OFFSETS]
     if fitted is not None:
@@ -176,15 +199,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows.append([what, f"{margin:g}", f"{offset:g}", 100 * top1])
     if fitted is not None:
         for rotate in (False, True):
-            crops = [landmark_crop(f, b, *by_landmarks, rotate) for f, b, ok in zip(frames, boxes, found) if ok]
+            crops = [
+                landmark_crop(f, b, *by_landmarks, rotate) for f, b, ok in zip(frames, boxes, found) if ok
+            ]
             top1 = float((classify_crops(classifier, crops) == y[found]).mean())
             name = f"landmarks{', eyes levelled' if rotate else ''}, fitted on training faces"
             results[name] = top1
             rows.append([name, f"side {by_landmarks[0]:g}", f"{by_landmarks[1]:g}", 100 * top1])
     best = max((k for k in results if k.startswith(("margin=", "landmarks"))), key=results.get)
-    print_table(f"{meta.arch} on FER-2013 test faces placed in frames ({args.scale}x): "
-                f"{int(found.sum())} of {len(y)} detected ({100 * found.mean():.1f}%), top-1 (%) on those",
-                ["crop", "margin", "offset_y", "top-1"], rows)
+    print_table(
+        f"{meta.arch} on FER-2013 test faces placed in frames ({args.scale}x): "
+        f"{int(found.sum())} of {len(y)} detected ({100 * found.mean():.1f}%), top-1 (%) on those",
+        ["crop", "margin", "offset_y", "top-1"],
+        rows,
+    )
     print(f"best crop: {best} ({100 * results[best]:.1f}% against {100 * results['direct']:.1f}% direct)")
     return results
 

@@ -56,7 +56,13 @@ def evaluate(target: str, faces: FaceSet, images: dict[tuple[str, int], np.ndarr
     name, ckpt = resolve(target)
     model, meta = load_checkpoint(ckpt)
     y_true = map_labels(faces, meta.labels)
-    out: dict[str, Any] = {"name": name, "checkpoint": str(ckpt), "labels": list(meta.labels), "top1": {}, "recall": {}}
+    out: dict[str, Any] = {
+        "name": name,
+        "checkpoint": str(ckpt),
+        "labels": list(meta.labels),
+        "top1": {},
+        "recall": {},
+    }
     for cond, imgs in images.items():
         pred = predict_images(model, meta, imgs).argmax(1)
         key = cond[0] if cond[1] == 0 else f"{cond[0]}-{cond[1]}"
@@ -70,8 +76,12 @@ def evaluate(target: str, faces: FaceSet, images: dict[tuple[str, int], np.ndarr
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", action="append", default=[],
-                    help="shipped name, run folder or .safetensors (repeat; default: the shipped models)")
+    ap.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="shipped name, run folder or .safetensors (repeat; default: the shipped models)",
+    )
     ap.add_argument("--data", default=None, help="FER-2013 folder or CSV (default: $VIDAFFECT_DATA/fer2013)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=0, help="at most N test faces, stratified (0: all)")
@@ -80,17 +90,24 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = ap.parse_args(argv)
     targets = args.checkpoint or ["default", "alexnet"]
     faces = stratified_limit(load(args.data or default_data(), args.split), args.limit, args.seed)
-    images = {(f, s): faces.images if s == 0 else corrupt(faces.images, f, s, args.seed) for f, s in CONDITIONS}
+    images = {
+        (f, s): faces.images if s == 0 else corrupt(faces.images, f, s, args.seed) for f, s in CONDITIONS
+    }
     results = [evaluate(t, faces, images) for t in targets]
     names = [r["name"] for r in results]
     rows = [["clean", "-", *(100 * r["top1"]["clean"] for r in results)]]
     for f, s in CONDITIONS[1:]:
         rows.append([f, s, *(100 * r["top1"][f"{f}-{s}"] for r in results)])
     for f in FAMILIES:
-        rows.append([f, "mean", *(100 * np.mean([r["top1"][f"{f}-{s}"] for s in (1, 2, 3)]) for r in results)])
+        rows.append(
+            [f, "mean", *(100 * np.mean([r["top1"][f"{f}-{s}"] for s in (1, 2, 3)]) for r in results)]
+        )
     rows.append(["mCA (mean of the 30)", "-", *(100 * r["mca"] for r in results)])
-    print_table(f"FER-2013 {args.split} top-1 (%) under corruptions, {len(faces)} faces",
-                ["corruption", "severity", *names], rows)
+    print_table(
+        f"FER-2013 {args.split} top-1 (%) under corruptions, {len(faces)} faces",
+        ["corruption", "severity", *names],
+        rows,
+    )
     labels = results[0]["labels"]
     rec_rows = []
     for r in results:

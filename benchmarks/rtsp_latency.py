@@ -94,14 +94,25 @@ def measure(url: str, options: dict[str, object], seconds: float) -> dict[str, f
     elapsed = time.monotonic() - t0
     cap.release()
     p50, p95, p99 = percentiles([x * 1000 for x in lags[30:]])  # steady state: after the first second
-    return {"first": None if first is None else first * 1000, "p50": p50, "p95": p95, "max": max(lags) * 1000
-            if lags else None, "frames": n, "elapsed": elapsed, "last_pts": pts if lags else None}
+    return {
+        "first": None if first is None else first * 1000,
+        "p50": p50,
+        "p95": p95,
+        "max": max(lags) * 1000 if lags else None,
+        "frames": n,
+        "elapsed": elapsed,
+        "last_pts": pts if lags else None,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("clip", type=Path, nargs="?",
-                    default=Path(__file__).resolve().parents[2] / "shared/data/videos/liveportrait_d3.mp4")
+    ap.add_argument(
+        "clip",
+        type=Path,
+        nargs="?",
+        default=Path(__file__).resolve().parents[2] / "shared/data/videos/liveportrait_d3.mp4",
+    )
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args()
     if not has_gst_rtsp():
@@ -118,8 +129,11 @@ def main() -> None:
             r = measure(server.url, options, args.seconds)
         sent = int(min(r["elapsed"], args.seconds) * fps)
         rows.append([name, r["first"], r["p50"], r["p95"], r["max"], f"{r['frames']}/~{sent}"])
-    print_table(f"RTSP client latency, {args.clip.name} at {fps:.0f} fps, {args.seconds:.0f} s per setting (ms)",
-                ["setting", "first frame", "lag p50", "lag p95", "lag max", "frames read/sent"], rows)
+    print_table(
+        f"RTSP client latency, {args.clip.name} at {fps:.0f} fps, {args.seconds:.0f} s per setting (ms)",
+        ["setting", "first frame", "lag p50", "lag p95", "lag max", "frames read/sent"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

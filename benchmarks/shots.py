@@ -42,8 +42,11 @@ class FrameDifference:
 
     def is_cut(self, img: np.ndarray) -> bool:
         thumb = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA)
-        cut = (self.prev is not None and self.since >= self.min_gap
-               and float(np.mean(cv2.absdiff(thumb, self.prev))) > self.threshold)
+        cut = (
+            self.prev is not None
+            and self.since >= self.min_gap
+            and float(np.mean(cv2.absdiff(thumb, self.prev))) > self.threshold
+        )
         self.prev, self.since = thumb, 0 if cut else self.since + 1
         return cut
 
@@ -78,8 +81,11 @@ def cuts_of(make: Callable[[float], object], frames: list[np.ndarray], fps: floa
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.shots", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.shots",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("videos", nargs="?", default=str(data_dir() / "videos"))
     p.add_argument("--frames", type=int, default=120)
     args = p.parse_args(argv)
@@ -108,12 +114,21 @@ def main(argv: list[str] | None = None) -> None:
             ms.append(cost)
             if found:
                 per_clip.append(f"{clip} {found}")
-        rows.append([name, f"{hits} of {len(joined)}", false, "; ".join(per_clip) or "none",
-                     f"{statistics.median(ms):.2f}"])
-    print_table(f"Shot cuts: {len(joined)} joined clips (one cut each), {len(singles)} single clips, "
-                f"up to {args.frames} frames",
-                ["method", "cuts found at the joins", "false cuts (joined)", "cuts in single clips",
-                 "ms per frame"], rows)
+        rows.append(
+            [
+                name,
+                f"{hits} of {len(joined)}",
+                false,
+                "; ".join(per_clip) or "none",
+                f"{statistics.median(ms):.2f}",
+            ]
+        )
+    print_table(
+        f"Shot cuts: {len(joined)} joined clips (one cut each), {len(singles)} single clips, "
+        f"up to {args.frames} frames",
+        ["method", "cuts found at the joins", "false cuts (joined)", "cuts in single clips", "ms per frame"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

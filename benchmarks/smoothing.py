@@ -40,12 +40,28 @@ from vidaffect.analytics.smoothing import Smoother
 from vidaffect.frames import Frame
 from vidaffect.sample_data import data_dir
 
-DEFAULT_VIDEOS = ("fer_woman2.mp4", "liveportrait_d0.mp4", "liveportrait_d3.mp4", "liveportrait_d9.mp4",
-                  "liveportrait_d10.mp4", "liveportrait_d11.mp4", "liveportrait_d12.mp4", "tpsmm_driving.mp4")
+DEFAULT_VIDEOS = (
+    "fer_woman2.mp4",
+    "liveportrait_d0.mp4",
+    "liveportrait_d3.mp4",
+    "liveportrait_d9.mp4",
+    "liveportrait_d10.mp4",
+    "liveportrait_d11.mp4",
+    "liveportrait_d12.mp4",
+    "tpsmm_driving.mp4",
+)
 REFERENCE = "reference"
-DEFAULT_SETTINGS = ("none", "ema:alpha=0.3", "ema:alpha=0.2", "ema:alpha=0.1", "window:window=8",
-                    "ema:alpha=0.2,hysteresis=0.05", "ema:alpha=0.2,hysteresis=0.1",
-                    "ema:alpha=0.2,hysteresis=0.2", "ema:alpha=0.3,hysteresis=0.1")
+DEFAULT_SETTINGS = (
+    "none",
+    "ema:alpha=0.3",
+    "ema:alpha=0.2",
+    "ema:alpha=0.1",
+    "window:window=8",
+    "ema:alpha=0.2,hysteresis=0.05",
+    "ema:alpha=0.2,hysteresis=0.1",
+    "ema:alpha=0.2,hysteresis=0.2",
+    "ema:alpha=0.3,hysteresis=0.1",
+)
 
 
 def track_sequences(video: Path, threads: int) -> tuple[list[str], float, list[np.ndarray]]:
@@ -58,14 +74,17 @@ def track_sequences(video: Path, threads: int) -> tuple[list[str], float, list[n
     """
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "events.jsonl"
-        result, _ = run_config({
-            "pipeline": {"name": "smoothing", "status": False, "stream_id": "clip"},
-            "source": {"type": "video", "uri": str(video), "mode": "offline"},
-            "detector": {"type": "mtcnn", "threads": threads},
-            "classifier": {"type": "fer", "threads": threads},
-            "tracking": {"smoothing": "none"},
-            "sinks": [{"type": "jsonl", "path": str(out), "flush_every": 100}],
-        }, f"smoothing benchmark on {video.name}")
+        result, _ = run_config(
+            {
+                "pipeline": {"name": "smoothing", "status": False, "stream_id": "clip"},
+                "source": {"type": "video", "uri": str(video), "mode": "offline"},
+                "detector": {"type": "mtcnn", "threads": threads},
+                "classifier": {"type": "fer", "threads": threads},
+                "tracking": {"smoothing": "none"},
+                "sinks": [{"type": "jsonl", "path": str(out), "flush_every": 100}],
+            },
+            f"smoothing benchmark on {video.name}",
+        )
         events = sorted(read_jsonl(out), key=lambda e: e["seq"])
     if not events:
         raise SystemExit(f"{video}: no frames")
@@ -126,8 +145,9 @@ def lags(smoothed: np.ndarray, reference: np.ndarray) -> tuple[list[int], int]:
     return out, len(changes)
 
 
-def score(tracks: list[tuple[np.ndarray, float]], labels: list[str], spec: str,
-          reference_s: float) -> list[Any]:
+def score(
+    tracks: list[tuple[np.ndarray, float]], labels: list[str], spec: str, reference_s: float
+) -> list[Any]:
     """One table row for a smoothing setting (or :data:`REFERENCE` itself) over ``(probs, fps)``
     tracks."""
     changes = minutes = agree = frames = reached_n = total_changes = 0.0
@@ -144,23 +164,41 @@ def score(tracks: list[tuple[np.ndarray, float]], labels: list[str], spec: str,
         reached_n += len(got)
         total_changes += n
     if spec == REFERENCE:
-        return [f"(reference: centred {reference_s:g} s mean)", f"{changes / minutes:.1f}", "100.0%", "0", "100%"]
-    return [spec, f"{changes / minutes:.1f}", f"{100 * agree / frames:.1f}%",
-            f"{np.median(all_lags):.0f}" if all_lags else "-",
-            f"{100 * reached_n / total_changes:.0f}%" if total_changes else "-"]
+        return [
+            f"(reference: centred {reference_s:g} s mean)",
+            f"{changes / minutes:.1f}",
+            "100.0%",
+            "0",
+            "100%",
+        ]
+    return [
+        spec,
+        f"{changes / minutes:.1f}",
+        f"{100 * agree / frames:.1f}%",
+        f"{np.median(all_lags):.0f}" if all_lags else "-",
+        f"{100 * reached_n / total_changes:.0f}%" if total_changes else "-",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
     data = data_dir() / "videos"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("videos", nargs="*", type=Path,
-                    help=f"default: {', '.join(DEFAULT_VIDEOS)} from {data}")
-    ap.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS),
-                    help="METHOD[:alpha=A|window=W][,hysteresis=H] (no hysteresis unless given); "
-                         "methods: none, ema, window")
-    ap.add_argument("--reference-s", type=float, nargs="+", default=[0.5, 1.0, 2.0],
-                    help="seconds of the centred reference window (a table each); the shortest "
-                         "track scored lasts the longest of them")
+    ap.add_argument("videos", nargs="*", type=Path, help=f"default: {', '.join(DEFAULT_VIDEOS)} from {data}")
+    ap.add_argument(
+        "--settings",
+        nargs="+",
+        default=list(DEFAULT_SETTINGS),
+        help="METHOD[:alpha=A|window=W][,hysteresis=H] (no hysteresis unless given); "
+        "methods: none, ema, window",
+    )
+    ap.add_argument(
+        "--reference-s",
+        type=float,
+        nargs="+",
+        default=[0.5, 1.0, 2.0],
+        help="seconds of the centred reference window (a table each); the shortest "
+        "track scored lasts the longest of them",
+    )
     ap.add_argument("--threads", type=int, default=1, help="threads of the detector and classifier")
     args = ap.parse_args(argv)
     videos = args.videos or [data / v for v in DEFAULT_VIDEOS]
@@ -186,10 +224,12 @@ def main(argv: list[str] | None = None) -> None:
     n_frames = sum(len(p) for p, _ in tracks)
     minutes = sum(len(p) / fps for p, fps in tracks) / 60
     for ref in args.reference_s:
-        print_table(f"Smoothing, {len(tracks)} tracks, {n_frames} face frames ({minutes:.1f} track-minutes) "
-                    f"from {len(videos)} clips; reference: centred {ref:g} s mean",
-                    ["setting", "changes/min", "agreement", "lag (frames, p50)", "reached"],
-                    [score(tracks, labels, spec, ref) for spec in [REFERENCE, *args.settings]])
+        print_table(
+            f"Smoothing, {len(tracks)} tracks, {n_frames} face frames ({minutes:.1f} track-minutes) "
+            f"from {len(videos)} clips; reference: centred {ref:g} s mean",
+            ["setting", "changes/min", "agreement", "lag (frames, p50)", "reached"],
+            [score(tracks, labels, spec, ref) for spec in [REFERENCE, *args.settings]],
+        )
         print()
 
 

@@ -54,17 +54,27 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     events, metrics = out / "events.jsonl", out / "metrics.json"
     cfg = out / "soak.yaml"
-    cfg.write_text(json.dumps({
-        "pipeline": {"name": "soak", "metrics_file": str(metrics), "stream_id": "soak"},
-        "source": {"type": "video", "uri": str(args.video), "mode": "live", "loop": True},
-        "detector": {"type": "mtcnn"},
-        "classifier": {"type": "fer"},
-        "tracking": {"detect_every": 5},
-        "sinks": [{"type": "jsonl", "path": str(events), "flush_every": 100},
-                  {"type": "zmq_events", "endpoint": "tcp://127.0.0.1:*"}],
-    }))
-    run = subprocess.Popen([sys.executable, "-m", "vidaffect", "run", str(cfg), "--no-status"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg.write_text(
+        json.dumps(
+            {
+                "pipeline": {"name": "soak", "metrics_file": str(metrics), "stream_id": "soak"},
+                "source": {"type": "video", "uri": str(args.video), "mode": "live", "loop": True},
+                "detector": {"type": "mtcnn"},
+                "classifier": {"type": "fer"},
+                "tracking": {"detect_every": 5},
+                "sinks": [
+                    {"type": "jsonl", "path": str(events), "flush_every": 100},
+                    {"type": "zmq_events", "endpoint": "tcp://127.0.0.1:*"},
+                ],
+            }
+        )
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "vidaffect", "run", str(cfg), "--no-status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     parent = psutil.Process(run.pid)
     rows: list[list[Any]] = []
     t0 = time.monotonic()
@@ -84,12 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     thread.join()
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
-    print_table(f"soak: {args.video.name} live at its fps for {args.minutes:g} min",
-                ["minute", "processes", "PSS MiB", "open fds", "event lines"], rows)
+    print_table(
+        f"soak: {args.video.name} live at its fps for {args.minutes:g} min",
+        ["minute", "processes", "PSS MiB", "open fds", "event lines"],
+        rows,
+    )
     base = next((r for r in rows if r[0] >= 1.0), rows[0])
     last = rows[-1]
-    print(f"growth after warm-up (minute {base[0]} -> {last[0]}): PSS {last[2] - base[2]:+.1f} MiB, "
-          f"fds {last[3] - base[3]:+d}")
+    print(
+        f"growth after warm-up (minute {base[0]} -> {last[0]}): PSS {last[2] - base[2]:+.1f} MiB, "
+        f"fds {last[3] - base[3]:+d}"
+    )
     frames = read_jsonl(events)
     seqs = [e["seq"] for e in frames]
     order_errors = sum(1 for a, b in zip(seqs, seqs[1:]) if b <= a)
@@ -97,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     lost = sum(int(s.get("lost") or 0) for s in stages.values())
     malformed = sum(int(s.get("malformed") or 0) for s in stages.values())
     src = stages.get("source", {})
-    print(f"exit code {run.returncode}; frames captured {src.get('frames_in')}, dropped {src.get('dropped')}, "
-          f"events {len(frames)}; order errors {order_errors}, lost {lost}, malformed {malformed}")
+    print(
+        f"exit code {run.returncode}; frames captured {src.get('frames_in')}, dropped {src.get('dropped')}, "
+        f"events {len(frames)}; order errors {order_errors}, lost {lost}, malformed {malformed}"
+    )
     if run.returncode != 0:
         print(err, file=sys.stderr)
     print(f"outputs: {out}")

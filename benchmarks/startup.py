@@ -40,13 +40,29 @@ def _busy() -> None:
 
 def run_once(video: Path, frames: int, method: str, out: Path) -> tuple[float, float]:
     """``(start-up s, wall s)`` of one ``vidaffect run`` with stage start ``method``."""
-    cmd = [sys.executable, "-m", "vidaffect", "run", str(REPO / "configs" / "video.yaml"),
-           f"--set=source.uri={video}", f"--set=source.max_frames={frames}",
-           f"--set=sinks.0.path={out / 'a.mp4'}", f"--set=sinks.1.path={out / 'e.jsonl'}",
-           "--set=sinks.2.endpoint=tcp://127.0.0.1:*", "--no-status", "--no-report"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidaffect",
+        "run",
+        str(REPO / "configs" / "video.yaml"),
+        f"--set=source.uri={video}",
+        f"--set=source.max_frames={frames}",
+        f"--set=sinks.0.path={out / 'a.mp4'}",
+        f"--set=sinks.1.path={out / 'e.jsonl'}",
+        "--set=sinks.2.endpoint=tcp://127.0.0.1:*",
+        "--no-status",
+        "--no-report",
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
-                          env={**os.environ, "VIDAFFECT_START_METHOD": method})
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "VIDAFFECT_START_METHOD": method},
+    )
     wall = time.perf_counter() - t0
     found = re.search(r"start-up ([0-9.]+) s", proc.stderr)
     if proc.returncode != 0 or found is None:
@@ -55,8 +71,11 @@ def run_once(video: Path, frames: int, method: str, out: Path) -> tuple[float, f
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.startup",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("video", nargs="?", default=str(data_dir() / "videos" / "liveportrait_d3.mp4"))
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--rounds", type=int, default=5)
@@ -83,11 +102,22 @@ def main(argv: list[str] | None = None) -> None:
             for method in METHODS:
                 start = statistics.median(t[0] for t in times[method])
                 wall = statistics.median(t[1] for t in times[method])
-                rows.append([load, method, f"{start:.2f}", f"{start / base[0]:.2f}",
-                             f"{wall:.2f}", f"{wall / base[1]:.2f}"])
-    print_table(f"vidaffect run start-up, {args.frames} frames of {video.name}, median of {args.rounds} rounds, "
-                f"{os.cpu_count()} CPUs",
-                ["busy processes", "stage start", "start-up s", "vs spawn", "whole command s", "vs spawn"], rows)
+                rows.append(
+                    [
+                        load,
+                        method,
+                        f"{start:.2f}",
+                        f"{start / base[0]:.2f}",
+                        f"{wall:.2f}",
+                        f"{wall / base[1]:.2f}",
+                    ]
+                )
+    print_table(
+        f"vidaffect run start-up, {args.frames} frames of {video.name}, median of {args.rounds} rounds, "
+        f"{os.cpu_count()} CPUs",
+        ["busy processes", "stage start", "start-up s", "vs spawn", "whole command s", "vs spawn"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ def channels_last_trainable(arch: str, options: dict[str, Any]) -> bool:
     return cpu_memory_format(create_model(arch, 7, **options)) == torch.channels_last
 
 
-def training_step(arch: str, options: dict[str, Any], channels_last: bool, batch_size: int,
-                  num_classes: int = 7) -> tuple[torch.nn.Module, Callable[[], None]]:
+def training_step(
+    arch: str, options: dict[str, Any], channels_last: bool, batch_size: int, num_classes: int = 7
+) -> tuple[torch.nn.Module, Callable[[], None]]:
     """A fresh model and a callable doing one training step of it on a fixed random batch."""
     torch.manual_seed(0)
     model = create_model(arch, num_classes, **options).train()
@@ -74,8 +75,9 @@ def training_step(arch: str, options: dict[str, Any], channels_last: bool, batch
     return model, step
 
 
-def images_per_second(arch: str, options: dict[str, Any], batch_size: int, steps: int,
-                      rounds: int = 3, warmup: int = 3) -> dict[bool, float]:
+def images_per_second(
+    arch: str, options: dict[str, Any], batch_size: int, steps: int, rounds: int = 3, warmup: int = 3
+) -> dict[bool, float]:
     """Median training images per second, keyed by ``channels_last`` (False, True); only
     ``False`` for a model the trainer keeps contiguous (a convolution narrower than 8 channels,
     see :func:`vidaffect_trainers.common.cpu_memory_format`: channels_last can crash there).
@@ -100,8 +102,11 @@ def images_per_second(arch: str, options: dict[str, Any], batch_size: int, steps
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_speed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("models", nargs="*", help="shipped names or ARCH[:KEY=VALUE,...] (default: shipped)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
@@ -123,11 +128,21 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append([name, f"{params:.2f}", layout, "-", "-", "not run: a conv < 8 channels"])
                 continue
             rate = rates[cl]
-            rows.append([name, f"{params:.2f}", layout, f"{rate:.0f}", f"{FER_TRAIN_FACES / rate / 60:.1f}",
-                         f"{rate / rates[False]:.2f}"])
-    print_table(f"Training throughput, batch {args.batch_size}, {args.threads} thread(s), 48x48 gray",
-                ["model", "params (M)", "memory format", "img/s", "min per FER-2013 epoch",
-                 "vs contiguous"], rows)
+            rows.append(
+                [
+                    name,
+                    f"{params:.2f}",
+                    layout,
+                    f"{rate:.0f}",
+                    f"{FER_TRAIN_FACES / rate / 60:.1f}",
+                    f"{rate / rates[False]:.2f}",
+                ]
+            )
+    print_table(
+        f"Training throughput, batch {args.batch_size}, {args.threads} thread(s), 48x48 gray",
+        ["model", "params (M)", "memory format", "img/s", "min per FER-2013 epoch", "vs contiguous"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

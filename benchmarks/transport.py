@@ -64,7 +64,8 @@ def over_zmq(endpoint: str, image: np.ndarray, n: int, hwm: int, curve: bool = F
     ack = ctx.socket(zmq.PULL)
     ack_port = ack.bind_to_random_port("tcp://127.0.0.1")
     proc = mp.get_context("spawn").Process(
-        target=_receiver, args=(endpoint, f"tcp://127.0.0.1:{ack_port}", n, hwm, keys and keys.to_spec()))
+        target=_receiver, args=(endpoint, f"tcp://127.0.0.1:{ack_port}", n, hwm, keys and keys.to_spec())
+    )
     proc.start()
     assert ack.recv() == b"ready"
     push = push_socket(ctx, endpoint, hwm, auth=PeerAuth(keys))
@@ -113,9 +114,24 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     print_table(
         f"frame transport, {args.frames} frames, high-water mark {args.hwm}",
-        ["frame", "MiB", "memcpy fps", "memcpy GB/s", "ipc fps", "ipc GB/s", "ipc % of memcpy",
-         "tcp fps", "tcp GB/s", "tcp % of memcpy", "tcp+curve fps", "tcp+curve GB/s",
-         "tcp+curve % of memcpy", "curve ms/frame"], rows)
+        [
+            "frame",
+            "MiB",
+            "memcpy fps",
+            "memcpy GB/s",
+            "ipc fps",
+            "ipc GB/s",
+            "ipc % of memcpy",
+            "tcp fps",
+            "tcp GB/s",
+            "tcp % of memcpy",
+            "tcp+curve fps",
+            "tcp+curve GB/s",
+            "tcp+curve % of memcpy",
+            "curve ms/frame",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":

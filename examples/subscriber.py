@@ -24,12 +24,16 @@ try:
             continue
         event = json.loads(payload)
         if event["type"] == "change":  # a face track's smoothed emotion changed (or the track ended)
-            print(topic.decode(), event["seq"], f"track {event['track_id']}: {event['from']} -> {event['to']}")
+            print(
+                topic.decode(), event["seq"], f"track {event['track_id']}: {event['from']} -> {event['to']}"
+            )
             continue
         if event["type"] != "frame":  # e.g. "gap": a live stream came back after a break
             print(topic.decode(), event["seq"], event["type"], flush=True)
             continue
-        faces = [f"{f['emotion']['label']} {f['emotion']['score']:.2f}" for f in event["faces"] if f["emotion"]]
+        faces = [
+            f"{f['emotion']['label']} {f['emotion']['score']:.2f}" for f in event["faces"] if f["emotion"]
+        ]
         print(topic.decode(), event["seq"], ", ".join(faces) or "no face", flush=True)
 except KeyboardInterrupt:  # Ctrl-C: stop quietly
     pass

@@ -180,13 +180,15 @@ class _CaptureSource(Source):
         self.size = output_size(first.shape[1], first.shape[0], self.config.resize)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         # frame k is emitted at index ceil(k * step): those with k * step <= count - 1
-        frame_count = (math.floor((count - 1) / self.step + 1e-9) + 1
-                       if count > 0 and not self.default_live else None)
+        frame_count = (
+            math.floor((count - 1) / self.step + 1e-9) + 1 if count > 0 and not self.default_live else None
+        )
         if self.config.max_frames is not None and frame_count is not None:
             frame_count = min(frame_count, self.config.max_frames)
         self._expected = frame_count
-        return SourceInfo(self.size[0], self.size[1], min(target, self.native_fps),
-                          frame_count, self.live, self.describe())
+        return SourceInfo(
+            self.size[0], self.size[1], min(target, self.native_fps), frame_count, self.live, self.describe()
+        )
 
     def _grab(self) -> np.ndarray | None:
         assert self.cap is not None
@@ -332,17 +334,25 @@ class StreamSource(_CaptureSource):
         open_attempts: int = Field(3, ge=1, description="connection attempts at start before failing")
         reconnect: bool = Field(True, description="reconnect when the stream breaks (else the stream ends)")
         reconnect_attempts: int | None = Field(
-            None, ge=1, description="attempts per break before the stream ends (None: for ever)")
+            None, ge=1, description="attempts per break before the stream ends (None: for ever)"
+        )
         reconnect_backoff_s: float = Field(0.5, gt=0, description="first wait before reconnecting")
         reconnect_max_backoff_s: float = Field(10.0, gt=0, description="longest wait between attempts")
-        outage_every_s: float = Field(5.0, gt=0, le=3600,
-                                      description="while the stream is down, an outage event at once "
-                                                  "and then every this many seconds")
+        outage_every_s: float = Field(
+            5.0,
+            gt=0,
+            le=3600,
+            description="while the stream is down, an outage event at once and then every this many seconds",
+        )
         rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP over TCP or UDP")
-        low_delay: bool = Field(True, description="skip FFmpeg's stream probing (~0.15 s less lag, "
-                                                  "0.7 s faster start); false if a camera won't open")
+        low_delay: bool = Field(
+            True,
+            description="skip FFmpeg's stream probing (~0.15 s less lag, "
+            "0.7 s faster start); false if a camera won't open",
+        )
         ffmpeg_options: dict[str, str] = Field(
-            {}, description="extra FFmpeg demuxer options, e.g. {probesize: '32', analyzeduration: '0'}")
+            {}, description="extra FFmpeg demuxer options, e.g. {probesize: '32', analyzeduration: '0'}"
+        )
 
         @field_validator("uri")
         @classmethod
@@ -372,8 +382,12 @@ class StreamSource(_CaptureSource):
 
     def _open_capture(self) -> cv2.VideoCapture:
         os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = self.ffmpeg_options()  # read by this open
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.config.open_timeout_ms,
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.config.read_timeout_ms]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            self.config.open_timeout_ms,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            self.config.read_timeout_ms,
+        ]
         cap = cv2.VideoCapture(self.config.uri, cv2.CAP_FFMPEG, params)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return cap
@@ -395,8 +409,10 @@ class StreamSource(_CaptureSource):
             reach = tcp_reachable(config.uri, config.open_timeout_ms / 1000)
             if reach is None or reach[1]:
                 return
-        raise SourceError(f"stream source: nothing answers at {reach[0]} ({config.uri}) after "
-                          f"{config.open_attempts} attempts: check the address and that the camera is on")
+        raise SourceError(
+            f"stream source: nothing answers at {reach[0]} ({config.uri}) after "
+            f"{config.open_attempts} attempts: check the address and that the camera is on"
+        )
 
     def open(self) -> SourceInfo:
         """Connect, trying ``open_attempts`` times with backoff.
@@ -421,7 +437,7 @@ class StreamSource(_CaptureSource):
         raise SourceError(f"{last} (gave up after {self.config.open_attempts} attempts{hint})")
 
     def _backoff(self, n: int) -> float:
-        return min(self.config.reconnect_backoff_s * 2 ** n, self.config.reconnect_max_backoff_s)
+        return min(self.config.reconnect_backoff_s * 2**n, self.config.reconnect_max_backoff_s)
 
     def _grab(self) -> np.ndarray | None:
         """The next frame; after a break, reconnects with backoff (see the class docstring).
@@ -446,14 +462,19 @@ class StreamSource(_CaptureSource):
             if ok and img is not None:
                 self.cap = cap
                 self.reconnects += 1
-                self._pending_gap = {"gap_s": round(time.monotonic() - lost_at, 3), "attempts": n,
-                                     "reconnects": self.reconnects}
+                self._pending_gap = {
+                    "gap_s": round(time.monotonic() - lost_at, 3),
+                    "attempts": n,
+                    "reconnects": self.reconnects,
+                }
                 self._down = None
                 return img
             cap.release()
             self.cap = None
-        raise SourceError(f"stream source: {self.config.uri} broke and did not come back after {n} "
-                          f"reconnect attempts in {time.monotonic() - lost_at:.1f} s (reconnect_attempts)")
+        raise SourceError(
+            f"stream source: {self.config.uri} broke and did not come back after {n} "
+            f"reconnect attempts in {time.monotonic() - lost_at:.1f} s (reconnect_attempts)"
+        )
 
     def outage(self) -> dict[str, Any] | None:
         """``{"down_s", "attempts"}`` while reconnecting, else None."""
@@ -511,8 +532,11 @@ class ImageFolderSource(Source):
     class Config(CaptureConfig):
         fps: float | None = Field(None, gt=0, description="nominal fps written to video sinks")
         loop: bool = Field(False, description="start over after the last image")
-        max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64,
-                                description="larger images: JPEG decoded at 1/2-1/8 size, others skipped")
+        max_pixels: int = Field(
+            DEFAULT_MAX_PIXELS,
+            ge=64,
+            description="larger images: JPEG decoded at 1/2-1/8 size, others skipped",
+        )
 
         @field_validator("uri")
         @classmethod
@@ -553,8 +577,9 @@ class ImageFolderSource(Source):
                 self._first = (i, img)
                 break
         else:
-            raise SourceError(f"images source: none of the {len(self.files)} image files in "
-                              f"{root} can be decoded")
+            raise SourceError(
+                f"images source: none of the {len(self.files)} image files in {root} can be decoded"
+            )
         w, h = output_size(img.shape[1], img.shape[0], self.config.resize)
         count = None if self.config.loop else len(self.files)
         if self.config.max_frames is not None:
@@ -565,7 +590,9 @@ class ImageFolderSource(Source):
     def _warn(self, path: Path, why: str) -> None:
         if path not in self._warned:
             self._warned.add(path)
-            print(f"vidaffect: images source: skipped {file_label(path)} ({why})", file=sys.stderr, flush=True)
+            print(
+                f"vidaffect: images source: skipped {file_label(path)} ({why})", file=sys.stderr, flush=True
+            )
 
     def _decode(self, path: Path) -> np.ndarray | None:
         """The image's pixels, None when it cannot be decoded or is too large (warned once)."""

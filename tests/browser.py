@@ -29,7 +29,7 @@ def _playwright() -> Any:
 NEEDS_BROWSER = pytest.mark.skipif(
     CHROMIUM is None or _playwright() is None,
     reason="needs Debian's chromium (apt-get install chromium, or make browser-deps) and the "
-           "playwright package (pip install -e '.[dev]')",
+    "playwright package (pip install -e '.[dev]')",
 )
 
 
@@ -39,8 +39,11 @@ def http_server(folder: Path) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                             "-d", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -40,9 +40,20 @@ def make_emotic_set(root: Path, name: str, n: int, seed: int, size: tuple[int, i
         cv2.imwrite(str(folder / file), img)
         labels = {"Engagement", *SCENES[scene][1], *BODIES[body][1]}
         valence, arousal = (8.0 if body == 0 else 3.0), (3.0 if scene == 0 else 8.0)
-        row = {"Filename": file, "Width": w, "Height": h, "Age": "Adult", "Gender": "Female",
-               "Valence": valence, "Arousal": arousal, "Dominance": 5.0,
-               "X_min": x1, "Y_min": y1, "X_max": x1 + bw, "Y_max": y1 + bh}
+        row = {
+            "Filename": file,
+            "Width": w,
+            "Height": h,
+            "Age": "Adult",
+            "Gender": "Female",
+            "Valence": valence,
+            "Arousal": arousal,
+            "Dominance": 5.0,
+            "X_min": x1,
+            "Y_min": y1,
+            "X_max": x1 + bw,
+            "Y_max": y1 + bh,
+        }
         row.update({c: (1.0 if c in labels else 0.0) for c in CATEGORIES})
         rows.append(row)
     path = root / f"{name}.csv"

@@ -20,11 +20,13 @@ def vidaffect_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "vidaffect", *args]
 
 
-def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(vidaffect_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO, env=full_env)
+    return subprocess.run(
+        vidaffect_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO, env=full_env
+    )
 
 
 def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
@@ -36,8 +38,13 @@ def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
 
 def start_run(cfg: Path) -> subprocess.Popen[str]:
     """``vidaffect run CFG --no-status`` in the background, output captured."""
-    return subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        vidaffect_cmd("run", str(cfg), "--no-status"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120, every: float = 0.05) -> None:

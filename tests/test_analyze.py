@@ -31,7 +31,9 @@ def test_a_group_photo_gives_every_face_with_box_landmarks_and_emotion() -> None
         assert len(face["landmarks"]) == 5
         assert all(x1 - 5 <= x <= x2 + 5 and y1 - 5 <= y <= y2 + 5 for x, y in face["landmarks"])
         emotion = face["emotion"]
-        assert list(emotion["probs"]) == FER_LABELS and sum(emotion["probs"].values()) == pytest.approx(1, abs=1e-3)
+        assert list(emotion["probs"]) == FER_LABELS and sum(emotion["probs"].values()) == pytest.approx(
+            1, abs=1e-3
+        )
         assert emotion["probs"][emotion["label"]] == emotion["score"] == max(emotion["probs"].values())
         assert "track_id" not in face
 
@@ -58,9 +60,15 @@ def test_the_same_faces_and_labels_as_the_images_pipeline(tmp_path: Path) -> Non
     for name in ("fr_two_people.jpg", "dlib_2008_001009.jpg"):
         shutil.copy(PHOTOS / name, folder / name)
     events = tmp_path / "events.jsonl"
-    cfg = write_config(tmp_path, {"source": {"type": "images", "uri": str(folder)},
-                                  "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
-                                  "sinks": [{"type": "jsonl", "path": str(events)}]})
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "images", "uri": str(folder)},
+            "detector": {"type": "mtcnn"},
+            "classifier": {"type": "fer"},
+            "sinks": [{"type": "jsonl", "path": str(events)}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=300)
     assert proc.returncode == 0, proc.stderr
     for event in read_events(events):
@@ -69,7 +77,8 @@ def test_the_same_faces_and_labels_as_the_images_pipeline(tmp_path: Path) -> Non
         np.testing.assert_allclose([f["bbox"] for f in faces], [f["bbox"] for f in event["faces"]], atol=0.05)
         assert [f["emotion"]["label"] for f in faces] == [f["emotion"]["label"] for f in event["faces"]]
         assert [f["emotion"]["score"] for f in faces] == pytest.approx(
-            [f["emotion"]["score"] for f in event["faces"]], abs=2e-3)
+            [f["emotion"]["score"] for f in event["faces"]], abs=2e-3
+        )
 
 
 def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:

@@ -47,7 +47,9 @@ def test_training_steps_update_the_model_in_both_memory_formats() -> None:
         assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
     rates = train_speed.images_per_second("resnet18", {"width": 8}, batch_size=8, steps=2, rounds=2, warmup=1)
     assert set(rates) == {False, True} and all(0 < r < float("inf") for r in rates.values())
-    assert set(train_speed.images_per_second("lenet5", {}, batch_size=8, steps=1, rounds=1, warmup=1)) == {False}
+    assert set(train_speed.images_per_second("lenet5", {}, batch_size=8, steps=1, rounds=1, warmup=1)) == {
+        False
+    }
 
 
 def test_prints_a_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,7 +89,9 @@ def test_fit_only_shrinks() -> None:
 
 def test_specs_parse_json_values_and_bracketed_lists() -> None:
     assert parse_spec("mtcnn:preset=fast,max_side=320,thresholds=[0.6,0.7,0.7]") == (
-        "mtcnn", {"preset": "fast", "max_side": 320, "thresholds": [0.6, 0.7, 0.7]})
+        "mtcnn",
+        {"preset": "fast", "max_side": 320, "thresholds": [0.6, 0.7, 0.7]},
+    )
     assert parse_spec("haar") == ("haar", {})
     assert detectors.make_detector("haar:min_neighbors=50,scale_factor=1.2").config.min_neighbors == 50
 
@@ -101,30 +105,52 @@ def test_detector_table_recall_and_speed_are_against_the_first_detector() -> Non
 
 
 @NEEDS_DATA
-def test_detector_benchmark_on_real_frames(capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_detector_benchmark_on_real_frames(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(detectors, "set_threads", lambda n: None)  # keep the session's threads
     clip = DATA / "videos" / "liveportrait_d3.mp4"  # one face in every frame
-    detectors.main(["mtcnn", "haar", "--videos", str(clip), "--per-video", "3",
-                    "--photos", "", "--rounds", "1", "--max-side", "256"])
+    detectors.main(
+        [
+            "mtcnn",
+            "haar",
+            "--videos",
+            str(clip),
+            "--per-video",
+            "3",
+            "--photos",
+            "",
+            "--rounds",
+            "1",
+            "--max-side",
+            "256",
+        ]
+    )
     out = capsys.readouterr().out
     assert "3 frames (256x256)" in out
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in out.splitlines() if line.startswith(("| mtcnn", "| haar"))}
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in out.splitlines()
+        if line.startswith(("| mtcnn", "| haar"))
+    }
     assert set(rows) == {"mtcnn", "haar"}
     assert rows["mtcnn"][2] == "3"  # MTCNN finds the face in each of the three frames
     assert float(rows["haar"][0]) > 0 and float(rows["haar"][4]) > 0
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["haar", "--videos", "none.mp4"], "video not found"),
-    (["haar", "--rounds", "0"], "must be at least 1"),
-    (["nodetector", "--videos", "--photos", str(DATA / "photos")], "unknown detector 'nodetector'"),
-    (["haar:colour=1", "--videos", "--photos", str(DATA / "photos")], "colour"),
-    (["haar", "--videos", "--photos", ""], "no frames"),
-])
-def test_detector_benchmark_rejects_bad_arguments(argv: list[str], message: str,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["haar", "--videos", "none.mp4"], "video not found"),
+        (["haar", "--rounds", "0"], "must be at least 1"),
+        (["nodetector", "--videos", "--photos", str(DATA / "photos")], "unknown detector 'nodetector'"),
+        (["haar:colour=1", "--videos", "--photos", str(DATA / "photos")], "colour"),
+        (["haar", "--videos", "--photos", ""], "no frames"),
+    ],
+)
+def test_detector_benchmark_rejects_bad_arguments(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     if "--photos" in argv and argv[-1] and not (DATA / "photos").is_dir():
         pytest.skip(f"needs the shared data folder's photos (set VIDAFFECT_DATA; looked in {DATA})")
     with pytest.raises(SystemExit):
@@ -145,8 +171,13 @@ def test_smoothing_rows_show_less_flicker_with_hysteresis() -> None:
     rng = np.random.default_rng(0)
     p = np.clip(np.array([0.5, 0.5]) + rng.normal(0, 0.15, (300, 1)) * [1, -1], 0.01, None)
     tracks = [(p / p.sum(1, keepdims=True), 30.0)]  # two labels in a near tie: flicker
-    rows = {r[0]: r for r in (smoothing.score(tracks, ["a", "b"], spec, 1.0)
-                              for spec in ("none", "ema:alpha=0.2,hysteresis=0.1"))}
+    rows = {
+        r[0]: r
+        for r in (
+            smoothing.score(tracks, ["a", "b"], spec, 1.0)
+            for spec in ("none", "ema:alpha=0.2,hysteresis=0.1")
+        )
+    }
     assert float(rows["none"][1]) > 3 * float(rows["ema:alpha=0.2,hysteresis=0.1"][1])
     ref = smoothing.score(tracks, ["a", "b"], smoothing.REFERENCE, 1.0)
     assert ref[2] == "100.0%" and float(ref[1]) < float(rows["none"][1])
@@ -162,13 +193,17 @@ def test_smoothing_benchmark_on_a_real_clip(capsys: pytest.CaptureFixture[str]) 
     assert len(rows) == 2
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["none.mp4"], "video not found"),
-    (["--settings", "ema:alpha=2"], "alpha"),
-    (["--settings", "ema:colour=1"], "colour"),
-])
-def test_smoothing_benchmark_rejects_bad_arguments(argv: list[str], message: str,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["none.mp4"], "video not found"),
+        (["--settings", "ema:alpha=2"], "alpha"),
+        (["--settings", "ema:colour=1"], "colour"),
+    ],
+)
+def test_smoothing_benchmark_rejects_bad_arguments(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     if not argv[0].endswith(".mp4") and not (DATA / "videos").is_dir():
         pytest.skip(f"needs the shared data folder's videos (set VIDAFFECT_DATA; looked in {DATA})")
     with pytest.raises(SystemExit):
@@ -183,8 +218,10 @@ def test_pipeline_agreement_and_the_reference_confidence_split() -> None:
         return {"bbox": [x, 0, x + 10, 10], "label": label, "tracked": tracked, "probs": [1 - top, top]}
 
     naive = [[face(0, "happy", top=0.9), face(50, "sad", top=0.55)], [face(0, "happy", top=0.7)]]
-    ours = [[face(1, "happy", tracked=True), face(50, "happy", tracked=True)],
-            [face(0, "happy"), face(80, "sad")]]  # the face at x=80 has no naive match
+    ours = [
+        [face(1, "happy", tracked=True), face(50, "happy", tracked=True)],
+        [face(0, "happy"), face(80, "sad")],
+    ]  # the face at x=80 has no naive match
     assert agreement(naive, ours) == (pytest.approx(2 / 3), 3, 3)
     assert agreement(naive, ours, tracked=True) == (0.5, 2, 3)
     assert agreement(naive, ours, tracked=False) == (1.0, 1, 3)

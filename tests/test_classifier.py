@@ -48,7 +48,9 @@ def test_every_shipped_model_loads_and_classifies(name: str) -> None:
     from vidaffect_plugins.classifiers.fer import FERClassifier
 
     meta = read_meta(shipped_models()[name])
-    assert meta.arch == name and meta.metrics["test_top1"] > 0.5 and meta.metrics["test_data"] == "fer2013/test"
+    assert (
+        meta.arch == name and meta.metrics["test_top1"] > 0.5 and meta.metrics["test_data"] == "fer2013/test"
+    )
     clf = FERClassifier(FERClassifier.Config(checkpoint=name))
     clf.open()
     probs = clf.predict([np.random.default_rng(0).integers(0, 256, (80, 80, 3), np.uint8)])
@@ -89,8 +91,14 @@ def nan_checkpoint(tmp_path: Path) -> Path:
     model = create_model("lenet5", 7)
     with torch.no_grad():
         next(model.parameters()).view(-1)[0] = float("nan")
-    meta = CheckpointMeta("lenet5", ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
-                          (48, 48), 1, [0.5], [0.25])
+    meta = CheckpointMeta(
+        "lenet5",
+        ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+        (48, 48),
+        1,
+        [0.5],
+        [0.25],
+    )
     return save_checkpoint(tmp_path / "damaged.safetensors", model, meta)
 
 
@@ -99,7 +107,13 @@ def test_non_finite_outputs_are_an_error_naming_the_checkpoint(tmp_path: Path) -
     clf = FERClassifier(FERClassifier.Config(checkpoint=str(ckpt)))
     with pytest.raises(CheckpointError, match=r"damaged.safetensors.* gave \d+ non-finite outputs"):
         clf.open()  # its warm-up already sees them
-    frame = Frame(np.full((80, 80, 3), 90, np.uint8), "s", 0, 0, meta={"faces": [{"bbox": [5, 5, 60, 60], "score": 1.0}]})
+    frame = Frame(
+        np.full((80, 80, 3), 90, np.uint8),
+        "s",
+        0,
+        0,
+        meta={"faces": [{"bbox": [5, 5, 60, 60], "score": 1.0}]},
+    )
     with pytest.raises(CheckpointError, match="non-finite"):
         clf.classify([frame])
     assert "emotion" not in frame.faces[0]
@@ -109,8 +123,16 @@ def test_batch_of_frames_gets_probabilities() -> None:
     clf = FERClassifier(FERClassifier.Config())
     clf.open()
     rng = np.random.default_rng(0)
-    frames = [Frame(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), "s", i, 0,
-                    meta={"faces": [{"bbox": [10, 10, 60, 70], "score": 1.0}] * i}) for i in range(3)]
+    frames = [
+        Frame(
+            rng.integers(0, 255, (120, 160, 3), dtype=np.uint8),
+            "s",
+            i,
+            0,
+            meta={"faces": [{"bbox": [10, 10, 60, 70], "score": 1.0}] * i},
+        )
+        for i in range(3)
+    ]
     clf.classify(frames)
     faces = [f for fr in frames for f in fr.faces]
     assert len(faces) == 3

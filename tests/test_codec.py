@@ -29,8 +29,10 @@ def test_frame_round_trip() -> None:
     assert out.meta == frame.meta
 
 
-@pytest.mark.parametrize("image", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32),
-                                   np.zeros((4, 4, 4), np.uint8), [[0, 0, 0]]])
+@pytest.mark.parametrize(
+    "image",
+    [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 4), np.uint8), [[0, 0, 0]]],
+)
 def test_frame_rejects_an_image_that_is_not_uint8_bgr(image: object) -> None:
     with pytest.raises(ValueError, match=r"uint8 \(H, W, 3\)"):
         Frame(image, "cam0", 0, 0)  # type: ignore[arg-type]
@@ -53,12 +55,25 @@ def test_non_contiguous_image_is_made_contiguous() -> None:
 def test_eos_round_trip() -> None:
     header, frame = decode(encode_eos("cam1", 42, {"dropped": 3}))
     assert frame is None
-    assert (header["kind"], header["stream"], header["seq"], header["meta"]) == ("eos", "cam1", 42, {"dropped": 3})
+    assert (header["kind"], header["stream"], header["seq"], header["meta"]) == (
+        "eos",
+        "cam1",
+        42,
+        {"dropped": 3},
+    )
 
 
 def _header(**over: object) -> bytes:
-    h = {"v": 1, "kind": "frame", "stream": "s", "seq": 0, "ts_ns": 0, "pts_ms": None,
-         "bufs": [{"dtype": "uint8", "shape": [2, 2, 3]}], "meta": {}}
+    h = {
+        "v": 1,
+        "kind": "frame",
+        "stream": "s",
+        "seq": 0,
+        "ts_ns": 0,
+        "pts_ms": None,
+        "bufs": [{"dtype": "uint8", "shape": [2, 2, 3]}],
+        "meta": {},
+    }
     h.update(over)
     return msgpack.packb(h)
 
@@ -94,11 +109,20 @@ def test_fuzz_random_parts_never_crash(parts: list[bytes]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["v", "kind", "stream", "seq", "ts_ns", "pts_ms", "bufs", "meta"]),
-                       st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5), st.floats(),
-                                 st.lists(st.integers(0, 2**31), max_size=3),
-                                 st.just([{"dtype": "uint8", "shape": [1, 1, 3]}]))),
-       st.binary(max_size=8))
+@given(
+    st.dictionaries(
+        st.sampled_from(["v", "kind", "stream", "seq", "ts_ns", "pts_ms", "bufs", "meta"]),
+        st.one_of(
+            st.none(),
+            st.integers(-(2**63), 2**63 - 1),
+            st.text(max_size=5),
+            st.floats(),
+            st.lists(st.integers(0, 2**31), max_size=3),
+            st.just([{"dtype": "uint8", "shape": [1, 1, 3]}]),
+        ),
+    ),
+    st.binary(max_size=8),
+)
 def test_fuzz_headers_never_crash(header: dict, payload: bytes) -> None:
     try:
         decode([msgpack.packb(header), payload])

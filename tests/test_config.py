@@ -33,24 +33,44 @@ def test_valid_pipeline(write_pipeline) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"detector": {"type": "haar", "min_neighbours": 3}},
-         "stage 'detector' › min_neighbours: unknown key (did you mean 'min_neighbors'?)"),
+        (
+            {"detector": {"type": "haar", "min_neighbours": 3}},
+            "stage 'detector' › min_neighbours: unknown key (did you mean 'min_neighbors'?)",
+        ),
         ({"detector": {"type": "haar", "workrs": 2}}, "(did you mean 'workers'?)"),
         ({"sinks": [{"type": "record", "path": "x", "workers": 2}]}, "a sink runs as one process"),
         ({"detector": {"type": "mtcnnn"}}, "stage 'detector' › type: unknown detector 'mtcnnn'"),
         ({"detector": {"type": "haar", "workers": 0}}, "stage 'detector' › workers: Input should be greater"),
-        ({"detector": {"type": "haar", "scale_factor": "big"}}, "› scale_factor: Input should be a valid number"),
+        (
+            {"detector": {"type": "haar", "scale_factor": "big"}},
+            "› scale_factor: Input should be a valid number",
+        ),
         ({"source": {"type": "video"}}, "stage 'source' › uri: required key is missing"),
-        ({"source": {"type": "video", "uri": "/no/such.mp4"}}, "stage 'source' › uri: video file not found: /no/such.mp4"),
+        (
+            {"source": {"type": "video", "uri": "/no/such.mp4"}},
+            "stage 'source' › uri: video file not found: /no/such.mp4",
+        ),
         ({"source": None}, "stage 'source': required section is missing"),
         ({"sinks": []}, "at least one sink"),
         ({"sinks": [{"type": "record"}]}, "stage 'sinks[0] (record)' › path: required key is missing"),
         ({"detectr": {"type": "haar"}}, "top level › detectr: unknown section (did you mean 'detector'?)"),
         ({"pipeline": {"transport": "udp"}}, "pipeline › transport: Input should be 'ipc' or 'tcp'"),
-        ({"classifier": {"type": "fer", "checkpoint": "nope"}}, "checkpoint 'nope' is neither a shipped model"),
-        ({"tracking": {"detect_evry": 3}}, "tracking › detect_evry: unknown key (did you mean 'detect_every'?)"),
-        ({"tracking": {"smoothing": "median"}}, "tracking › smoothing: Input should be 'ema', 'window' or 'none'"),
-        ({"detector": {"type": "haar", "stream": "x"}}, "stage 'detector' › stream: only sources have a stream id"),
+        (
+            {"classifier": {"type": "fer", "checkpoint": "nope"}},
+            "checkpoint 'nope' is neither a shipped model",
+        ),
+        (
+            {"tracking": {"detect_evry": 3}},
+            "tracking › detect_evry: unknown key (did you mean 'detect_every'?)",
+        ),
+        (
+            {"tracking": {"smoothing": "median"}},
+            "tracking › smoothing: Input should be 'ema', 'window' or 'none'",
+        ),
+        (
+            {"detector": {"type": "haar", "stream": "x"}},
+            "stage 'detector' › stream: only sources have a stream id",
+        ),
         ({"sources": [{"type": "video", "uri": CLIP}]}, "give either 'source' or 'sources', not both"),
     ],
 )
@@ -80,8 +100,9 @@ def test_yaml_syntax_error_and_missing_file(tmp_path: Path) -> None:
 
 def test_overrides(write_pipeline) -> None:
     path = write_pipeline(pipeline())
-    cfg = load_config(path, [f"source.uri={__file__}", "detector.min_neighbors=7",
-                             "sinks.0.path=x.txt", "pipeline.hwm=2"])
+    cfg = load_config(
+        path, [f"source.uri={__file__}", "detector.min_neighbors=7", "sinks.0.path=x.txt", "pipeline.hwm=2"]
+    )
     assert cfg.source.plugin.uri == __file__
     assert cfg.detector.plugin.min_neighbors == 7
     assert cfg.sinks[0].plugin.path == "x.txt"
@@ -90,11 +111,14 @@ def test_overrides(write_pipeline) -> None:
         load_config(path, ["detectr.x=1"])
 
 
-@pytest.mark.parametrize(("assignment", "message"), [
-    ("source.uri", "expected KEY=VALUE"),
-    ("sinks.5.path=x", "has no item 5"),
-    ("source.uri.x=1", "is not a mapping"),
-])
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("source.uri", "expected KEY=VALUE"),
+        ("sinks.5.path=x", "has no item 5"),
+        ("source.uri.x=1", "is not a mapping"),
+    ],
+)
 def test_bad_overrides(assignment: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         apply_override(pipeline(), assignment)
@@ -110,8 +134,10 @@ def test_shipped_configs_validate() -> None:
 
 
 def test_sources_list_gets_stream_ids_and_stage_names(write_pipeline) -> None:
-    data = pipeline(sources=[{"type": "video", "uri": CLIP}, {"type": "video", "uri": CLIP, "stream": "door"}],
-                    tracking={"detect_every": 3})
+    data = pipeline(
+        sources=[{"type": "video", "uri": CLIP}, {"type": "video", "uri": CLIP, "stream": "door"}],
+        tracking={"detect_every": 3},
+    )
     del data["source"]
     cfg = load_config(write_pipeline(data))
     assert cfg.streams == ["cam0", "door"]
@@ -126,8 +152,11 @@ def test_one_source_uses_pipeline_stream_id(write_pipeline) -> None:
 
 
 def test_duplicate_stream_ids_are_an_error(write_pipeline) -> None:
-    data = pipeline(sources=[{"type": "video", "uri": CLIP, "stream": "a"},
-                             {"type": "video", "uri": CLIP, "stream": "a"}])
+    data = pipeline(
+        sources=[{"type": "video", "uri": CLIP, "stream": "a"}, {"type": "video", "uri": CLIP, "stream": "a"}]
+    )
     del data["source"]
-    with pytest.raises(ConfigError, match=r"sources\[1\]' › stream: 'a' is already the stream of sources\[0\]"):
+    with pytest.raises(
+        ConfigError, match=r"sources\[1\]' › stream: 'a' is already the stream of sources\[0\]"
+    ):
         load_config(write_pipeline(data))

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 def faces(n: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     base = np.tile(np.linspace(30, 220, 48, dtype=np.float32), (48, 1))
-    images = np.stack([np.clip(base + rng.normal(0, 20, (48, 48)), 0, 255) for _ in range(n)]).astype(np.uint8)
+    images = np.stack([np.clip(base + rng.normal(0, 20, (48, 48)), 0, 255) for _ in range(n)]).astype(
+        np.uint8
+    )
     return images, (np.arange(n) % 7).astype(np.int64)
 
 
@@ -41,8 +43,10 @@ def test_device_batches_cover_each_face_once_per_epoch_and_repeat_with_the_seed(
     assert torch.equal(next(iter(again))[0], x)
 
 
-@pytest.mark.parametrize("family", ["dark", "low_contrast", "blur", "small", "jpeg", "noise", "rotate",
-                                    "turn", "jitter", "occlude"])
+@pytest.mark.parametrize(
+    "family",
+    ["dark", "low_contrast", "blur", "small", "jpeg", "noise", "rotate", "turn", "jitter", "occlude"],
+)
 def test_each_device_corruption_changes_the_faces_and_stays_in_range(family: str) -> None:
     from vidaffect_trainers.fer2013.corrupt import TRAIN_RANGES
 
@@ -80,8 +84,14 @@ def test_gpu_script_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     data = write_packed(tmp_path / "fer.faces.xz", {"train": (images, labels)}, FER_LABELS, "synthetic")
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": str(Path(os.sys.executable)), "DEVICE": "cpu", "BATCH": "32"}
-    proc = subprocess.run(["bash", "scripts/gpu_accurate.sh", str(data), str(out), "1"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["bash", "scripts/gpu_accurate.sh", str(data), str(out), "1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     meta = read_meta(out / "fer2013-vgg.safetensors")
     assert meta.arch == "vgg" and meta.temperature != 1.0 and meta.training["robust"] == 0.3

@@ -74,12 +74,33 @@ def test_losses_weight_rare_categories_and_prefer_right_answers() -> None:
 def emotic_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small model trained for a few epochs on generated data (one training per module)."""
     root = tmp_path_factory.mktemp("emotic")
-    paths = {name: make_emotic_set(root, name, n, seed)
-             for name, n, seed in (("train", 96, 0), ("val", 48, 1), ("test", 48, 2))}
+    paths = {
+        name: make_emotic_set(root, name, n, seed)
+        for name, n, seed in (("train", 96, 0), ("val", 48, 1), ("test", 48, 2))
+    }
     paths["images"], paths["out"] = root / "images", root / "run"
-    args = ["train", "--train", str(paths["train"]), "--val", str(paths["val"]), "--images",
-            str(paths["images"]), "--out", str(paths["out"]), "--backbone", "alexnet",
-            "--body-size", "64", "--context-size", "64", "--batch-size", "16", "--quiet", "--threads", "1"]
+    args = [
+        "train",
+        "--train",
+        str(paths["train"]),
+        "--val",
+        str(paths["val"]),
+        "--images",
+        str(paths["images"]),
+        "--out",
+        str(paths["out"]),
+        "--backbone",
+        "alexnet",
+        "--body-size",
+        "64",
+        "--context-size",
+        "64",
+        "--batch-size",
+        "16",
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     assert cli([*args, "--epochs", "2"]) == 0
     paths["first_history"] = root / "history-2.json"
     paths["first_history"].write_text((paths["out"] / "history.json").read_text())
@@ -100,17 +121,40 @@ def test_training_loss_falls_and_resume_continues(emotic_run: dict[str, Path]) -
     assert meta.training["data"] == f"{emotic_run['train'].parent.name}/train.csv"
 
 
-def test_evaluate_beats_the_prior_and_writes_the_report(emotic_run: dict[str, Path], tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_beats_the_prior_and_writes_the_report(
+    emotic_run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = tmp_path / "report"
-    assert cli(["evaluate", "--checkpoint", str(emotic_run["checkpoint"]), "--annotations",
-                str(emotic_run["test"]), "--images", str(emotic_run["images"]), "--report", str(report)]) == 0
+    assert (
+        cli(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(emotic_run["checkpoint"]),
+                "--annotations",
+                str(emotic_run["test"]),
+                "--images",
+                str(emotic_run["images"]),
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n"] == 48
     assert summary["mAP"] > summary["prior_mAP"] + 0.1  # colours decide the labels: learnable
     assert summary["ap"]["Affection"] is None and summary["ap"]["Engagement"] == 1.0  # absent / always there
-    for name in ("metrics.json", "average_precision.csv", "average_precision.png", "cooccurrence_true.csv",
-                 "cooccurrence_true.png", "cooccurrence_pred.csv", "cooccurrence_pred.png", "learning_curves.png"):
+    for name in (
+        "metrics.json",
+        "average_precision.csv",
+        "average_precision.png",
+        "cooccurrence_true.csv",
+        "cooccurrence_true.png",
+        "cooccurrence_pred.csv",
+        "cooccurrence_pred.png",
+        "learning_curves.png",
+    ):
         assert (report / name).stat().st_size > 0, name
     rows = (report / "cooccurrence_true.csv").read_text().splitlines()
     assert len(rows) == 27 and rows[0].split(",")[1:] == list(CATEGORIES)
@@ -118,8 +162,9 @@ def test_evaluate_beats_the_prior_and_writes_the_report(emotic_run: dict[str, Pa
     assert float(peace[CATEGORIES.index("Peace")]) == 1.0 and float(peace[CATEGORIES.index("Fear")]) == 0.0
 
 
-def test_compare_and_stats(emotic_run: dict[str, Path], tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_and_stats(
+    emotic_run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli(["compare", str(emotic_run["out"]), "--repeats", "2", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["backbone"] == "alexnet" and row["params_m"] > 1 and row["gmacs"] > 0 and row["val_mAP"] > 0
@@ -130,8 +175,10 @@ def test_compare_and_stats(emotic_run: dict[str, Path], tmp_path: Path,
     assert (tmp_path / "cooccurrence_test.png").is_file()
 
 
-@pytest.mark.skipif(not (DATA / "emotic" / "annot_arrs_test.csv").is_file(),
-                    reason=f"needs the EMOTIC annotation CSVs in the shared data folder ({DATA}/emotic; set VIDAFFECT_DATA)")
+@pytest.mark.skipif(
+    not (DATA / "emotic" / "annot_arrs_test.csv").is_file(),
+    reason=f"needs the EMOTIC annotation CSVs in the shared data folder ({DATA}/emotic; set VIDAFFECT_DATA)",
+)
 def test_prior_map_of_the_real_test_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     val, test = DATA / "emotic" / "annot_arrs_val.csv", DATA / "emotic" / "annot_arrs_test.csv"
     assert cli(["stats", str(test), "--prior-from", str(val), "--report", str(tmp_path)]) == 0
@@ -159,7 +206,12 @@ def test_plugin_refuses_to_start_without_a_trained_emotic_checkpoint(tmp_path: P
 def test_body_boxes() -> None:
     box = expand_face_box([40, 20, 60, 40], (200, 150), width=3.0, above=0.5, height=6.0)
     assert box == [20.0, 10.0, 80.0, 140.0]
-    assert expand_face_box([0, 100, 20, 120], (200, 150), 3.0, 0.5, 6.0) == [0.0, 90.0, 40.0, 150.0]  # clipped
+    assert expand_face_box([0, 100, 20, 120], (200, 150), 3.0, 0.5, 6.0) == [
+        0.0,
+        90.0,
+        40.0,
+        150.0,
+    ]  # clipped
     people = np.array([[30, 10, 40, 120], [0, 0, 200, 150]])
     assert hog_person_for([40, 20, 60, 40], people) == [30.0, 10.0, 70.0, 130.0]  # the smaller holding one
     assert hog_person_for([40, 100, 60, 120], people[:1]) is None  # face below the upper third
@@ -167,16 +219,25 @@ def test_body_boxes() -> None:
 
 def _frames_with_faces(seed: int) -> list[Frame]:
     rng = np.random.default_rng(seed)
-    frames = [Frame(image=rng.integers(0, 256, (120, 160, 3), np.uint8), stream="s", seq=i, ts_ns=0)
-              for i in range(3)]
-    frames[0].meta["faces"] = [{"bbox": [20, 10, 40, 35], "score": 0.9}, {"bbox": [100, 30, 130, 60], "score": 0.9}]
-    frames[2].meta["faces"] = [{"bbox": [60, 20, 90, 50], "score": 0.9},
-                               {"bbox": [170, 10, 190, 30], "score": 0.9}]  # the second has left the frame
+    frames = [
+        Frame(image=rng.integers(0, 256, (120, 160, 3), np.uint8), stream="s", seq=i, ts_ns=0)
+        for i in range(3)
+    ]
+    frames[0].meta["faces"] = [
+        {"bbox": [20, 10, 40, 35], "score": 0.9},
+        {"bbox": [100, 30, 130, 60], "score": 0.9},
+    ]
+    frames[2].meta["faces"] = [
+        {"bbox": [60, 20, 90, 50], "score": 0.9},
+        {"bbox": [170, 10, 190, 30], "score": 0.9},
+    ]  # the second has left the frame
     return frames
 
 
 def test_plugin_classifies_each_face_with_its_own_frame_as_context(emotic_run: dict[str, Path]) -> None:
-    clf = EmoticClassifier(EmoticClassifier.Config(checkpoint=str(emotic_run["checkpoint"]), top_k=2, max_batch=1))
+    clf = EmoticClassifier(
+        EmoticClassifier.Config(checkpoint=str(emotic_run["checkpoint"]), top_k=2, max_batch=1)
+    )
     clf.open()
     frames = _frames_with_faces(0)
     clf.classify(frames)
@@ -208,7 +269,9 @@ def test_plugin_with_the_hog_people_detector(emotic_run: dict[str, Path]) -> Non
     clf = EmoticClassifier(EmoticClassifier.Config(checkpoint=str(emotic_run["checkpoint"]), body="hog"))
     clf.open()  # warms up on a frame smaller than HOG's window (which would crash OpenCV)
     frames = _frames_with_faces(1)
-    big = Frame(image=np.random.default_rng(2).integers(0, 256, (480, 640, 3), np.uint8), stream="s", seq=9, ts_ns=0)
+    big = Frame(
+        image=np.random.default_rng(2).integers(0, 256, (480, 640, 3), np.uint8), stream="s", seq=9, ts_ns=0
+    )
     big.meta["faces"] = [{"bbox": [300, 100, 340, 150], "score": 0.9}]
     clf.classify([*frames, big])
     assert frames[0].faces[0]["emotion"] is not None and big.faces[0]["emotion"] is not None
@@ -220,13 +283,23 @@ def test_emotic_classifier_in_a_pipeline_on_a_real_clip(emotic_run: dict[str, Pa
     import jsonschema
 
     events, video = tmp_path / "events.jsonl", tmp_path / "out.mp4"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4"), "max_frames": 12},
-        "detector": {"type": "mtcnn"},
-        "classifier": {"type": "emotic", "checkpoint": str(emotic_run["checkpoint"])},
-        "tracking": {"detect_every": 3},
-        "sinks": [{"type": "jsonl", "path": str(events)}, {"type": "video", "path": str(video), "prob_bars": True}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {
+                "type": "video",
+                "uri": str(DATA / "videos" / "liveportrait_d3.mp4"),
+                "max_frames": 12,
+            },
+            "detector": {"type": "mtcnn"},
+            "classifier": {"type": "emotic", "checkpoint": str(emotic_run["checkpoint"])},
+            "tracking": {"detect_every": 3},
+            "sinks": [
+                {"type": "jsonl", "path": str(events)},
+                {"type": "video", "path": str(video), "prob_bars": True},
+            ],
+        },
+    )
     proc = run_cli("run", str(cfg))
     assert proc.returncode == 0, proc.stderr
     frames = read_events(events, "frame")
@@ -244,13 +317,41 @@ def test_emotic_classifier_in_a_pipeline_on_a_real_clip(emotic_run: dict[str, Pa
     assert video.stat().st_size > 0
 
 
-def test_ema_run_keeps_the_average_and_picks_thresholds_with_it(emotic_run: dict[str, Path],
-                                                                  tmp_path: Path) -> None:
+def test_ema_run_keeps_the_average_and_picks_thresholds_with_it(
+    emotic_run: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "run"
-    assert cli(["train", "--train", str(emotic_run["train"]), "--val", str(emotic_run["val"]),
-                "--images", str(emotic_run["images"]), "--out", str(out), "--backbone", "alexnet",
-                "--body-size", "64", "--context-size", "64", "--batch-size", "16", "--quiet",
-                "--threads", "1", "--epochs", "1", "--ema", "0.5"]) == 0
+    assert (
+        cli(
+            [
+                "train",
+                "--train",
+                str(emotic_run["train"]),
+                "--val",
+                str(emotic_run["val"]),
+                "--images",
+                str(emotic_run["images"]),
+                "--out",
+                str(out),
+                "--backbone",
+                "alexnet",
+                "--body-size",
+                "64",
+                "--context-size",
+                "64",
+                "--batch-size",
+                "16",
+                "--quiet",
+                "--threads",
+                "1",
+                "--epochs",
+                "1",
+                "--ema",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "history.json").read_text())[0]
     assert 0 < record["ema_val_mAP"] <= 1 and record["ema_val_vad_mae"] > 0
     state = torch.load(out / "last.pt", weights_only=True)
@@ -260,15 +361,32 @@ def test_ema_run_keeps_the_average_and_picks_thresholds_with_it(emotic_run: dict
     assert read_meta(out / "best.safetensors").metrics["val_mAP"] == record["ema_val_mAP"]
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--backbone", "alexnet", "--body-size", "32"], "at least 63 for alexnet"),
-    (["--batch-size", "1"], "at least 2"),
-])
-def test_train_rejects_options_that_would_fail_inside_torch(emotic_run: dict[str, Path], tmp_path: Path,
-                                                            extra: list[str], message: str,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["train", "--train", str(emotic_run["train"]), "--val", str(emotic_run["val"]),
-            "--images", str(emotic_run["images"]), "--out", str(tmp_path / "run"), *extra]
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--backbone", "alexnet", "--body-size", "32"], "at least 63 for alexnet"),
+        (["--batch-size", "1"], "at least 2"),
+    ],
+)
+def test_train_rejects_options_that_would_fail_inside_torch(
+    emotic_run: dict[str, Path],
+    tmp_path: Path,
+    extra: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [
+        "train",
+        "--train",
+        str(emotic_run["train"]),
+        "--val",
+        str(emotic_run["val"]),
+        "--images",
+        str(emotic_run["images"]),
+        "--out",
+        str(tmp_path / "run"),
+        *extra,
+    ]
     assert cli(args) == 1
     assert message in capsys.readouterr().err
 
@@ -277,12 +395,23 @@ def test_overlay_shows_vad_and_body_box_also_with_smoothing() -> None:
     from vidaffect.imaging.draw import annotate
 
     img = np.zeros((200, 200, 3), np.uint8)
-    emotion = {"label": "Peace", "score": 0.8, "probs": [0.1] * 26,
-               "vad": {"valence": 6.0, "arousal": 4.0, "dominance": 5.0}}
-    face = {"bbox": [60, 40, 100, 90], "score": 0.9, "emotion": emotion, "body_bbox": [40, 30, 120, 190],
-            "smoothed": {"label": "Peace", "score": 0.7, "probs": [0.1] * 26}}
+    emotion = {
+        "label": "Peace",
+        "score": 0.8,
+        "probs": [0.1] * 26,
+        "vad": {"valence": 6.0, "arousal": 4.0, "dominance": 5.0},
+    }
+    face = {
+        "bbox": [60, 40, 100, 90],
+        "score": 0.9,
+        "emotion": emotion,
+        "body_bbox": [40, 30, 120, 190],
+        "smoothed": {"label": "Peace", "score": 0.7, "probs": [0.1] * 26},
+    }
     out = annotate(img, [face], list(CATEGORIES))
-    without = annotate(img, [{**face, "emotion": {**emotion, "vad": None}, "body_bbox": None}], list(CATEGORIES))
+    without = annotate(
+        img, [{**face, "emotion": {**emotion, "vad": None}, "body_bbox": None}], list(CATEGORIES)
+    )
     below = (slice(92, 130), slice(60, 140))
     assert out[below].any() and not without[below].any()  # the V/A/D tag under the face
     assert out[190, 80].any() and not without[190, 80].any()  # the body box's bottom edge

@@ -46,14 +46,49 @@ REAL = [
 
 # The category columns in the order of the Tandon-A/emotic CSVs (not CATEGORIES' order).
 CSV_CATEGORIES = (
-    "Peace", "Affection", "Esteem", "Anticipation", "Engagement", "Confidence", "Happiness",
-    "Pleasure", "Excitement", "Surprise", "Sympathy", "Doubt/Confusion", "Disconnection",
-    "Fatigue", "Embarrassment", "Yearning", "Disapproval", "Aversion", "Annoyance", "Anger",
-    "Sensitivity", "Sadness", "Disquietment", "Fear", "Pain", "Suffering",
+    "Peace",
+    "Affection",
+    "Esteem",
+    "Anticipation",
+    "Engagement",
+    "Confidence",
+    "Happiness",
+    "Pleasure",
+    "Excitement",
+    "Surprise",
+    "Sympathy",
+    "Doubt/Confusion",
+    "Disconnection",
+    "Fatigue",
+    "Embarrassment",
+    "Yearning",
+    "Disapproval",
+    "Aversion",
+    "Annoyance",
+    "Anger",
+    "Sensitivity",
+    "Sadness",
+    "Disquietment",
+    "Fear",
+    "Pain",
+    "Suffering",
 )
 HEADER = [
-    "Filename", "Width", "Height", "Age", "Gender", "Valence", "Arousal", "Dominance",
-    *CSV_CATEGORIES, "X_min", "Y_min", "X_max", "Y_max", "Arr_name", "Crop_name",
+    "Filename",
+    "Width",
+    "Height",
+    "Age",
+    "Gender",
+    "Valence",
+    "Arousal",
+    "Dominance",
+    *CSV_CATEGORIES,
+    "X_min",
+    "Y_min",
+    "X_max",
+    "Y_max",
+    "Arr_name",
+    "Crop_name",
 ]
 
 
@@ -68,8 +103,14 @@ def csv_row(
     """One data row in ``HEADER`` order, numbers formatted as in the real files (``317.0``)."""
     hot = [f"{float(c in cats):.1f}" for c in CSV_CATEGORIES]
     return [
-        filename, *(f"{float(v):.1f}" for v in size), "Adult", "Female", *(f"{float(v):.1f}" for v in vad),
-        *hot, *(f"{float(v):.1f}" for v in box), *arrays,
+        filename,
+        *(f"{float(v):.1f}" for v in size),
+        "Adult",
+        "Female",
+        *(f"{float(v):.1f}" for v in vad),
+        *hot,
+        *(f"{float(v):.1f}" for v in box),
+        *arrays,
     ]
 
 
@@ -88,10 +129,13 @@ def names_of(hot: np.ndarray) -> set[str]:
 
 
 def test_load_csv_maps_categories_by_name(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "emotic" / "annot.csv", [
-        csv_row(cats=("Peace", "Suffering", "Doubt/Confusion"), vad=(3.4, 6, 5.8)),
-        csv_row(filename="b.jpg", size=(317, 380), box=(146, 76, 379, 317), cats=("Affection",)),
-    ])
+    path = write_csv(
+        tmp_path / "emotic" / "annot.csv",
+        [
+            csv_row(cats=("Peace", "Suffering", "Doubt/Confusion"), vad=(3.4, 6, 5.8)),
+            csv_row(filename="b.jpg", size=(317, 380), box=(146, 76, 379, 317), cats=("Affection",)),
+        ],
+    )
     ann = load_csv(path)
     assert len(ann) == 2
     assert names_of(ann.categories[0]) == {"Peace", "Suffering", "Doubt/Confusion"}
@@ -152,8 +196,17 @@ def _truncate(line: int) -> Callable[[list[list[str]]], None]:
         (_set(2, "Width", "317.5"), ":2: column 'Width': '317.5' is not a whole number"),
         (_truncate(3), ":3: too few fields, no value for column 'Y_max'"),
     ],
-    ids=["missing-category", "missing-box", "bad-number", "empty", "nan", "category-2", "category-half",
-         "fractional-width", "short-row"],
+    ids=[
+        "missing-category",
+        "missing-box",
+        "bad-number",
+        "empty",
+        "nan",
+        "category-2",
+        "category-half",
+        "fractional-width",
+        "short-row",
+    ],
 )
 def test_load_csv_rejects_bad_input(
     tmp_path: Path, edit: Callable[[list[list[str]]], None], message: str
@@ -174,7 +227,9 @@ def test_load_csv_rejects_header_only_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_subset_and_dispatch(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "annot.csv", [csv_row(filename=f"{i}.png", vad=(i + 1, 5, 5)) for i in range(4)])
+    path = write_csv(
+        tmp_path / "annot.csv", [csv_row(filename=f"{i}.png", vad=(i + 1, 5, 5)) for i in range(4)]
+    )
     ann = load_annotations(path, split="val")
     part = ann.subset(np.array([3, 1]))
     assert part.filenames == ["3.png", "1.png"] and part.vad[:, 0].tolist() == [4, 2]
@@ -203,7 +258,9 @@ def cells(*names: str) -> np.ndarray:
     return np.array(names, dtype=object)
 
 
-def train_person(box: list[float], categories: object, vad: tuple[int, int, int], gender: str = "Male") -> dict:
+def train_person(
+    box: list[float], categories: object, vad: tuple[int, int, int], gender: str = "Male"
+) -> dict:
     return {
         "body_bbox": np.array(box, float),
         "annotations_categories": {"categories": categories},
@@ -213,7 +270,9 @@ def train_person(box: list[float], categories: object, vad: tuple[int, int, int]
     }
 
 
-def val_person(box: list[float], per_annotator: list[tuple[str, ...]], vads: list[tuple[int, int, int]]) -> dict:
+def val_person(
+    box: list[float], per_annotator: list[tuple[str, ...]], vads: list[tuple[int, int, int]]
+) -> dict:
     union = sorted(set().union(*per_annotator))
     mean = np.mean(vads, axis=0)
     return {
@@ -243,18 +302,44 @@ def image(filename: str, folder: str, width: int, height: int, person: object) -
 def annotations_mat(tmp_path: Path) -> Path:
     """Kosti's layout: a train split (two persons in one image, one in another) and a val split
     whose person has two annotators."""
-    train = struct_array([
-        image("COCO_1.jpg", "mscoco/images", 640, 480, struct_array([
-            train_person([10, 20, 110, 220], cells("Peace", "Happiness"), (7, 3, 6)),
-            train_person([300, 40, 420, 470], "Fear", (2, 8, 3), gender="Female"),
-        ])),
-        image("frame_9.jpg", "framesdb/images", 300, 400, train_person([5, 6, 290, 390], "Doubt/Confusion", (5, 5, 5))),
-    ])
-    val = struct_array([
-        image("ade_7.jpg", "ade20k/images", 256, 256, val_person(
-            [1, 2, 200, 250], [("Engagement", "Anticipation"), ("Engagement", "Fatigue")], [(6, 4, 5), (8, 7, 6)]
-        )),
-    ])
+    train = struct_array(
+        [
+            image(
+                "COCO_1.jpg",
+                "mscoco/images",
+                640,
+                480,
+                struct_array(
+                    [
+                        train_person([10, 20, 110, 220], cells("Peace", "Happiness"), (7, 3, 6)),
+                        train_person([300, 40, 420, 470], "Fear", (2, 8, 3), gender="Female"),
+                    ]
+                ),
+            ),
+            image(
+                "frame_9.jpg",
+                "framesdb/images",
+                300,
+                400,
+                train_person([5, 6, 290, 390], "Doubt/Confusion", (5, 5, 5)),
+            ),
+        ]
+    )
+    val = struct_array(
+        [
+            image(
+                "ade_7.jpg",
+                "ade20k/images",
+                256,
+                256,
+                val_person(
+                    [1, 2, 200, 250],
+                    [("Engagement", "Anticipation"), ("Engagement", "Fatigue")],
+                    [(6, 4, 5), (8, 7, 6)],
+                ),
+            ),
+        ]
+    )
     path = tmp_path / "emotic" / "Annotations.mat"
     path.parent.mkdir()
     scipy.io.savemat(path, {"train": train, "val": val})
@@ -264,7 +349,11 @@ def annotations_mat(tmp_path: Path) -> Path:
 def test_load_mat_train(annotations_mat: Path) -> None:
     ann = load_annotations(annotations_mat, split="train")
     assert len(ann) == 3
-    assert ann.filenames == ["mscoco/images/COCO_1.jpg", "mscoco/images/COCO_1.jpg", "framesdb/images/frame_9.jpg"]
+    assert ann.filenames == [
+        "mscoco/images/COCO_1.jpg",
+        "mscoco/images/COCO_1.jpg",
+        "framesdb/images/frame_9.jpg",
+    ]
     assert [names_of(c) for c in ann.categories] == [{"Peace", "Happiness"}, {"Fear"}, {"Doubt/Confusion"}]
     assert ann.vad.tolist() == [[7, 3, 6], [2, 8, 3], [5, 5, 5]]
     assert ann.boxes.tolist() == [[10, 20, 110, 220], [300, 40, 420, 470], [5, 6, 290, 390]]
@@ -272,7 +361,9 @@ def test_load_mat_train(annotations_mat: Path) -> None:
     assert ann.gender == ["Male", "Female", "Male"] and ann.age == ["Adult"] * 3
     assert ann.context_arrays is None and ann.body_arrays is None
     assert ann.source == "emotic/Annotations.mat:train"
-    assert ann.categories.dtype == np.float32 and ann.vad.dtype == np.float32 and ann.boxes.dtype == np.float32
+    assert (
+        ann.categories.dtype == np.float32 and ann.vad.dtype == np.float32 and ann.boxes.dtype == np.float32
+    )
 
 
 def test_load_mat_val_uses_combined_annotations(annotations_mat: Path) -> None:
@@ -289,9 +380,16 @@ def test_load_mat_errors(annotations_mat: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no variable 'test'"):
         load_mat(annotations_mat, "test")
     bad = tmp_path / "bad.mat"
-    scipy.io.savemat(bad, {"train": struct_array([
-        image("x.jpg", "f", 10, 10, train_person([0, 0, 5, 5], cells("Peace", "Joy"), (1, 1, 1))),
-    ])})
+    scipy.io.savemat(
+        bad,
+        {
+            "train": struct_array(
+                [
+                    image("x.jpg", "f", 10, 10, train_person([0, 0, 5, 5], cells("Peace", "Joy"), (1, 1, 1))),
+                ]
+            )
+        },
+    )
     with pytest.raises(ValueError, match=r"train image 0 \(f/x.jpg\) person 0: unknown categories \['Joy'\]"):
         load_mat(bad, "train")
 
@@ -300,19 +398,35 @@ def test_load_mat_errors(annotations_mat: Path, tmp_path: Path) -> None:
 
 
 def test_check_boxes_synthetic(tmp_path: Path) -> None:
-    ann = load_csv(write_csv(tmp_path / "annot.csv", [
-        csv_row(size=(80, 60), box=(0, 0, 80, 60)),  # inside, touching the edges
-        csv_row(size=(60, 80), box=(10, 5, 75, 50)),  # fits only as 80 wide, 60 high
-        csv_row(size=(80, 60), box=(-3, 5, 50, 40)),  # leaves the image by 3 px
-        csv_row(size=(80, 60), box=(50, 5, 50, 40)),  # inside but empty
-        csv_row(size=(50, 50), box=(10, 10, 62, 40)),  # square: swapping does not help, 12 px out
-    ]))
+    ann = load_csv(
+        write_csv(
+            tmp_path / "annot.csv",
+            [
+                csv_row(size=(80, 60), box=(0, 0, 80, 60)),  # inside, touching the edges
+                csv_row(size=(60, 80), box=(10, 5, 75, 50)),  # fits only as 80 wide, 60 high
+                csv_row(size=(80, 60), box=(-3, 5, 50, 40)),  # leaves the image by 3 px
+                csv_row(size=(80, 60), box=(50, 5, 50, 40)),  # inside but empty
+                csv_row(size=(50, 50), box=(10, 10, 62, 40)),  # square: swapping does not help, 12 px out
+            ],
+        )
+    )
     check = check_boxes(ann)
-    assert (check.n, check.inside, check.inside_if_swapped, check.outside, check.degenerate) == (5, 2, 1, 2, 1)
+    assert (check.n, check.inside, check.inside_if_swapped, check.outside, check.degenerate) == (
+        5,
+        2,
+        1,
+        2,
+        1,
+    )
     assert check.swapped_rows.tolist() == [1] and check.outside_rows.tolist() == [2, 4]
     assert check.max_overshoot == 12.0
     assert check.summary() == {
-        "n": 5, "inside": 2, "inside_if_swapped": 1, "outside": 2, "degenerate": 1, "max_overshoot": 12.0
+        "n": 5,
+        "inside": 2,
+        "inside_if_swapped": 1,
+        "outside": 2,
+        "degenerate": 1,
+        "max_overshoot": 12.0,
     }
 
 
@@ -385,8 +499,12 @@ def gradient_bgr(h: int = 60, w: int = 80) -> np.ndarray:
     return np.stack([3 * x, 4 * y, np.full_like(x, 128)], axis=-1).astype(np.uint8)
 
 
-def one_person(tmp_path: Path, box: tuple[float, float, float, float], filename: str = "scene.png") -> EmoticAnnotations:
-    return load_csv(write_csv(tmp_path / "annot.csv", [csv_row(filename=filename, box=box, cats=("Fear", "Pain"))]))
+def one_person(
+    tmp_path: Path, box: tuple[float, float, float, float], filename: str = "scene.png"
+) -> EmoticAnnotations:
+    return load_csv(
+        write_csv(tmp_path / "annot.csv", [csv_row(filename=filename, box=box, cats=("Fear", "Pain"))])
+    )
 
 
 def test_images_body_is_box_crop(tmp_path: Path) -> None:
@@ -396,8 +514,12 @@ def test_images_body_is_box_crop(tmp_path: Path) -> None:
     cv2.imwrite(str(folder / "scene.png"), img)
     rgb = img[:, :, ::-1]
 
-    ds = EmoticImages(one_person(tmp_path, (10, 5, 50, 40)), images_root=tmp_path / "images",
-                      body_size=(35, 40), context_size=(60, 80))
+    ds = EmoticImages(
+        one_person(tmp_path, (10, 5, 50, 40)),
+        images_root=tmp_path / "images",
+        body_size=(35, 40),
+        context_size=(60, 80),
+    )
     body, context, cats, vad = ds[0]
     assert len(ds) == 1
     np.testing.assert_array_equal(body, rgb[5:40, 10:50])
@@ -406,13 +528,21 @@ def test_images_body_is_box_crop(tmp_path: Path) -> None:
     assert vad.tolist() == [5, 6, 7] and vad.dtype == np.float32
 
     # A box leaving the image is clipped to it.
-    ds = EmoticImages(one_person(tmp_path, (-5, -3, 30, 200)), images_root=tmp_path / "images",
-                      body_size=(60, 30), context_size=(60, 80))
+    ds = EmoticImages(
+        one_person(tmp_path, (-5, -3, 30, 200)),
+        images_root=tmp_path / "images",
+        body_size=(60, 30),
+        context_size=(60, 80),
+    )
     np.testing.assert_array_equal(ds[0][0], rgb[0:60, 0:30])
 
     # Resized to the requested (height, width).
-    ds = EmoticImages(one_person(tmp_path, (10, 5, 50, 40)), images_root=tmp_path / "images",
-                      body_size=(16, 12), context_size=(24, 32))
+    ds = EmoticImages(
+        one_person(tmp_path, (10, 5, 50, 40)),
+        images_root=tmp_path / "images",
+        body_size=(16, 12),
+        context_size=(24, 32),
+    )
     body, context, _, _ = ds[0]
     assert body.shape == (16, 12, 3) and context.shape == (24, 32, 3)
     assert body.dtype == context.dtype == np.uint8
@@ -439,7 +569,9 @@ def test_images_missing_and_duplicate_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'scene.png' is ambiguous"):
         EmoticImages(one_person(tmp_path, (0, 0, 5, 5)), images_root=tmp_path / "imgs")
     # A folder-qualified name (as from the .mat) picks one of them.
-    ds = EmoticImages(one_person(tmp_path, (0, 0, 5, 5), filename="b/scene.png"), images_root=tmp_path / "imgs")
+    ds = EmoticImages(
+        one_person(tmp_path, (0, 0, 5, 5), filename="b/scene.png"), images_root=tmp_path / "imgs"
+    )
     assert ds.images == [tmp_path / "imgs" / "b" / "scene.png"]
 
 

@@ -18,8 +18,12 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def run_example(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(EXAMPLES / "run_from_python.py"), *argv],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / "run_from_python.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @NEEDS_DATA
@@ -49,10 +53,16 @@ def test_subscriber_prints_one_stream_and_stops_quietly_on_ctrl_c() -> None:
         # as from a terminal: SIGINT at its default even when this test runs as a background
         # job (whose shell ignores SIGINT, and children inherit that)
         script = EXAMPLES / "subscriber.py"
-        as_from_a_terminal = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                              "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
-        proc = subprocess.Popen([sys.executable, "-c", as_from_a_terminal, str(script), pub.endpoint, "cam1"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        as_from_a_terminal = (
+            "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", as_from_a_terminal, str(script), pub.endpoint, "cam1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             first = proc.stdout.readline()  # blocks until events flow
             time.sleep(0.3)

@@ -24,12 +24,20 @@ def test_slow_pipeline_drops_oldest_and_latency_stays_bounded(tmp_path: Path, re
     # there at the end, and are lost if the source disconnects before the sink has read them
     metrics = tmp_path / "metrics.json"
     cfg = tmp_path / "p.yaml"
-    cfg.write_text(json.dumps({
-        "pipeline": {"metrics_file": str(metrics)},
-        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100,  # 4 s at 25 fps
-                   "resize": resize},
-        "sinks": [{"type": "slow", "delay_s": 0.1}],
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "pipeline": {"metrics_file": str(metrics)},
+                "source": {
+                    "type": "fake_camera",
+                    "uri": str(CLIP),
+                    "max_frames": 100,  # 4 s at 25 fps
+                    "resize": resize,
+                },
+                "sinks": [{"type": "slow", "delay_s": 0.1}],
+            }
+        )
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 0, proc.stderr
     stages = json.loads(metrics.read_text())
@@ -45,14 +53,17 @@ def test_slow_pipeline_drops_oldest_and_latency_stays_bounded(tmp_path: Path, re
 def test_slow_sink_does_not_hold_up_the_other_sinks(tmp_path: Path) -> None:
     metrics = tmp_path / "metrics.json"
     record = tmp_path / "r.txt"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics)},
-        # 4 s at 25 fps; small frames keep the detector well ahead of 25 fps on a busy machine,
-        # so the sinks, not the detector, decide what is lost
-        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100, "resize": 128},
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "slow", "delay_s": 1.0}, {"type": "record", "path": str(record)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics)},
+            # 4 s at 25 fps; small frames keep the detector well ahead of 25 fps on a busy machine,
+            # so the sinks, not the detector, decide what is lost
+            "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100, "resize": 128},
+            "detector": {"type": "haar"},
+            "sinks": [{"type": "slow", "delay_s": 1.0}, {"type": "record", "path": str(record)}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 0, proc.stderr
     stages = json.loads(metrics.read_text())
@@ -71,13 +82,22 @@ def test_slow_sink_does_not_hold_up_the_other_sinks(tmp_path: Path) -> None:
 def test_prometheus_metrics_served_during_run(tmp_path: Path) -> None:
     port = free_tcp_port()
     cfg = tmp_path / "p.yaml"
-    cfg.write_text(json.dumps({
-        "pipeline": {"metrics_port": port, "name": "promtest"},
-        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 150},
-        "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
-    }))
-    proc = subprocess.Popen(vidaffect_cmd("run", str(cfg), "--no-status"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg.write_text(
+        json.dumps(
+            {
+                "pipeline": {"metrics_port": port, "name": "promtest"},
+                "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 150},
+                "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        vidaffect_cmd("run", str(cfg), "--no-status"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     body = ""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and 'stage="source"' not in body:
@@ -94,14 +114,23 @@ def test_prometheus_metrics_served_during_run(tmp_path: Path) -> None:
 def test_events_command_prints_json(tmp_path: Path) -> None:
     port = free_tcp_port()
     endpoint = f"tcp://127.0.0.1:{port}"
-    sub = subprocess.Popen(vidaffect_cmd("events", endpoint, "--count", "5"), cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sub = subprocess.Popen(
+        vidaffect_cmd("events", endpoint, "--count", "5"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     cfg = tmp_path / "p.yaml"
-    cfg.write_text(json.dumps({
-        "source": {"type": "video", "uri": str(CLIP)},
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "zmq_events", "endpoint": endpoint}],
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "source": {"type": "video", "uri": str(CLIP)},
+                "detector": {"type": "haar"},
+                "sinks": [{"type": "zmq_events", "endpoint": endpoint}],
+            }
+        )
+    )
     time.sleep(2)  # let the subscriber start (PUB/SUB delivers only to joined subscribers)
     proc = run_cli("run", str(cfg), "--no-status")
     out, _ = sub.communicate(timeout=60)
@@ -129,11 +158,14 @@ def test_subscriber_that_stops_reading_never_slows_the_pipeline(tmp_path: Path) 
 
     port = free_tcp_port()
     metrics = tmp_path / "metrics.json"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics), "stream_id": "cam0"},
-        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100},
-        "sinks": [{"type": "zmq_events", "endpoint": f"tcp://127.0.0.1:{port}", "hwm": 5}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics), "stream_id": "cam0"},
+            "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 100},
+            "sinks": [{"type": "zmq_events", "endpoint": f"tcp://127.0.0.1:{port}", "hwm": 5}],
+        },
+    )
     stuck = zmq.Context.instance().socket(zmq.SUB)
     stuck.setsockopt(zmq.RCVHWM, 1)
     stuck.setsockopt(zmq.SUBSCRIBE, b"")

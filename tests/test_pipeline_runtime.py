@@ -43,12 +43,16 @@ def test_subscriber_started_before_run_receives_events(tmp_path: Path) -> None:
 
     sub = threading.Thread(target=subscribe)
     sub.start()
-    cfg = write_config(tmp_path, {
-        "pipeline": {"stream_id": "clip"},
-        "source": {"type": "video", "uri": str(CLIP)},
-        "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
-        "sinks": [{"type": "zmq_events", "endpoint": endpoint}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"stream_id": "clip"},
+            "source": {"type": "video", "uri": str(CLIP)},
+            "detector": {"type": "mtcnn"},
+            "classifier": {"type": "fer"},
+            "sinks": [{"type": "zmq_events", "endpoint": endpoint}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status")
     sub.join(timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -63,11 +67,18 @@ def test_subscriber_started_before_run_receives_events(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_sigint_mid_run_leaves_playable_video(tmp_path: Path) -> None:
     out = tmp_path / "cut.mp4"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
-        "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
-        "sinks": [{"type": "video", "path": str(out)}, {"type": "record", "path": str(tmp_path / "r.txt")}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
+            "detector": {"type": "mtcnn"},
+            "classifier": {"type": "fer"},
+            "sinks": [
+                {"type": "video", "path": str(out)},
+                {"type": "record", "path": str(tmp_path / "r.txt")},
+            ],
+        },
+    )
     proc = start_run(cfg)
     record = tmp_path / "r.txt"
     wait_for(lambda: line_count(record) >= 15, "15 frames")
@@ -80,11 +91,14 @@ def test_sigint_mid_run_leaves_playable_video(tmp_path: Path) -> None:
 
 
 def test_bad_yaml_exits_nonzero_naming_key(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, {
-        "source": {"type": "video", "uri": str(CLIP)},
-        "detector": {"type": "mtcnn", "min_face_sise": 30},
-        "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(CLIP)},
+            "detector": {"type": "mtcnn", "min_face_sise": 30},
+            "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+        },
+    )
     proc = run_cli("run", str(cfg))
     assert proc.returncode != 0
     assert "stage 'detector' › min_face_sise: unknown key (did you mean 'min_face_size'?)" in proc.stderr
@@ -103,12 +117,15 @@ def test_missing_video_exits_nonzero_with_clear_message(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_two_classifier_workers_keep_frame_order(tmp_path: Path) -> None:
     jsonl = tmp_path / "e.jsonl"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "video", "uri": str(CLIP)},
-        "detector": {"type": "mtcnn", "workers": 2},
-        "classifier": {"type": "fer", "workers": 2},
-        "sinks": [{"type": "jsonl", "path": str(jsonl)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(CLIP)},
+            "detector": {"type": "mtcnn", "workers": 2},
+            "classifier": {"type": "fer", "workers": 2},
+            "sinks": [{"type": "jsonl", "path": str(jsonl)}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status")
     assert proc.returncode == 0, proc.stderr
     seqs = [e["seq"] for e in read_events(jsonl)]
@@ -118,11 +135,14 @@ def test_two_classifier_workers_keep_frame_order(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_crashed_stage_reported_with_traceback_and_pipeline_stops(tmp_path: Path) -> None:
     out = tmp_path / "v.mp4"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "video", "uri": str(CLIP)},
-        "detector": {"type": "crash_after", "frames": 10},
-        "sinks": [{"type": "video", "path": str(out)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(CLIP)},
+            "detector": {"type": "crash_after", "frames": 10},
+            "sinks": [{"type": "video", "path": str(out)}],
+        },
+    )
     t0 = time.monotonic()
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 1
@@ -136,11 +156,14 @@ def test_crashed_stage_reported_with_traceback_and_pipeline_stops(tmp_path: Path
 @NEEDS_DATA
 def test_restart_policy_restarts_crashed_stage(tmp_path: Path) -> None:
     record = tmp_path / "r.txt"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "video", "uri": str(CLIP)},
-        "detector": {"type": "crash_after", "frames": 30, "on_error": "restart", "max_restarts": 5},
-        "sinks": [{"type": "record", "path": str(record)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(CLIP)},
+            "detector": {"type": "crash_after", "frames": 30, "on_error": "restart", "max_restarts": 5},
+            "sinks": [{"type": "record", "path": str(record)}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert "restarting, 1/5" in proc.stderr
@@ -153,12 +176,15 @@ def test_restart_policy_restarts_crashed_stage(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_tcp_transport(tmp_path: Path, transport: str) -> None:
     record = tmp_path / "r.txt"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"transport": transport},
-        "source": {"type": "video", "uri": str(CLIP)},
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "record", "path": str(record)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"transport": transport},
+            "source": {"type": "video", "uri": str(CLIP)},
+            "detector": {"type": "haar"},
+            "sinks": [{"type": "record", "path": str(record)}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status")
     assert proc.returncode == 0, proc.stderr
     seqs = [int(line.split()[1]) for line in record.read_text().splitlines()[:-1]]
@@ -175,11 +201,14 @@ def _running(pid: str) -> bool:
 @NEEDS_DATA
 def test_stages_exit_when_supervisor_is_killed(tmp_path: Path) -> None:
     record = tmp_path / "r.txt"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "fake_camera", "uri": str(CLIP)},
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "record", "path": str(record)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "fake_camera", "uri": str(CLIP)},
+            "detector": {"type": "haar"},
+            "sinks": [{"type": "record", "path": str(record)}],
+        },
+    )
     proc = start_run(cfg)
     wait_for(lambda: line_count(record) > 10, "frames flowing")
     import psutil
@@ -198,10 +227,13 @@ def test_stages_exit_when_supervisor_is_killed(tmp_path: Path) -> None:
 
 
 def test_dead_camera_is_a_clear_error(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, {
-        "source": {"type": "webcam", "uri": "7"},
-        "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "webcam", "uri": "7"},
+            "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 1
     assert "error: stage 'source': webcam source: cannot open camera 7" in proc.stderr
@@ -215,7 +247,9 @@ def _stage_pid(supervisor_pid: int, endpoint_name: str) -> int | None:
 
     for child in psutil.Process(supervisor_pid).children(recursive=True):  # via the fork server
         try:
-            if any(str(c.laddr).endswith(f"{endpoint_name}.sock") for c in child.net_connections(kind="unix")):
+            if any(
+                str(c.laddr).endswith(f"{endpoint_name}.sock") for c in child.net_connections(kind="unix")
+            ):
                 return child.pid
         except psutil.Error:
             continue
@@ -224,12 +258,15 @@ def _stage_pid(supervisor_pid: int, endpoint_name: str) -> int | None:
 
 def _run_and_kill_detector(tmp_path: Path, on_error: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
     record, metrics = tmp_path / "r.txt", tmp_path / "m.json"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics)},
-        "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
-        "detector": {"type": "haar", "on_error": on_error},
-        "sinks": [{"type": "record", "path": str(record)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics)},
+            "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
+            "detector": {"type": "haar", "on_error": on_error},
+            "sinks": [{"type": "record", "path": str(record)}],
+        },
+    )
     proc = start_run(cfg)
     wait_for(lambda: line_count(record) > 40, "frames flowing")
     pid = _stage_pid(proc.pid, "detector-0")
@@ -269,8 +306,13 @@ def test_truncated_video_is_a_clear_error(tmp_path: Path) -> None:
     clip = DATA / "videos" / "liveportrait_d3.mp4"
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # index (moov) at the end is gone
-    cfg = write_config(tmp_path, {"source": {"type": "video", "uri": str(cut)},
-                           "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}]})
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(cut)},
+            "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 1
     assert f"cannot open {cut}" in proc.stderr and "Traceback" not in proc.stderr
@@ -280,10 +322,13 @@ def test_truncated_video_is_a_clear_error(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_full_disk_is_a_clear_error_and_the_video_is_finalised(tmp_path: Path) -> None:
     video = tmp_path / "v.mp4"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "video", "uri": str(CLIP)},
-        "sinks": [{"type": "video", "path": str(video)}, {"type": "jsonl", "path": "/dev/full"}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(CLIP)},
+            "sinks": [{"type": "video", "path": str(video)}, {"type": "jsonl", "path": "/dev/full"}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 1
     assert "jsonl sink: cannot write /dev/full: No space left on device" in proc.stderr
@@ -298,24 +343,44 @@ def test_garbage_on_every_socket_is_dropped_and_counted(tmp_path: Path) -> None:
     import zmq
 
     record, metrics = tmp_path / "r.txt", tmp_path / "m.json"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics)},
-        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 250},  # 10 s at 25 fps
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "record", "path": str(record)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics)},
+            "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 250},  # 10 s at 25 fps
+            "detector": {"type": "haar"},
+            "sinks": [{"type": "record", "path": str(record)}],
+        },
+    )
     proc = start_run(cfg)
     wait_for(lambda: line_count(record) > 3, "frames flowing")
     sup = psutil.Process(proc.pid)
-    paths = {str(c.laddr) for p in [sup, *sup.children(recursive=True)] for c in p.net_connections(kind="unix")
-             if str(c.laddr).endswith(".sock")}
+    paths = {
+        str(c.laddr)
+        for p in [sup, *sup.children(recursive=True)]
+        for c in p.net_connections(kind="unix")
+        if str(c.laddr).endswith(".sock")
+    }
     assert any(p.endswith("detector-0.sock") for p in paths) and any(p.endswith("report.sock") for p in paths)
     garbage = [
         [b"not msgpack at all"],
         [msgpack.packb({"v": 1, "kind": "frame", "stream": "cam0", "seq": "x"})],
         [msgpack.packb({"v": 99, "kind": "frame"}), b"\x00" * 10],
-        [msgpack.packb({"v": 1, "kind": "frame", "stream": "cam0", "seq": 5, "ts_ns": 0, "pts_ms": None,
-                        "bufs": [{"dtype": "uint8", "shape": [4000, 4000, 3]}], "meta": {}}), b"\x00" * 12],
+        [
+            msgpack.packb(
+                {
+                    "v": 1,
+                    "kind": "frame",
+                    "stream": "cam0",
+                    "seq": 5,
+                    "ts_ns": 0,
+                    "pts_ms": None,
+                    "bufs": [{"dtype": "uint8", "shape": [4000, 4000, 3]}],
+                    "meta": {},
+                }
+            ),
+            b"\x00" * 12,
+        ],
         [b"\xff" * 100000],
         [msgpack.packb([1, 2, 3])],
     ]
@@ -371,13 +436,20 @@ def test_a_video_cut_short_is_warned_about_and_its_missing_frames_counted(tmp_pa
     readable = write_truncated_avi(cut)
     assert 0 < readable < 67
     metrics = tmp_path / "m.json"
-    cfg = write_config(tmp_path, {"pipeline": {"metrics_file": str(metrics)},
-                                  "source": {"type": "video", "uri": str(cut)},
-                                  "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}]})
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics)},
+            "source": {"type": "video", "uri": str(cut)},
+            "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert (f"warning: stage 'source': {cut} announced 67 frames but only {readable} could be decoded "
-            f"({67 - readable} unreadable") in proc.stderr
+    assert (
+        f"warning: stage 'source': {cut} announced 67 frames but only {readable} could be decoded "
+        f"({67 - readable} unreadable"
+    ) in proc.stderr
     source = json.loads(metrics.read_text())["source"]
     assert (source["frames_in"], source["unreadable"]) == (readable, 67 - readable)
     assert line_count(tmp_path / "r.txt") == readable + 1  # and the EOS line
@@ -396,18 +468,24 @@ def test_a_whole_video_has_no_unreadable_frames(tmp_path: Path) -> None:
 
 
 @NEEDS_DATA
-@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT], [signal.SIGINT, signal.SIGINT]],
-                         ids=["sigterm", "sigint", "sigint-twice"])
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGTERM], [signal.SIGINT], [signal.SIGINT, signal.SIGINT]],
+    ids=["sigterm", "sigint", "sigint-twice"],
+)
 def test_every_frame_is_counted_when_a_live_run_is_stopped(tmp_path: Path, signals: list[int]) -> None:
     """A camera-paced run stopped mid-stream (drain, or abort on a second Ctrl-C): at every
     stage in == out + dropped, and along every hop out == next in + lost."""
     metrics, record = tmp_path / "metrics.json", tmp_path / "r.txt"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics)},
-        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 5000, "resize": 128},
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "slow", "delay_s": 0.05}, {"type": "record", "path": str(record)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics)},
+            "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 5000, "resize": 128},
+            "detector": {"type": "haar"},
+            "sinks": [{"type": "slow", "delay_s": 0.05}, {"type": "record", "path": str(record)}],
+        },
+    )
     proc = start_run(cfg)
     try:
         wait_for(lambda: line_count(record) >= 40, "frames at the record sink")
@@ -432,30 +510,51 @@ def _fails_before_any_stage(tmp_path: Path, data: dict, message: str) -> None:
     """Run ``data``: it must fail in the launching process, naming the problem, before any
     stage starts (no "loading models", no stage table) and without creating output files."""
     outputs = tmp_path / "out"
-    cfg = write_config(tmp_path, {**data, "sinks": [*data.get("sinks", []),
-                                                     {"type": "jsonl", "path": str(outputs / "e.jsonl")},
-                                                     {"type": "video", "path": str(outputs / "v.mp4")}]})
+    cfg = write_config(
+        tmp_path,
+        {
+            **data,
+            "sinks": [
+                *data.get("sinks", []),
+                {"type": "jsonl", "path": str(outputs / "e.jsonl")},
+                {"type": "video", "path": str(outputs / "v.mp4")},
+            ],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert message in proc.stderr, proc.stderr
-    assert "loading models" not in proc.stderr and "stage  " not in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        "loading models" not in proc.stderr
+        and "stage  " not in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
     assert not outputs.exists() or not any(outputs.iterdir())
 
 
 def test_a_file_with_no_readable_frame_fails_before_any_stage(tmp_path: Path) -> None:
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video\n" * 100)
-    _fails_before_any_stage(tmp_path, {"source": {"type": "video", "uri": str(fake)},
-                                       "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"}},
-                            f"error: stage 'source': video source: cannot open {fake}")
+    _fails_before_any_stage(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(fake)},
+            "detector": {"type": "mtcnn"},
+            "classifier": {"type": "fer"},
+        },
+        f"error: stage 'source': video source: cannot open {fake}",
+    )
 
 
 def test_an_empty_photo_folder_fails_before_any_stage(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really")
-    _fails_before_any_stage(tmp_path, {"source": {"type": "images", "uri": str(photos)}},
-                            "error: stage 'source': images source: none of the 1 image files")
+    _fails_before_any_stage(
+        tmp_path,
+        {"source": {"type": "images", "uri": str(photos)}},
+        "error: stage 'source': images source: none of the 1 image files",
+    )
 
 
 @NEEDS_DATA
@@ -466,14 +565,20 @@ def test_a_port_in_use_fails_before_any_stage(tmp_path: Path) -> None:
     busy = ctx.socket(zmq.PUB)
     port = busy.bind_to_random_port("tcp://127.0.0.1")
     try:
-        _fails_before_any_stage(tmp_path, {
-            "source": {"type": "video", "uri": str(CLIP)},
-            "sinks": [{"type": "zmq_events", "endpoint": f"tcp://127.0.0.1:{port}"}]},
+        _fails_before_any_stage(
+            tmp_path,
+            {
+                "source": {"type": "video", "uri": str(CLIP)},
+                "sinks": [{"type": "zmq_events", "endpoint": f"tcp://127.0.0.1:{port}"}],
+            },
             f"error: stage 'sink-0-zmq_events': zmq_events sink: cannot bind tcp://127.0.0.1:{port}: "
-            "Address already in use (another vidaffect run, or another program, uses it)")
-        _fails_before_any_stage(tmp_path, {
-            "pipeline": {"metrics_port": port}, "source": {"type": "video", "uri": str(CLIP)}},
-            f"error: pipeline › metrics_port: cannot serve metrics on 127.0.0.1:{port}: Address already in use")
+            "Address already in use (another vidaffect run, or another program, uses it)",
+        )
+        _fails_before_any_stage(
+            tmp_path,
+            {"pipeline": {"metrics_port": port}, "source": {"type": "video", "uri": str(CLIP)}},
+            f"error: pipeline › metrics_port: cannot serve metrics on 127.0.0.1:{port}: Address already in use",
+        )
     finally:
         busy.close(0)
         ctx.term()
@@ -483,10 +588,14 @@ def test_a_port_in_use_fails_before_any_stage(tmp_path: Path) -> None:
 def test_an_unwritable_output_folder_fails_before_any_stage(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    _fails_before_any_stage(tmp_path, {
-        "source": {"type": "video", "uri": str(CLIP)},
-        "sinks": [{"type": "images", "folder": str(blocker / "photos")}]},
-        f"error: stage 'sink-0-images': images sink: cannot create folder {blocker}")
+    _fails_before_any_stage(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(CLIP)},
+            "sinks": [{"type": "images", "folder": str(blocker / "photos")}],
+        },
+        f"error: stage 'sink-0-images': images sink: cannot create folder {blocker}",
+    )
 
 
 @NEEDS_DATA
@@ -498,11 +607,15 @@ def test_stages_exit_when_the_supervisor_is_killed_while_models_load(tmp_path: P
 
     import psutil
 
-    cfg = write_config(tmp_path, {
-        "source": {"type": "video", "uri": str(CLIP)},
-        "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
-        "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(CLIP)},
+            "detector": {"type": "mtcnn"},
+            "classifier": {"type": "fer"},
+            "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+        },
+    )
     before = set(Path(tempfile.gettempdir()).glob("vidaffect-*"))
     proc = start_run(cfg)
     sup = psutil.Process(proc.pid)
@@ -517,8 +630,13 @@ def test_stages_exit_when_the_supervisor_is_killed_while_models_load(tmp_path: P
     assert not alive, f"{len(alive)} processes outlived their supervisor"
     assert time.monotonic() - t0 < 10
     assert left and all(d.exists() for d in left)  # the killed run could not clean up
-    quick = write_config(tmp_path, {"source": {"type": "video", "uri": str(CLIP), "max_frames": 2},
-                                    "sinks": [{"type": "record", "path": str(tmp_path / "q.txt")}]})
+    quick = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(CLIP), "max_frames": 2},
+            "sinks": [{"type": "record", "path": str(tmp_path / "q.txt")}],
+        },
+    )
     assert run_cli("run", str(quick), "--no-status", timeout=120).returncode == 0
     assert not any(d.exists() for d in left)
 
@@ -529,13 +647,18 @@ def test_a_restarted_file_sink_keeps_what_it_wrote(tmp_path: Path) -> None:
     file (from seq 0, whole lines), the video rolls to a part file, and the frames the killed
     sinks never wrote are counted as lost."""
     events, video, metrics = tmp_path / "e.jsonl", tmp_path / "v.mp4", tmp_path / "m.json"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics)},
-        "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "jsonl", "path": str(events), "on_error": "restart"},
-                  {"type": "video", "path": str(video), "on_error": "restart"}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics)},
+            "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d3.mp4")},
+            "detector": {"type": "haar"},
+            "sinks": [
+                {"type": "jsonl", "path": str(events), "on_error": "restart"},
+                {"type": "video", "path": str(video), "on_error": "restart"},
+            ],
+        },
+    )
     proc = start_run(cfg)
     wait_for(lambda: line_count(events) > 150, "frames flowing")  # 5 s of video: 2 fragments
     for name in ("sink-0-jsonl-0", "sink-1-video-0"):
@@ -564,17 +687,23 @@ def test_a_restarted_source_goes_on_at_once(tmp_path: Path) -> None:
     import psutil
 
     record, metrics = tmp_path / "r.txt", tmp_path / "m.json"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics)},
-        "source": {"type": "fake_camera", "uri": str(CLIP), "resize": 64, "on_error": "restart"},
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "record", "path": str(record)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics)},
+            "source": {"type": "fake_camera", "uri": str(CLIP), "resize": 64, "on_error": "restart"},
+            "detector": {"type": "haar"},
+            "sinks": [{"type": "record", "path": str(record)}],
+        },
+    )
     proc = start_run(cfg)
     try:
         wait_for(lambda: line_count(record) > 75, "frames flowing")  # 3 s of camera
-        source = next(p for p in psutil.Process(proc.pid).children(recursive=True)
-                      if any(f.path.endswith("source.seq") for f in p.open_files()))
+        source = next(
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if any(f.path.endswith("source.seq") for f in p.open_files())
+        )
         before = line_count(record)
         source.kill()
         wait_for(lambda: line_count(record) > before + 25, "frames after the restart", timeout=60)

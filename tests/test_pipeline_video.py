@@ -17,9 +17,15 @@ VIDEOS = DATA / "videos"
 def test_video_yaml_on_single_face_clip(tmp_path: Path) -> None:
     clip = VIDEOS / "liveportrait_d3.mp4"
     out_mp4, out_jsonl = tmp_path / "annotated.mp4", tmp_path / "events.jsonl"
-    proc = run_cli("run", "configs/video.yaml", "--no-status", f"--set=source.uri={clip}",
-                   f"--set=sinks.0.path={out_mp4}", f"--set=sinks.1.path={out_jsonl}",
-                   "--set=sinks.2.endpoint=tcp://127.0.0.1:*")
+    proc = run_cli(
+        "run",
+        "configs/video.yaml",
+        "--no-status",
+        f"--set=source.uri={clip}",
+        f"--set=sinks.0.path={out_mp4}",
+        f"--set=sinks.1.path={out_jsonl}",
+        "--set=sinks.2.endpoint=tcp://127.0.0.1:*",
+    )
     assert proc.returncode == 0, proc.stderr
     n_in = clip_frames(clip)
     n_out, size = video_frames(out_mp4)
@@ -40,12 +46,16 @@ def test_video_yaml_on_single_face_clip(tmp_path: Path) -> None:
 @NEEDS_DATA
 def test_crowd_clip_has_several_faces_per_frame(tmp_path: Path) -> None:
     out_jsonl = tmp_path / "events.jsonl"
-    (tmp_path / "p.yaml").write_text(json.dumps({
-        "source": {"type": "video", "uri": str(VIDEOS / "facenet_video.mp4")},
-        "detector": {"type": "mtcnn", "workers": 2},
-        "classifier": {"type": "fer"},
-        "sinks": [{"type": "jsonl", "path": str(out_jsonl)}],
-    }))
+    (tmp_path / "p.yaml").write_text(
+        json.dumps(
+            {
+                "source": {"type": "video", "uri": str(VIDEOS / "facenet_video.mp4")},
+                "detector": {"type": "mtcnn", "workers": 2},
+                "classifier": {"type": "fer"},
+                "sinks": [{"type": "jsonl", "path": str(out_jsonl)}],
+            }
+        )
+    )
     proc = run_cli("run", str(tmp_path / "p.yaml"), "--no-status")
     assert proc.returncode == 0, proc.stderr
     events = read_events(out_jsonl)
@@ -60,9 +70,15 @@ def test_photo_folder_face_counts_match_reference(tmp_path: Path) -> None:
     expected = [json.loads(line) for line in (photos / "faces.jsonl").read_text().splitlines()]
     out_jsonl = tmp_path / "events.jsonl"
     annotated = tmp_path / "annotated"
-    proc = run_cli("run", "configs/images.yaml", "--no-status", f"--set=source.uri={photos}",
-                   f"--set=sinks.0.path={out_jsonl}", f"--set=sinks.1.folder={annotated}",
-                   f"--set=sinks.2.path={tmp_path / 'a.mp4'}")
+    proc = run_cli(
+        "run",
+        "configs/images.yaml",
+        "--no-status",
+        f"--set=source.uri={photos}",
+        f"--set=sinks.0.path={out_jsonl}",
+        f"--set=sinks.1.folder={annotated}",
+        f"--set=sinks.2.path={tmp_path / 'a.mp4'}",
+    )
     assert proc.returncode == 0, proc.stderr
     events = read_events(out_jsonl)
     assert [e["image_file"] for e in events] == sorted(r["file"] for r in expected)
@@ -82,14 +98,20 @@ def test_photo_folder_face_counts_match_reference(tmp_path: Path) -> None:
 def test_two_streams_share_the_detector_and_classifier(tmp_path: Path) -> None:
     out_jsonl, out_mp4 = tmp_path / "events.jsonl", tmp_path / "annotated.mp4"
     clips = {"left": VIDEOS / "liveportrait_d3.mp4", "right": VIDEOS / "fer_woman2.mp4"}
-    (tmp_path / "p.yaml").write_text(json.dumps({
-        "sources": [{"type": "video", "uri": str(path), "stream": name, "max_frames": 40}
-                    for name, path in clips.items()],
-        "detector": {"type": "mtcnn", "workers": 2, "max_side": 640},
-        "classifier": {"type": "fer"},
-        "tracking": {"detect_every": 4},
-        "sinks": [{"type": "jsonl", "path": str(out_jsonl)}, {"type": "video", "path": str(out_mp4)}],
-    }))
+    (tmp_path / "p.yaml").write_text(
+        json.dumps(
+            {
+                "sources": [
+                    {"type": "video", "uri": str(path), "stream": name, "max_frames": 40}
+                    for name, path in clips.items()
+                ],
+                "detector": {"type": "mtcnn", "workers": 2, "max_side": 640},
+                "classifier": {"type": "fer"},
+                "tracking": {"detect_every": 4},
+                "sinks": [{"type": "jsonl", "path": str(out_jsonl)}, {"type": "video", "path": str(out_mp4)}],
+            }
+        )
+    )
     proc = run_cli("run", str(tmp_path / "p.yaml"), "--no-status")
     assert proc.returncode == 0, proc.stderr
     events = read_events(out_jsonl)

@@ -50,7 +50,8 @@ def test_duplicate_and_wrong_kind_rejected() -> None:
 
 def test_misspelt_hook_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "badplugin.py").write_text(
-        "import vidaffect\n@vidaffect.hookimpl\ndef register_sink(register):\n    pass\n")
+        "import vidaffect\n@vidaffect.hookimpl\ndef register_sink(register):\n    pass\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("VIDAFFECT_PLUGINS", "badplugin")
     plugins.reset()
@@ -89,8 +90,22 @@ def test_plugins_command_lists_options() -> None:
 @NEEDS_DATA
 def test_example_plugin_installs_lists_and_runs(tmp_path: Path) -> None:
     target = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                          "--target", str(target), str(EXAMPLE)], capture_output=True, text=True, timeout=300)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert pip.returncode == 0, pip.stderr
     env = {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
     listed = run_cli("plugins", env=env)
@@ -99,11 +114,16 @@ def test_example_plugin_installs_lists_and_runs(tmp_path: Path) -> None:
 
     csv_path, jsonl = tmp_path / "mood.csv", tmp_path / "e.jsonl"
     cfg = tmp_path / "p.yaml"
-    cfg.write_text(json.dumps({
-        "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d0.mp4")},
-        "detector": {"type": "mtcnn"}, "classifier": {"type": "fer"},
-        "sinks": [{"type": "moodlog", "path": str(csv_path)}, {"type": "jsonl", "path": str(jsonl)}],
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "source": {"type": "video", "uri": str(DATA / "videos" / "liveportrait_d0.mp4")},
+                "detector": {"type": "mtcnn"},
+                "classifier": {"type": "fer"},
+                "sinks": [{"type": "moodlog", "path": str(csv_path)}, {"type": "jsonl", "path": str(jsonl)}],
+            }
+        )
+    )
     proc = run_cli("run", str(cfg), "--no-status", env=env)
     assert proc.returncode == 0, proc.stderr
     rows = csv_path.read_text().splitlines()

@@ -85,7 +85,10 @@ def test_temperature_scaling_fixes_overconfident_logits() -> None:
     over = logits * 4  # the same ranking, four times too sure
     t = fit_temperature(over, labels)
     assert t == pytest.approx(4 * true_t, rel=0.02)
-    before, after = expected_calibration_error(softmax(over), labels), expected_calibration_error(softmax(over, t), labels)
+    before, after = (
+        expected_calibration_error(softmax(over), labels),
+        expected_calibration_error(softmax(over, t), labels),
+    )
     assert after < 0.3 * before
     assert np.array_equal(softmax(over, t).argmax(1), over.argmax(1))  # top-1 unchanged
 
@@ -107,9 +110,26 @@ def test_calibrate_command_writes_the_temperature_and_keeps_fp16(tmp_path: Path)
             cv2.imwrite(str(tmp_path / "faces" / name / f"{i}.png"), rng.integers(0, 256, (48, 48), np.uint8))
     out = tmp_path / "calibrated.safetensors"
     shipped = resolve_checkpoint("default").read_bytes()
-    assert run("fer2013", "calibrate", ["--checkpoint", "default", "--data", str(tmp_path / "faces"),
-                                        "--val-frac", "0.5", "--out", str(out), "--threads", "1"],
-               prog="vidaffect calibrate") == 0
+    assert (
+        run(
+            "fer2013",
+            "calibrate",
+            [
+                "--checkpoint",
+                "default",
+                "--data",
+                str(tmp_path / "faces"),
+                "--val-frac",
+                "0.5",
+                "--out",
+                str(out),
+                "--threads",
+                "1",
+            ],
+            prog="vidaffect calibrate",
+        )
+        == 0
+    )
     meta = read_meta(out)
     assert meta.temperature != 1.0 and {"val_ece", "val_ece_uncalibrated"} <= set(meta.metrics)
     with safe_open(str(out), framework="pt") as f:
@@ -125,7 +145,9 @@ def test_pipeline_crop_framing_maps_boxes_onto_the_faces_squares() -> None:
     # boxes 20% larger than the square and 5% of their side higher: margin -0.083, offset +0.05
     boxes = [{"bbox": [129.6 + d, 120.96 + d, 302.4 + d, 293.76 + d]} for d in (-1.0, 0.0, 1.0)]
     margin, offset = fit_framing([truth] * 3, boxes + [None])
-    assert margin == pytest.approx((144 / 172.8 - 1) / 2, abs=1e-3) and offset == pytest.approx(0.05, abs=0.01)
+    assert margin == pytest.approx((144 / 172.8 - 1) / 2, abs=1e-3) and offset == pytest.approx(
+        0.05, abs=0.01
+    )
     assert shifted([0.0, 0.0, 10.0, 20.0], 0.1) == [0.0, 2.0, 10.0, 22.0]
 
 

@@ -22,7 +22,8 @@ from vidaffect_plugins.capture import StreamSource
 
 CLIP = DATA / "videos" / "liveportrait_d3.mp4"  # 12 s, 30 fps, H.264
 NEEDS_RTSP = pytest.mark.skipif(
-    not has_gst_rtsp(), reason=f"needs GStreamer's RTSP server for /usr/bin/python3: {INSTALL_HINT}")
+    not has_gst_rtsp(), reason=f"needs GStreamer's RTSP server for /usr/bin/python3: {INSTALL_HINT}"
+)
 
 
 @pytest.fixture
@@ -39,14 +40,17 @@ def count_lines(path: Path, kind: str) -> int:
 @NEEDS_RTSP
 def test_pipeline_on_a_real_rtsp_stream(tmp_path: Path, rtsp_server: RtspServer) -> None:
     events, metrics = tmp_path / "events.jsonl", tmp_path / "metrics.json"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
-        "source": {"type": "stream", "uri": rtsp_server.url, "max_frames": 240},
-        "detector": {"type": "mtcnn"},
-        "classifier": {"type": "fer"},
-        "tracking": {"detect_every": 5},
-        "sinks": [{"type": "jsonl", "path": str(events)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
+            "source": {"type": "stream", "uri": rtsp_server.url, "max_frames": 240},
+            "detector": {"type": "mtcnn"},
+            "classifier": {"type": "fer"},
+            "tracking": {"detect_every": 5},
+            "sinks": [{"type": "jsonl", "path": str(events)}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=300)
     assert proc.returncode == 0, proc.stderr
     frames = read_events(events)
@@ -63,13 +67,22 @@ def test_pipeline_on_a_real_rtsp_stream(tmp_path: Path, rtsp_server: RtspServer)
 @NEEDS_RTSP
 def test_source_reconnects_after_the_server_restarts(tmp_path: Path, rtsp_server: RtspServer) -> None:
     events, metrics = tmp_path / "events.jsonl", tmp_path / "metrics.json"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
-        "source": {"type": "stream", "uri": rtsp_server.url, "reconnect_backoff_s": 0.2,
-                   "reconnect_max_backoff_s": 1.0, "open_timeout_ms": 2000, "read_timeout_ms": 2000,
-                   "outage_every_s": 1.0},
-        "sinks": [{"type": "jsonl", "path": str(events)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
+            "source": {
+                "type": "stream",
+                "uri": rtsp_server.url,
+                "reconnect_backoff_s": 0.2,
+                "reconnect_max_backoff_s": 1.0,
+                "open_timeout_ms": 2000,
+                "read_timeout_ms": 2000,
+                "outage_every_s": 1.0,
+            },
+            "sinks": [{"type": "jsonl", "path": str(events)}],
+        },
+    )
     run = start_run(cfg)
     try:
         wait_for(lambda: count_lines(events, "frame") >= 30, "frames before the break")
@@ -79,8 +92,11 @@ def test_source_reconnects_after_the_server_restarts(tmp_path: Path, rtsp_server
         assert run.poll() is None, "the pipeline exited while its source was reconnecting"
         before = count_lines(events, "frame")
         rtsp_server.start()
-        wait_for(lambda: count_lines(events, "gap") >= 1 and count_lines(events, "frame") > before + 30,
-                 "frames after the reconnect", timeout=60)
+        wait_for(
+            lambda: count_lines(events, "gap") >= 1 and count_lines(events, "frame") > before + 30,
+            "frames after the reconnect",
+            timeout=60,
+        )
     finally:
         run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=60)
@@ -105,11 +121,19 @@ def test_source_reconnects_after_the_server_restarts(tmp_path: Path, rtsp_server
 @NEEDS_RTSP
 def test_unreachable_stream_fails_after_its_attempts(tmp_path: Path) -> None:
     url = f"rtsp://127.0.0.1:{free_tcp_port()}/stream"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "stream", "uri": url, "open_attempts": 2, "open_timeout_ms": 1000,
-                   "reconnect_backoff_s": 0.2},
-        "sinks": [{"type": "jsonl", "path": str(tmp_path / "e.jsonl")}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {
+                "type": "stream",
+                "uri": url,
+                "open_attempts": 2,
+                "open_timeout_ms": 1000,
+                "reconnect_backoff_s": 0.2,
+            },
+            "sinks": [{"type": "jsonl", "path": str(tmp_path / "e.jsonl")}],
+        },
+    )
     t0 = time.monotonic()
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 1
@@ -140,17 +164,27 @@ def test_low_delay_stream_gives_the_clip_frames_exactly_in_order(rtsp_server: Rt
 
 @NEEDS_DATA
 @NEEDS_RTSP
-def test_a_stream_that_does_not_come_back_ends_the_run_with_an_error(tmp_path: Path,
-                                                                     rtsp_server: RtspServer) -> None:
+def test_a_stream_that_does_not_come_back_ends_the_run_with_an_error(
+    tmp_path: Path, rtsp_server: RtspServer
+) -> None:
     """reconnect_attempts used up: the run says so and exits non-zero (it used to end as if the
     stream had simply finished, exit 0), with what was written finalised."""
     events = tmp_path / "events.jsonl"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "stream", "uri": rtsp_server.url, "reconnect_backoff_s": 0.2,
-                   "reconnect_max_backoff_s": 0.5, "reconnect_attempts": 2, "open_timeout_ms": 1000,
-                   "read_timeout_ms": 1000},
-        "sinks": [{"type": "jsonl", "path": str(events)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {
+                "type": "stream",
+                "uri": rtsp_server.url,
+                "reconnect_backoff_s": 0.2,
+                "reconnect_max_backoff_s": 0.5,
+                "reconnect_attempts": 2,
+                "open_timeout_ms": 1000,
+                "read_timeout_ms": 1000,
+            },
+            "sinks": [{"type": "jsonl", "path": str(events)}],
+        },
+    )
     run = start_run(cfg)
     try:
         wait_for(lambda: count_lines(events, "frame") >= 20, "frames before the break")
@@ -171,12 +205,17 @@ def test_frames_buffered_while_models_load_are_not_passed_on(tmp_path: Path, rts
     kernel's buffers. They must not go out as fresh frames (in a burst, faster than the
     stream's 30 fps): the source opens the stream again once every stage is ready."""
     events, metrics = tmp_path / "events.jsonl", tmp_path / "metrics.json"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
-        "source": {"type": "stream", "uri": rtsp_server.url, "max_frames": 60},
-        "sinks": [{"type": "jsonl", "path": str(events)},
-                  {"type": "slow", "delay_s": 0, "open_delay_s": 4.0}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics), "stream_id": "door"},
+            "source": {"type": "stream", "uri": rtsp_server.url, "max_frames": 60},
+            "sinks": [
+                {"type": "jsonl", "path": str(events)},
+                {"type": "slow", "delay_s": 0, "open_delay_s": 4.0},
+            ],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status", timeout=120)
     assert proc.returncode == 0, proc.stderr
     frames = read_events(events)

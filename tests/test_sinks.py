@@ -42,9 +42,15 @@ def frame(seq: int, stream: str = "cam0", size: tuple[int, int] = (96, 64)) -> F
     img = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
     img.setflags(write=False)  # like a frame received from ZeroMQ
     probs = [0.05, 0.05, 0.05, 0.6, 0.1, 0.1, 0.05]
-    face = {"bbox": [10.0, 8.0, 50.0, 56.0], "score": 0.99, "landmarks": [[20.0, 20.0]] * 5,
-            "emotion": {"label": "happy", "score": 0.6, "probs": probs}}
-    return Frame(img, stream, seq, time.time_ns(), seq * 40.0, {"faces": [face], "labels": LABELS, "fps": 25.0})
+    face = {
+        "bbox": [10.0, 8.0, 50.0, 56.0],
+        "score": 0.99,
+        "landmarks": [[20.0, 20.0]] * 5,
+        "emotion": {"label": "happy", "score": 0.6, "probs": probs},
+    }
+    return Frame(
+        img, stream, seq, time.time_ns(), seq * 40.0, {"faces": [face], "labels": LABELS, "fps": 25.0}
+    )
 
 
 def test_annotate_copies_and_draws() -> None:
@@ -58,8 +64,12 @@ def test_annotate_copies_and_draws() -> None:
 def test_annotate_draws_inside_the_box_in_the_label_colour() -> None:
     img = np.full((120, 160, 3), 40, np.uint8)
     img.setflags(write=False)
-    face = {"bbox": [40.0, 50.0, 100.0, 110.0], "score": 0.9, "track_id": 3,
-            "emotion": {"label": "sad", "score": 0.7, "probs": [0.05] * 4 + [0.7] + [0.05] * 2}}
+    face = {
+        "bbox": [40.0, 50.0, 100.0, 110.0],
+        "score": 0.9,
+        "track_id": 3,
+        "emotion": {"label": "sad", "score": 0.7, "probs": [0.05] * 4 + [0.7] + [0.05] * 2},
+    }
     out = annotate(img, [face], LABELS)
     assert out.shape == img.shape and out.dtype == np.uint8
     assert tuple(out[80, 40]) == PALETTE["sad"]  # left edge of the box
@@ -73,8 +83,11 @@ def test_annotate_draws_inside_the_box_in_the_label_colour() -> None:
 @pytest.mark.parametrize(("bbox", "side"), [([20, 30, 60, 80], "right"), ([150, 30, 190, 80], "left")])
 def test_prob_bars_sit_beside_the_box_inside_the_image(bbox: list[int], side: str) -> None:
     img = np.full((200, 200, 3), 40, np.uint8)
-    face = {"bbox": bbox, "score": 0.9,
-            "emotion": {"label": "happy", "score": 0.6, "probs": [0.05, 0.05, 0.05, 0.6, 0.1, 0.1, 0.05]}}
+    face = {
+        "bbox": bbox,
+        "score": 0.9,
+        "emotion": {"label": "happy", "score": 0.6, "probs": [0.05, 0.05, 0.05, 0.6, 0.1, 0.1, 0.05]},
+    }
     without = annotate(img, [face], LABELS)
     with_bars = annotate(img, [face], LABELS, prob_bars=True)
     changed = np.any(with_bars != without, axis=2)
@@ -93,9 +106,16 @@ def test_prob_bars_never_cover_another_faces_box_or_tag() -> None:
 
     img = np.full((400, 800, 3), 40, np.uint8)
     probs = [0.05, 0.05, 0.05, 0.6, 0.1, 0.1, 0.05]
-    faces = [{"bbox": [10 + 130 * k, 40 + 180 * row, 70 + 130 * k, 110 + 180 * row], "score": 0.9,
-              "track_id": k, "emotion": {"label": "happy", "score": 0.6, "probs": probs}}
-             for row in (0, 1) for k in range(6)]
+    faces = [
+        {
+            "bbox": [10 + 130 * k, 40 + 180 * row, 70 + 130 * k, 110 + 180 * row],
+            "score": 0.9,
+            "track_id": k,
+            "emotion": {"label": "happy", "score": 0.6, "probs": probs},
+        }
+        for row in (0, 1)
+        for k in range(6)
+    ]
     without = annotate(img, faces, LABELS)
     with_bars = annotate(img, faces, LABELS, prob_bars=True)
     changed = np.any(with_bars != without, axis=2)
@@ -103,7 +123,7 @@ def test_prob_bars_never_cover_another_faces_box_or_tag() -> None:
     st = _Style(800, 400)
     for face in faces:
         x1, y1, x2, y2 = face["bbox"]
-        assert not changed[y1:y2 + 1, x1:x2 + 1].any()  # no panel over a face
+        assert not changed[y1 : y2 + 1, x1 : x2 + 1].any()  # no panel over a face
         left, top, right, bottom = _label_rect((800, 400), f"happy 0.60 #{face['track_id']}", x1, y1, st)
         assert not changed[top:bottom, left:right].any()  # nor over a tag
     packed = [{**f, "bbox": [0, 0, 799, 399]} for f in faces[:1]]  # the face fills the frame
@@ -236,16 +256,19 @@ def test_schema_rejects_a_broken_event() -> None:
         jsonschema.validate(event, load_event_schema())
 
 
-@pytest.mark.parametrize("breakage", [
-    lambda e: e.update(type="tracks"),
-    lambda e: e.update(version=1),
-    lambda e: e.update(version=3),
-    lambda e: e.update(type="change"),
-    lambda e: e.update(extra=1),
-    lambda e: e["faces"][0].update(colour="red"),
-    lambda e: e["faces"][0]["emotion"]["probs"].update(happy=1.5),
-    lambda e: e["faces"][0].update(bbox=[1, 2, 3]),
-])
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda e: e.update(type="tracks"),
+        lambda e: e.update(version=1),
+        lambda e: e.update(version=3),
+        lambda e: e.update(type="change"),
+        lambda e: e.update(extra=1),
+        lambda e: e["faces"][0].update(colour="red"),
+        lambda e: e["faces"][0]["emotion"]["probs"].update(happy=1.5),
+        lambda e: e["faces"][0].update(bbox=[1, 2, 3]),
+    ],
+)
 def test_schema_is_strict(breakage) -> None:  # type: ignore[no-untyped-def]
     event = build_frame_event(frame(0))
     breakage(event)
@@ -258,16 +281,22 @@ def test_change_events_validate_and_are_strict() -> None:
     event = build_change_event("cam0", 57, change, 1_700_000_000_000_000_000, 1900.0)
     schema = load_event_schema()
     jsonschema.validate(event, schema)
-    jsonschema.validate(build_change_event("cam0", 90, {"track_id": 3, "from": "happy", "to": None,
-                                                        "score": None}, 1), schema)
+    jsonschema.validate(
+        build_change_event("cam0", 90, {"track_id": 3, "from": "happy", "to": None, "score": None}, 1), schema
+    )
     for broken in ({**event, "faces": []}, {**event, "track_id": -1}, {**event, "score": 2.0}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, schema)
 
 
 def test_gap_event_validates() -> None:
-    f = Frame(np.zeros((4, 4, 3), np.uint8), "door", 812, 1_700_000_000_000_000_000,
-              meta={"gap": {"gap_s": 4.7, "attempts": 3, "reconnects": 1}})
+    f = Frame(
+        np.zeros((4, 4, 3), np.uint8),
+        "door",
+        812,
+        1_700_000_000_000_000_000,
+        meta={"gap": {"gap_s": 4.7, "attempts": 3, "reconnects": 1}},
+    )
     (event,) = frame_side_events(f)
     assert event["type"] == "gap" and event["seq"] == 812 and event["gap_s"] == 4.7
     jsonschema.validate(event, load_event_schema())
@@ -326,8 +355,9 @@ def test_display_without_a_screen_stops_the_run_before_any_stage_starts(tmp_path
 
     (tmp_path / "img").mkdir()
     cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((64, 64, 3), np.uint8))
-    cfg = write_config(tmp_path, {"source": {"type": "images", "uri": str(tmp_path / "img")},
-                                  "sinks": [{"type": "display"}]})
+    cfg = write_config(
+        tmp_path, {"source": {"type": "images", "uri": str(tmp_path / "img")}, "sinks": [{"type": "display"}]}
+    )
     assert load_config(cfg).sinks[0].name == "sink-0-display"  # a valid config, an unusable machine
     proc = run_cli("run", str(cfg), "--no-status", env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
     assert proc.returncode != 0
@@ -351,9 +381,13 @@ def test_curve_events_reach_only_authorized_subscribers(tmp_path: Path) -> None:
     for name, folder in (("server", "server"), ("alice", "allowed"), ("mallory", "other")):
         proc = run_cli("keys", str(tmp_path / folder), "--name", name)
         assert proc.returncode == 0, proc.stderr
-    sink = ZmqEventsSink(ZmqEventsSink.Config(
-        endpoint="tcp://127.0.0.1:*", curve_secret_key=str(tmp_path / "server" / "server.key_secret"),
-        curve_authorized_keys=str(tmp_path / "allowed")))
+    sink = ZmqEventsSink(
+        ZmqEventsSink.Config(
+            endpoint="tcp://127.0.0.1:*",
+            curve_secret_key=str(tmp_path / "server" / "server.key_secret"),
+            curve_authorized_keys=str(tmp_path / "allowed"),
+        )
+    )
     sink.open()
     server_key = str(tmp_path / "server" / "server.key")
     got: dict[str, list[dict]] = {"alice": [], "mallory": [], "plain": []}
@@ -365,10 +399,22 @@ def test_curve_events_reach_only_authorized_subscribers(tmp_path: Path) -> None:
                 return
 
     threads = [
-        threading.Thread(target=listen, args=("alice",), kwargs={
-            "curve_secret_key": str(tmp_path / "allowed" / "alice.key_secret"), "curve_server_key": server_key}),
-        threading.Thread(target=listen, args=("mallory",), kwargs={
-            "curve_secret_key": str(tmp_path / "other" / "mallory.key_secret"), "curve_server_key": server_key}),
+        threading.Thread(
+            target=listen,
+            args=("alice",),
+            kwargs={
+                "curve_secret_key": str(tmp_path / "allowed" / "alice.key_secret"),
+                "curve_server_key": server_key,
+            },
+        ),
+        threading.Thread(
+            target=listen,
+            args=("mallory",),
+            kwargs={
+                "curve_secret_key": str(tmp_path / "other" / "mallory.key_secret"),
+                "curve_server_key": server_key,
+            },
+        ),
         threading.Thread(target=listen, args=("plain",)),
     ]
     for t in threads:
@@ -402,15 +448,21 @@ def test_subscriber_skips_malformed_messages() -> None:
     pub.setsockopt(zmq.LINGER, 0)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
     got: list[tuple[str, dict]] = []
-    listener = threading.Thread(target=lambda: got.extend(
-        iter_events(f"tcp://127.0.0.1:{port}", timeout_ms=1500)))
+    listener = threading.Thread(
+        target=lambda: got.extend(iter_events(f"tcp://127.0.0.1:{port}", timeout_ms=1500))
+    )
     listener.start()
     deadline = time.monotonic() + 10
     while not got and time.monotonic() < deadline:  # until the subscription has reached us
         pub.send_multipart([b"cam0", b'{"seq": 0}'])
         time.sleep(0.05)
-    for parts in ([b"cam0", b"\xff not json"], [b"cam0", b"42"], [b"\xff\xfe", b'{"seq": 9}'],
-                  [b"cam0", b"{}", b"extra"], [b"cam0", b'{"seq": 1}']):
+    for parts in (
+        [b"cam0", b"\xff not json"],
+        [b"cam0", b"42"],
+        [b"\xff\xfe", b'{"seq": 9}'],
+        [b"cam0", b"{}", b"extra"],
+        [b"cam0", b'{"seq": 1}'],
+    ):
         pub.send_multipart(parts)
     listener.join(10)
     pub.close()
@@ -537,7 +589,10 @@ def test_images_sink_names_files_after_photos_and_frames(tmp_path: Path) -> None
     sink.close()
     out = tmp_path / "out"
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
-        "cam1/cam1-000007.jpg", "photos-000001.jpg", "trip/beach.png"]
+        "cam1/cam1-000007.jpg",
+        "photos-000001.jpg",
+        "trip/beach.png",
+    ]
     drawn = cv2.imread(str(out / "trip" / "beach.png"))
     assert drawn.shape == img.shape and tuple(drawn[30, 10]) == FALLBACK_COLOUR  # the box, lossless
     assert sink.files_written == 3
@@ -564,8 +619,12 @@ def small_disk(tmp_path: Path):
 
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                             capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"needs root to mount a small tmpfs (a real full disk): {mounted.stderr.strip()}")
     try:
@@ -612,7 +671,9 @@ def test_a_killed_video_sink_leaves_a_playable_file(tmp_path: Path) -> None:
     import subprocess
 
     path = tmp_path / "rec.mp4"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         written = 0
         while written < 180:

@@ -177,7 +177,9 @@ def test_unreachable_stream_is_a_clear_error() -> None:
     port = free_tcp_port()
     url = f"rtsp://127.0.0.1:{port}/none"
     src = StreamSource(StreamSource.Config(uri=url, open_timeout_ms=1000))
-    with pytest.raises(SourceError, match=f"cannot open rtsp://127.0.0.1.*nothing answers at 127.0.0.1:{port}"):
+    with pytest.raises(
+        SourceError, match=f"cannot open rtsp://127.0.0.1.*nothing answers at 127.0.0.1:{port}"
+    ):
         src.open()
     with pytest.raises(ValueError, match="expected a URL"):
         StreamSource.Config(uri="camera")
@@ -214,8 +216,9 @@ def huge_png(path: Path, side: int = 20000) -> Path:
     return path
 
 
-def test_images_above_the_pixel_limit_are_refused_or_decoded_smaller(tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_images_above_the_pixel_limit_are_refused_or_decoded_smaller(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from PIL import Image
 
     from vidaffect.imaging.imagefile import ImageTooLarge, decode_bounded

@@ -19,22 +19,45 @@ LABELS = ["angry", "happy", "neutral"]
 
 def face(track: int | None, label: str, smoothed: str | None = None) -> dict:
     probs = {lab: (0.8 if lab == label else 0.1) for lab in LABELS}
-    out = {"bbox": [10.0, 20.0, 50.0, 70.0], "score": 0.99, "track_id": track,
-           "emotion": {"label": label, "score": 0.8, "probs": probs}}
+    out = {
+        "bbox": [10.0, 20.0, 50.0, 70.0],
+        "score": 0.99,
+        "track_id": track,
+        "emotion": {"label": label, "score": 0.8, "probs": probs},
+    }
     if smoothed:
         out["smoothed"] = {"label": smoothed, "score": 0.6, "probs": {lab: 0.2 for lab in LABELS}}
     return out
 
 
 def frame_event(stream: str, seq: int, faces: list[dict], pts_ms: float | None = None) -> dict:
-    return {"schema": "vidaffect.event", "version": 4, "type": "frame", "stream": stream, "seq": seq,
-            "ts_capture_ns": 1_000_000_000_000 + seq * 500_000_000, "ts_event_ns": 0, "pts_ms": pts_ms,
-            "frame_size": [100, 100], "labels": LABELS, "faces": faces}
+    return {
+        "schema": "vidaffect.event",
+        "version": 4,
+        "type": "frame",
+        "stream": stream,
+        "seq": seq,
+        "ts_capture_ns": 1_000_000_000_000 + seq * 500_000_000,
+        "ts_event_ns": 0,
+        "pts_ms": pts_ms,
+        "frame_size": [100, 100],
+        "labels": LABELS,
+        "faces": faces,
+    }
 
 
 def change(stream: str, seq: int, track: int, old: str | None, new: str | None) -> dict:
-    return {"schema": "vidaffect.event", "version": 4, "type": "change", "stream": stream, "seq": seq,
-            "track_id": track, "from": old, "to": new, "score": 0.6}
+    return {
+        "schema": "vidaffect.event",
+        "version": 4,
+        "type": "change",
+        "stream": stream,
+        "seq": seq,
+        "track_id": track,
+        "from": old,
+        "to": new,
+        "score": 0.6,
+    }
 
 
 @pytest.fixture
@@ -67,12 +90,21 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_one_row_per_face_and_frame_with_times_and_probabilities(events: Path, tmp_path: Path) -> None:
     files = write_timeline_files(events, tmp_path / "out")
-    assert [p.name for p in files] == [f"events.{s}.{kind}" for s in ("cam0", "cam1")
-                                       for kind in ("timeline.csv", "tracks.csv", "timeline.png")]
+    assert [p.name for p in files] == [
+        f"events.{s}.{kind}"
+        for s in ("cam0", "cam1")
+        for kind in ("timeline.csv", "tracks.csv", "timeline.png")
+    ]
     rows = read_csv(tmp_path / "out" / "events.cam0.timeline.csv")
     assert [(r["seq"], r["track_id"], r["label"], r["smoothed_label"]) for r in rows] == [
-        ("0", "0", "angry", "angry"), ("0", "1", "neutral", "neutral"), ("1", "0", "angry", "angry"),
-        ("1", "1", "happy", "neutral"), ("2", "0", "happy", "happy"), ("4", "0", "happy", "happy"), ("5", "0", "happy", "happy")]
+        ("0", "0", "angry", "angry"),
+        ("0", "1", "neutral", "neutral"),
+        ("1", "0", "angry", "angry"),
+        ("1", "1", "happy", "neutral"),
+        ("2", "0", "happy", "happy"),
+        ("4", "0", "happy", "happy"),
+        ("5", "0", "happy", "happy"),
+    ]
     assert [r["time_s"] for r in rows][-2:] == ["0.16", "0.2"]  # pts_ms / 1000
     assert rows[0]["p_angry"] == "0.8" and rows[0]["s_angry"] == "0.2" and rows[0]["x2"] == "50"
     cam1 = read_csv(tmp_path / "out" / "events.cam1.timeline.csv")
@@ -110,12 +142,16 @@ def test_report_command_prints_the_summary(events: Path, tmp_path: Path) -> None
 @NEEDS_DATA
 def test_a_run_writes_the_report_of_its_events(tmp_path: Path) -> None:
     out = tmp_path / "events.jsonl"
-    cfg = write_config(tmp_path, {
-        "source": {"type": "video", "uri": str(DATA / "videos" / "facenet_video.mp4"), "max_frames": 20},
-        "detector": {"type": "mtcnn", "preset": "accurate"}, "classifier": {"type": "fer"},
-        "tracking": {"detect_every": 3},
-        "sinks": [{"type": "jsonl", "path": str(out)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "source": {"type": "video", "uri": str(DATA / "videos" / "facenet_video.mp4"), "max_frames": 20},
+            "detector": {"type": "mtcnn", "preset": "accurate"},
+            "classifier": {"type": "fer"},
+            "tracking": {"detect_every": 3},
+            "sinks": [{"type": "jsonl", "path": str(out)}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status")
     assert proc.returncode == 0, proc.stderr
     frames = read_events(out)

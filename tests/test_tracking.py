@@ -152,9 +152,23 @@ def test_ema_smoothing_and_change_events() -> None:
     changes = []
     expected = np.array(seq[0])
     for i, probs in enumerate(seq):
-        f = Frame(np.zeros((8, 8, 3), np.uint8), "s", i, 0, meta={
-            "labels": LABELS, "faces": [{"bbox": [0, 0, 4, 4], "score": 1.0, "track_id": 7,
-                                         "emotion": {"label": "x", "score": 0, "probs": probs}}]})
+        f = Frame(
+            np.zeros((8, 8, 3), np.uint8),
+            "s",
+            i,
+            0,
+            meta={
+                "labels": LABELS,
+                "faces": [
+                    {
+                        "bbox": [0, 0, 4, 4],
+                        "score": 1.0,
+                        "track_id": 7,
+                        "emotion": {"label": "x", "score": 0, "probs": probs},
+                    }
+                ],
+            },
+        )
         changes += sm.apply(f)
         if i:
             expected = 0.5 * np.array(probs) + 0.5 * expected
@@ -171,9 +185,23 @@ def test_hysteresis_keeps_a_label_until_another_beats_it_by_the_margin() -> None
         sm = Smoother("none", hysteresis=hysteresis)
         out = []
         for i, probs in enumerate([[0.1, 0.5, 0.4], [0.1, 0.42, 0.48], [0.1, 0.35, 0.55], [0.1, 0.6, 0.3]]):
-            f = Frame(np.zeros((8, 8, 3), np.uint8), "s", i, 0, meta={
-                "labels": LABELS, "faces": [{"bbox": [0, 0, 4, 4], "score": 1.0, "track_id": 1,
-                                             "emotion": {"label": "x", "score": 0, "probs": probs}}]})
+            f = Frame(
+                np.zeros((8, 8, 3), np.uint8),
+                "s",
+                i,
+                0,
+                meta={
+                    "labels": LABELS,
+                    "faces": [
+                        {
+                            "bbox": [0, 0, 4, 4],
+                            "score": 1.0,
+                            "track_id": 1,
+                            "emotion": {"label": "x", "score": 0, "probs": probs},
+                        }
+                    ],
+                },
+            )
             sm.apply(f)
             out.append(f.faces[0]["smoothed"]["label"])
             assert f.faces[0]["smoothed"]["score"] == probs[LABELS.index(out[-1])]
@@ -188,8 +216,17 @@ def test_hysteresis_keeps_a_label_until_another_beats_it_by_the_margin() -> None
     assert Smoother("ema").hysteresis == Smoother("window").hysteresis == 0.1
 
 
-@pytest.mark.parametrize("kwargs", [{"method": "median"}, {"alpha": 0.0}, {"alpha": 1.5}, {"window": 0},
-                                    {"hysteresis": -0.1}, {"hysteresis": 1.0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"method": "median"},
+        {"alpha": 0.0},
+        {"alpha": 1.5},
+        {"window": 0},
+        {"hysteresis": -0.1},
+        {"hysteresis": 1.0},
+    ],
+)
 def test_smoother_rejects_bad_settings(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="smoothing"):
         Smoother(**kwargs)
@@ -199,9 +236,23 @@ def test_window_smoothing_averages_the_last_frames() -> None:
     sm = Smoother("window", window=2)
     faces = []
     for i, probs in enumerate([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]):
-        f = Frame(np.zeros((8, 8, 3), np.uint8), "s", i, 0, meta={
-            "labels": LABELS, "faces": [{"bbox": [0, 0, 4, 4], "score": 1.0, "track_id": 1,
-                                         "emotion": {"label": "x", "score": 0, "probs": probs}}]})
+        f = Frame(
+            np.zeros((8, 8, 3), np.uint8),
+            "s",
+            i,
+            0,
+            meta={
+                "labels": LABELS,
+                "faces": [
+                    {
+                        "bbox": [0, 0, 4, 4],
+                        "score": 1.0,
+                        "track_id": 1,
+                        "emotion": {"label": "x", "score": 0, "probs": probs},
+                    }
+                ],
+            },
+        )
         sm.apply(f)
         faces.append(f.faces[0]["smoothed"]["probs"])
     assert faces[2] == [0.0, 0.5, 0.5]
@@ -210,9 +261,23 @@ def test_window_smoothing_averages_the_last_frames() -> None:
 
 def test_untracked_faces_are_not_smoothed() -> None:
     sm = Smoother("ema")
-    f = Frame(np.zeros((8, 8, 3), np.uint8), "s", 0, 0, meta={
-        "labels": LABELS, "faces": [{"bbox": [0, 0, 4, 4], "score": 1.0, "track_id": None,
-                                     "emotion": {"label": "happy", "score": 1, "probs": [0, 1, 0]}}]})
+    f = Frame(
+        np.zeros((8, 8, 3), np.uint8),
+        "s",
+        0,
+        0,
+        meta={
+            "labels": LABELS,
+            "faces": [
+                {
+                    "bbox": [0, 0, 4, 4],
+                    "score": 1.0,
+                    "track_id": None,
+                    "emotion": {"label": "happy", "score": 1, "probs": [0, 1, 0]},
+                }
+            ],
+        },
+    )
     assert sm.apply(f) == [] and "smoothed" not in f.faces[0]
     with pytest.raises(ValueError, match="ema, window or none"):
         Smoother("median")
@@ -221,14 +286,17 @@ def test_untracked_faces_are_not_smoothed() -> None:
 def run_tracked(tmp_path: Path, source: dict, **tracking: object) -> tuple[list[dict], list[dict], dict]:
     out = tmp_path / "events.jsonl"
     metrics = tmp_path / "metrics.json"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"metrics_file": str(metrics), "status": False},
-        "source": source,
-        "detector": {"type": "mtcnn", "max_side": 640},
-        "classifier": {"type": "fer"},
-        "tracking": {"detect_every": 5, **tracking},
-        "sinks": [{"type": "jsonl", "path": str(out)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"metrics_file": str(metrics), "status": False},
+            "source": source,
+            "detector": {"type": "mtcnn", "max_side": 640},
+            "classifier": {"type": "fer"},
+            "tracking": {"detect_every": 5, **tracking},
+            "sinks": [{"type": "jsonl", "path": str(out)}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status")
     assert proc.returncode == 0, proc.stderr
     return read_events(out), read_events(out, "change"), json.loads(metrics.read_text())
@@ -237,22 +305,33 @@ def run_tracked(tmp_path: Path, source: dict, **tracking: object) -> tuple[list[
 @NEEDS_DATA
 def test_track_id_is_stable_on_a_single_face_clip(tmp_path: Path) -> None:
     frames, changes, metrics = run_tracked(
-        tmp_path, {"type": "video", "uri": str(VIDEOS / "liveportrait_d3.mp4")})
+        tmp_path, {"type": "video", "uri": str(VIDEOS / "liveportrait_d3.mp4")}
+    )
     ids = {f["track_id"] for e in frames[1:] for f in e["faces"]}
     assert len(ids) == 1 and None not in ids
     assert sum(bool(e["faces"]) for e in frames) >= 0.95 * len(frames)
     assert metrics["detector"]["detected"] <= 0.4 * len(frames)  # tracked in between
-    assert all(f["smoothed"]["label"] in f["smoothed"]["probs"] for e in frames for f in e["faces"]
-               if f["track_id"] is not None)
+    assert all(
+        f["smoothed"]["label"] in f["smoothed"]["probs"]
+        for e in frames
+        for f in e["faces"]
+        if f["track_id"] is not None
+    )
     assert changes[0]["from"] is None and changes[-1]["to"] is None  # first label ... track end
 
 
 @NEEDS_DATA
 def test_face_that_leaves_and_returns_ends_its_track(tmp_path: Path) -> None:
     # pyfeat_face_noface.mov: a face for ~2.7 s, then an empty scene; looping brings it back
-    frames, changes, _ = run_tracked(tmp_path, {
-        "type": "video", "uri": str(VIDEOS / "pyfeat_face_noface.mov"), "loop": True,
-        "max_frames": 169 + 40})
+    frames, changes, _ = run_tracked(
+        tmp_path,
+        {
+            "type": "video",
+            "uri": str(VIDEOS / "pyfeat_face_noface.mov"),
+            "loop": True,
+            "max_frames": 169 + 40,
+        },
+    )
     first = {f["track_id"] for e in frames[1:60] for f in e["faces"]}
     assert len(first) == 1 and None not in first
     (old,) = first
@@ -308,8 +387,11 @@ def test_no_track_id_crosses_a_cut_between_two_people(tmp_path: Path) -> None:
         out = tmp_path / str(threshold)
         out.mkdir()
         frames, changes, _ = run_tracked(out, {"type": "video", "uri": str(joined)}, cut_threshold=threshold)
-        runs[threshold] = ({f["track_id"] for e in frames[:60] for f in e["faces"]},
-                           {f["track_id"] for e in frames[60:] for f in e["faces"]}, changes)
+        runs[threshold] = (
+            {f["track_id"] for e in frames[:60] for f in e["faces"]},
+            {f["track_id"] for e in frames[60:] for f in e["faces"]},
+            changes,
+        )
     before, after, changes = runs[27.0]
     assert before and after and not before & after
     assert any(c["seq"] == 60 and c["to"] is None and c["track_id"] in before for c in changes)

@@ -221,8 +221,14 @@ def test_resnet_deep_stem_sees_full_resolution() -> None:
 
 def test_checkpoint_round_trip_fp16(tmp_path: Path) -> None:
     meta = CheckpointMeta(
-        arch="lenet5", labels=list(FER_LABELS), input_size=(48, 48), in_channels=1,
-        mean=[0.5], std=[0.25], training={"data": "synthetic"}, metrics={"val_top1": 0.5},
+        arch="lenet5",
+        labels=list(FER_LABELS),
+        input_size=(48, 48),
+        in_channels=1,
+        mean=[0.5],
+        std=[0.25],
+        training={"data": "synthetic"},
+        metrics={"val_top1": 0.5},
     )
     torch.manual_seed(0)
     model = build_model(meta).eval()
@@ -250,8 +256,10 @@ def test_load_checkpoint_errors(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.safetensors")
     meta = CheckpointMeta("resnet18", list("abc"), (48, 48), 1, [0.5], [0.25], arch_kwargs={"width": 16})
     path = save_checkpoint(tmp_path / "r.safetensors", create_model("resnet18", 3, width=16), meta)
-    for bad, message in (({"arch_kwargs": {"colour": 1}}, "cannot build architecture 'resnet18'"),
-                         ({"in_channels": 3}, "weights don't match")):
+    for bad, message in (
+        ({"arch_kwargs": {"colour": 1}}, "cannot build architecture 'resnet18'"),
+        ({"in_channels": 3}, "weights don't match"),
+    ):
         save_checkpoint(path, create_model("resnet18", 3, width=16), dataclasses.replace(meta, **bad))
         with pytest.raises(CheckpointError, match=message):
             load_checkpoint(path)
@@ -259,8 +267,21 @@ def test_load_checkpoint_errors(tmp_path: Path) -> None:
 
 # --- training ------------------------------------------------------------------------------
 
-TRAIN_ARGS = ["--arch", "lenet5", "--batch-size", "8", "--threads", "1", "--quiet",
-              "--val-frac", "0.25", "--optimizer", "adam", "--lr", "0.01"]
+TRAIN_ARGS = [
+    "--arch",
+    "lenet5",
+    "--batch-size",
+    "8",
+    "--threads",
+    "1",
+    "--quiet",
+    "--val-frac",
+    "0.25",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.01",
+]
 
 
 def train(data: Path, out: Path, *extra: str) -> int:
@@ -286,8 +307,9 @@ def run_dir(fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_robust_training_is_recorded_in_the_checkpoint(fer_dir: Path, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_robust_training_is_recorded_in_the_checkpoint(
+    fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "robust"
     assert train(fer_dir, out, "--epochs", "1", "--max-steps", "2", "--robust", "0.5") == 0
     assert read_meta(out / "best.safetensors").training["robust"] == 0.5
@@ -347,20 +369,38 @@ def test_resume_into_another_models_run_names_the_file(
     err = capsys.readouterr().err
     assert f"{out / 'last.pt'} does not fit this model" in err and "--restart" in err
     assert len(json.loads((out / "history.json").read_text())) == 1  # the run is left as it was
-    assert train(fer_dir, out, "--epochs", "1", "--max-steps", "1", "--arch", "resnet18",
-                 "--arch-opt", "width=8", "--restart") == 0
+    assert (
+        train(
+            fer_dir,
+            out,
+            "--epochs",
+            "1",
+            "--max-steps",
+            "1",
+            "--arch",
+            "resnet18",
+            "--arch-opt",
+            "width=8",
+            "--restart",
+        )
+        == 0
+    )
     assert read_meta(out / "best.safetensors").arch == "resnet18"
 
 
-@pytest.mark.parametrize(("arch", "options", "expected"), [
-    ("resnet18", {"width": 4}, torch.contiguous_format),  # crashes torch 2.14.1 on AVX2-only CPUs
-    ("lenet5", {}, torch.contiguous_format),  # conv1 has 6 channels
-    ("resnet18", {"width": 8}, torch.channels_last),
-    ("resnet18", {"width": 32, "deep_stem": True}, torch.channels_last),  # the shipped default
-    ("alexnet", {}, torch.channels_last),
-])
-def test_narrow_convolutions_train_contiguous(arch: str, options: dict[str, Any],
-                                              expected: torch.memory_format) -> None:
+@pytest.mark.parametrize(
+    ("arch", "options", "expected"),
+    [
+        ("resnet18", {"width": 4}, torch.contiguous_format),  # crashes torch 2.14.1 on AVX2-only CPUs
+        ("lenet5", {}, torch.contiguous_format),  # conv1 has 6 channels
+        ("resnet18", {"width": 8}, torch.channels_last),
+        ("resnet18", {"width": 32, "deep_stem": True}, torch.channels_last),  # the shipped default
+        ("alexnet", {}, torch.channels_last),
+    ],
+)
+def test_narrow_convolutions_train_contiguous(
+    arch: str, options: dict[str, Any], expected: torch.memory_format
+) -> None:
     assert cpu_memory_format(create_model(arch, 7, **options)) == expected
 
 
@@ -377,13 +417,27 @@ def test_a_narrow_model_trains_and_validates_contiguous(
     real_cross_entropy = train_mod.F.cross_entropy
 
     def recording_cross_entropy(logits: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        channels_last_steps.append(any(
-            p.ndim == 4 and not p.is_contiguous() for p in models[-1].parameters()))
+        channels_last_steps.append(
+            any(p.ndim == 4 and not p.is_contiguous() for p in models[-1].parameters())
+        )
         return real_cross_entropy(logits, *args, **kwargs)
 
     monkeypatch.setattr(train_mod.F, "cross_entropy", recording_cross_entropy)
-    assert train(fer_dir, tmp_path / "run", "--epochs", "2", "--max-steps", "6", "--arch", "resnet18",
-                 "--arch-opt", "width=4") == 0
+    assert (
+        train(
+            fer_dir,
+            tmp_path / "run",
+            "--epochs",
+            "2",
+            "--max-steps",
+            "6",
+            "--arch",
+            "resnet18",
+            "--arch-opt",
+            "width=4",
+        )
+        == 0
+    )
     assert len(channels_last_steps) == 6 and not any(channels_last_steps)  # both epochs
 
 
@@ -472,27 +526,46 @@ def test_teacher_targets_match_the_teacher_and_are_cached(
         raise AssertionError("the cached targets should have been used")
 
     monkeypatch.setattr(distill, "image_logits", no_prediction)
-    assert np.array_equal(distill.teacher_probs([str(ckpt)], faces.images, list(FER_LABELS), cache=cache), probs)
+    assert np.array_equal(
+        distill.teacher_probs([str(ckpt)], faces.images, list(FER_LABELS), cache=cache), probs
+    )
     with pytest.raises(AssertionError, match="cached targets"):  # other faces: the cache does not apply
         distill.teacher_probs([str(ckpt)], faces.images[:10], list(FER_LABELS), cache=cache)
 
 
-def test_training_with_a_teacher(run_dir: Path, fer_dir: Path, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_training_with_a_teacher(
+    run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "student"
     teacher = str(run_dir / "best.safetensors")
     assert train(fer_dir, out, "--epochs", "1", "--teacher", teacher, "--distill-weight", "0.7") == 0
     printed = capsys.readouterr().out
     assert "teacher targets for 28 faces" in printed and "warning" not in printed  # same split
-    assert train(fer_dir, tmp_path / "other", "--epochs", "1", "--max-steps", "1", "--teacher", teacher,
-                 "--seed", "1") == 0
+    assert (
+        train(
+            fer_dir,
+            tmp_path / "other",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "1",
+            "--teacher",
+            teacher,
+            "--seed",
+            "1",
+        )
+        == 0
+    )
     assert f"warning: teacher {teacher} was trained on another split" in capsys.readouterr().out
     training = read_meta(out / "best.safetensors").training
-    assert training["teachers"] == [{
-        "checkpoint": teacher, "arch": "lenet5",
-        "sha256": hashlib.sha256(Path(teacher).read_bytes()).hexdigest(),
-        "val_top1": read_meta(teacher).metrics["val_top1"],
-    }]
+    assert training["teachers"] == [
+        {
+            "checkpoint": teacher,
+            "arch": "lenet5",
+            "sha256": hashlib.sha256(Path(teacher).read_bytes()).hexdigest(),
+            "val_top1": read_meta(teacher).metrics["val_top1"],
+        }
+    ]
     assert training["distill_weight"] == 0.7
     with np.load(out / "teacher_probs.npz") as z:
         assert z["probs"].shape == (28, 7) and np.allclose(z["probs"].sum(1), 1, atol=1e-5)
@@ -504,12 +577,28 @@ def test_training_with_a_teacher(run_dir: Path, fer_dir: Path, tmp_path: Path,
 
 
 def finetune(data: Path, out: Path, *extra: str) -> int:
-    return cli(["train", "--data", str(data), "--out", str(out), "--batch-size", "8", "--threads", "1",
-                "--quiet", "--val-frac", "0.25", *extra])
+    return cli(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--batch-size",
+            "8",
+            "--threads",
+            "1",
+            "--quiet",
+            "--val-frac",
+            "0.25",
+            *extra,
+        ]
+    )
 
 
-def test_fine_tuning_starts_from_the_init_model(run_dir: Path, fer_dir: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_fine_tuning_starts_from_the_init_model(
+    run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     init = run_dir / "best.safetensors"
     out = tmp_path / "tuned"
     # no --arch: the architecture is the checkpoint's; lr 0 leaves the weights where they started
@@ -524,7 +613,8 @@ def test_fine_tuning_starts_from_the_init_model(run_dir: Path, fer_dir: Path, tm
         assert torch.equal(param, start_params[name]), name
     assert tuned_meta.arch == "lenet5"
     assert tuned_meta.training["init"] == {
-        "checkpoint": str(init), "arch": "lenet5",
+        "checkpoint": str(init),
+        "arch": "lenet5",
         "sha256": hashlib.sha256(init.read_bytes()).hexdigest(),
         "val_top1": start_meta.metrics["val_top1"],
     }
@@ -542,8 +632,10 @@ def test_fine_tuning_a_shipped_fp16_model_on_some_of_its_classes(
     init_meta = read_meta(shipped)
     # brighter faces than the init model's data, and only two of its seven classes
     data = write_folder(tmp_path / "mine", {"Happy": 8, "surprise": 8})
-    assert finetune(data, tmp_path / "run", "--init", str(shipped), "--epochs", "1",
-                    "--teacher", str(shipped)) == 0
+    assert (
+        finetune(data, tmp_path / "run", "--init", str(shipped), "--epochs", "1", "--teacher", str(shipped))
+        == 0
+    )
     assert f"warning: the --init model {shipped} was trained on another split" in capsys.readouterr().out
     meta = read_meta(tmp_path / "run" / "best.safetensors")
     assert meta.labels == init_meta.labels == list(FER_LABELS)
@@ -553,8 +645,9 @@ def test_fine_tuning_a_shipped_fp16_model_on_some_of_its_classes(
     assert meta.training["train_size"] == 12 and meta.training["teachers"][0]["arch"] == "lenet5"
 
 
-def test_resumed_fine_tuning_keeps_its_start(run_dir: Path, fer_dir: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_resumed_fine_tuning_keeps_its_start(
+    run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     init = tmp_path / "init.safetensors"
     init.write_bytes((run_dir / "best.safetensors").read_bytes())
     out = tmp_path / "run"
@@ -566,7 +659,9 @@ def test_resumed_fine_tuning_keeps_its_start(run_dir: Path, fer_dir: Path, tmp_p
     resumed = read_meta(out / "best.safetensors")
     assert len(json.loads((out / "history.json").read_text())) == 2
     assert resumed.training["init"] == first.training["init"] and resumed.mean == first.mean
-    assert finetune(fer_dir, out, "--epochs", "3", "--arch-opt", "width=4") == 1  # still the init's architecture
+    assert (
+        finetune(fer_dir, out, "--epochs", "3", "--arch-opt", "width=4") == 1
+    )  # still the init's architecture
     assert "--arch-opt cannot change" in capsys.readouterr().err
     # --init cannot be bolted onto a run that started from random weights
     scratch = tmp_path / "scratch"
@@ -579,22 +674,32 @@ def test_resumed_fine_tuning_keeps_its_start(run_dir: Path, fer_dir: Path, tmp_p
     assert not (out / "init.json").exists() and "init" not in read_meta(out / "best.safetensors").training
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--init", "INIT", "--arch", "resnet18"], "does not match the --init model"),
-    (["--init", "INIT", "--arch-opt", "width=4"], "--arch-opt cannot change"),
-    (["--init", "NONE"], "neither a shipped model"),
-    ([], "--arch is required"),
-])
-def test_fine_tuning_errors(run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                            extra: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--init", "INIT", "--arch", "resnet18"], "does not match the --init model"),
+        (["--init", "INIT", "--arch-opt", "width=4"], "--arch-opt cannot change"),
+        (["--init", "NONE"], "neither a shipped model"),
+        ([], "--arch is required"),
+    ],
+)
+def test_fine_tuning_errors(
+    run_dir: Path,
+    fer_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
     swap = {"INIT": str(run_dir / "best.safetensors"), "NONE": str(tmp_path / "none.safetensors")}
     assert finetune(fer_dir, tmp_path / "run", *[swap.get(a, a) for a in extra]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-def test_fine_tuning_names_the_classes_the_model_lacks(run_dir: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_fine_tuning_names_the_classes_the_model_lacks(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = write_folder(tmp_path / "odd", {"happy": 4, "contempt": 4})
     assert finetune(data, tmp_path / "run", "--init", str(run_dir / "best.safetensors")) == 1
     assert "class folder(s) ['contempt'] are not among the classes" in capsys.readouterr().err
@@ -612,8 +717,19 @@ def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
     meta.training["init"] = distill.describe_checkpoints([teacher])[0]
     student = save_checkpoint(tmp_path / "student.safetensors", model, meta)
     report = tmp_path / "report"
-    cli_json(["evaluate", "--checkpoint", str(student), "--data", str(fer_dir), "--threads", "1",
-              "--report", str(report)])
+    cli_json(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(student),
+            "--data",
+            str(fer_dir),
+            "--threads",
+            "1",
+            "--report",
+            str(report),
+        ]
+    )
     figures = json.loads((report / "metrics.json").read_text())
     out = tmp_path / "ship" / "fer2013-lenet5.safetensors"
     assert cli(["export", str(student), str(out), "--metrics", str(report / "metrics.json")]) == 0
@@ -623,7 +739,9 @@ def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
     assert shipped.metrics["test_data"] == f"{fer_dir.name}/test"
     assert shipped.training["data"] == f"{fer_dir.name}/train"
     assert [t["checkpoint"] if isinstance(t, dict) else t for t in shipped.training["teachers"]] == [
-        "best.safetensors", "t.safetensors"]
+        "best.safetensors",
+        "t.safetensors",
+    ]
     assert shipped.training["teachers"][0]["sha256"] == meta.training["teachers"][0]["sha256"]
     assert shipped.training["init"] == {**meta.training["init"], "checkpoint": "best.safetensors"}
     written = json.dumps(vars(shipped), default=str)
@@ -637,23 +755,44 @@ def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
 
 # --- evaluate and compare ------------------------------------------------------------------
 
-REPORT_FILES = ["metrics.json", "classification_report.txt", "confusion_matrix.png",
-                "confusion_matrix.csv", "learning_curves.png", "gallery.png"]
+REPORT_FILES = [
+    "metrics.json",
+    "classification_report.txt",
+    "confusion_matrix.png",
+    "confusion_matrix.csv",
+    "learning_curves.png",
+    "gallery.png",
+]
 
 
 def test_evaluate_cli_prints_json_and_writes_report(
-    run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    run_dir: Path,
+    fer_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     ckpt = run_dir / "best.safetensors"
-    assert cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(fer_dir), "--threads", "1",
-                "--tta-flip"]) == 0
+    assert (
+        cli(["evaluate", "--checkpoint", str(ckpt), "--data", str(fer_dir), "--threads", "1", "--tta-flip"])
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
-    assert set(result) == {"checkpoint", "data", "n", "top1", "macro_f1", "per_class", "tta_flip",
-                           "temperature", "ece", "ece_uncalibrated"}
+    assert set(result) == {
+        "checkpoint",
+        "data",
+        "n",
+        "top1",
+        "macro_f1",
+        "per_class",
+        "tta_flip",
+        "temperature",
+        "ece",
+        "ece_uncalibrated",
+    }
     assert result["n"] == 28 and result["tta_flip"] is True
     assert result["temperature"] == read_meta(ckpt).temperature != 1.0  # calibrated by training
     assert 0 <= result["ece"] <= 1 and 0 <= result["ece_uncalibrated"] <= 1
@@ -676,8 +815,19 @@ def test_evaluate_maps_labels_by_name(run_dir: Path, fer_dir: Path, tmp_path: Pa
     meta.labels = list(reversed(meta.labels))
     ckpt = save_checkpoint(tmp_path / "reversed.safetensors", model, meta)
     report = tmp_path / "report"
-    summary = cli_json(["evaluate", "--checkpoint", str(ckpt), "--data", str(fer_dir),
-                        "--threads", "1", "--report", str(report)])
+    summary = cli_json(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(fer_dir),
+            "--threads",
+            "1",
+            "--report",
+            str(report),
+        ]
+    )
     assert list(summary["per_class"]) == list(reversed(FER_LABELS))
     assert {k: v["support"] for k, v in summary["per_class"].items()} == {
         n: k + 1 for k, n in enumerate(FER_LABELS)
@@ -695,8 +845,17 @@ def test_evaluate_default_data_follows_vidaffect_data(
 
 def test_evaluate_rejects_a_class_unknown_to_the_model(run_dir: Path, tmp_path: Path) -> None:
     data = write_folder(tmp_path / "odd", {"happy": 1, "contempt": 1})
-    args = ["evaluate", "--checkpoint", str(run_dir / "best.safetensors"), "--data", str(data),
-            "--threads", "1", "--report", str(tmp_path / "r")]
+    args = [
+        "evaluate",
+        "--checkpoint",
+        str(run_dir / "best.safetensors"),
+        "--data",
+        str(data),
+        "--threads",
+        "1",
+        "--report",
+        str(tmp_path / "r"),
+    ]
     assert cli(args) == 1
     with pytest.raises(CheckpointError, match="contempt"):
         evaluate.map_labels(load(data), list(FER_LABELS))
@@ -722,8 +881,9 @@ def test_compare_prints_a_row_per_checkpoint(
     assert [ln.split()[0] for ln in lines[1:3]] == ["lenet", "other"]
     assert all(ln.split()[-1] == "-" for ln in lines[1:3])  # no test metrics without --data
 
-    rows = cli_json(["compare", *targets, "--data", str(fer_dir), "--threads", "1",
-                     "--repeats", "2", "--json"])
+    rows = cli_json(
+        ["compare", *targets, "--data", str(fer_dir), "--threads", "1", "--repeats", "2", "--json"]
+    )
     assert len(rows) == 2
     for row in rows:
         assert row["arch"] == "lenet5"

@@ -22,8 +22,9 @@ VIDAFFECT = shutil.which("vidaffect", path=str(Path(sys.executable).parent))
 def vidaffect(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     assert VIDAFFECT, f"the vidaffect console script is not installed beside {sys.executable}"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as installed, not the checkout
-    return subprocess.run([VIDAFFECT, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [VIDAFFECT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,9 @@ def test_train_evaluate_export_from_another_folder(faces: Path, tmp_path: Path) 
     """The whole cycle in a folder outside the checkout, on relative paths; reports go to the
     current folder, and the checkpoints get the same mode as any other file written there."""
     shipped_before = sorted(p.name for p in WEIGHTS_DIR.iterdir())
-    done = vidaffect("train", "--data", str(faces), "--out", "run", "--epochs", "1", *TRAIN_ARGS, cwd=tmp_path)
+    done = vidaffect(
+        "train", "--data", str(faces), "--out", "run", "--epochs", "1", *TRAIN_ARGS, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     best = tmp_path / "run" / "best.safetensors"
     assert done.stdout.strip().endswith("run/best.safetensors") and best.is_file()
@@ -76,8 +79,9 @@ def test_train_evaluate_export_from_another_folder(faces: Path, tmp_path: Path) 
 
 def test_evaluate_accepts_shipped_names_and_reports_here(faces: Path, tmp_path: Path) -> None:
     shipped_before = sorted(p.name for p in WEIGHTS_DIR.iterdir())
-    done = vidaffect("evaluate", "--checkpoint", "default", "--data", str(faces), "--threads", "1",
-                     cwd=tmp_path)
+    done = vidaffect(
+        "evaluate", "--checkpoint", "default", "--data", str(faces), "--threads", "1", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["checkpoint"].endswith("fer2013-resnet18.safetensors") and result["n"] == 14
@@ -90,11 +94,14 @@ def test_evaluate_accepts_shipped_names_and_reports_here(faces: Path, tmp_path: 
 def test_a_missing_train_extra_is_named(tmp_path: Path) -> None:
     """Without scikit-learn (not a dependency of pipelines), EMOTIC evaluation says which extra
     to install instead of printing a traceback."""
-    code = ("import sys; sys.modules['sklearn'] = None; from vidaffect.cli.main import main; "
-            "sys.argv = ['vidaffect', 'evaluate', '--task', 'emotic', '--checkpoint', 'x', '--annotations', 'y']; "
-            "main()")
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120, check=False)
+    code = (
+        "import sys; sys.modules['sklearn'] = None; from vidaffect.cli.main import main; "
+        "sys.argv = ['vidaffect', 'evaluate', '--task', 'emotic', '--checkpoint', 'x', '--annotations', 'y']; "
+        "main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 1, done.stderr
     assert "scikit-learn" in done.stderr and "pip install 'vidaffect[train]'" in done.stderr
     assert "Traceback" not in done.stderr

@@ -18,7 +18,7 @@ from vidaffect.runtime.transport import free_tcp_port
 
 CLIP = DATA / "videos" / "liveportrait_d0.mp4"  # 512x512, 78 frames at 25 fps
 
-FORGER = r'''
+FORGER = r"""
 import json, sys, time
 import msgpack, zmq
 
@@ -52,7 +52,7 @@ for port in ports:
             delivered[f"{port}:{name}"] = False
         sock.close()
 print(json.dumps(delivered))
-'''
+"""
 
 
 def _port_run(n: int) -> int:
@@ -76,19 +76,26 @@ def _forge(tmp_path: Path, ports: list[int], pid: int, only: tuple[str, ...] = (
     port; returns which were handed to a peer."""
     script = tmp_path / "forger.py"
     script.write_text(FORGER)
-    out = subprocess.run([sys.executable, str(script), json.dumps(ports), str(pid), json.dumps(list(only))],
-                         capture_output=True,
-                         text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, str(script), json.dumps(ports), str(pid), json.dumps(list(only))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
 def _live_config(tmp_path: Path, pipeline: dict, events: Path, metrics: Path) -> Path:
-    return write_config(tmp_path, {
-        "pipeline": {"transport": "tcp", "metrics_file": str(metrics), **pipeline},
-        "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 250},  # 10 s at 25 fps
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "jsonl", "path": str(events)}],
-    })
+    return write_config(
+        tmp_path,
+        {
+            "pipeline": {"transport": "tcp", "metrics_file": str(metrics), **pipeline},
+            "source": {"type": "fake_camera", "uri": str(CLIP), "max_frames": 250},  # 10 s at 25 fps
+            "detector": {"type": "haar"},
+            "sinks": [{"type": "jsonl", "path": str(events)}],
+        },
+    )
 
 
 @NEEDS_DATA
@@ -107,8 +114,11 @@ def test_a_process_without_the_run_key_gets_nothing_in(tmp_path: Path) -> None:
     stages = json.loads(metrics.read_text())
     assert stages["detector"]["refused"] > 0 and stages["sink-0-jsonl"]["refused"] > 0
     assert "connections without the run's key were refused" in err
-    seqs = [json.loads(line)["seq"] for line in events.read_text().splitlines()
-            if json.loads(line).get("type") == "frame"]
+    seqs = [
+        json.loads(line)["seq"]
+        for line in events.read_text().splitlines()
+        if json.loads(line).get("type") == "frame"
+    ]
     assert seqs == sorted(set(seqs)) and max(seqs) < 250
     for name, m in stages.items():  # no counter was faked, every frame is accounted for
         assert m["frames_in"] == m["frames_out"] + m["dropped"], (name, m)
@@ -124,12 +134,14 @@ def test_without_auth_on_loopback_hostile_messages_are_dropped_and_counted(tmp_p
     processes the run did not start are ignored."""
     events, metrics = tmp_path / "events.jsonl", tmp_path / "m.json"
     base = _port_run(4)
-    proc = start_run(_live_config(tmp_path, {"port_base": base, "auth": "none", "max_message_mb": 1},
-                                  events, metrics))
+    proc = start_run(
+        _live_config(tmp_path, {"port_base": base, "auth": "none", "max_message_mb": 1}, events, metrics)
+    )
     wait_for(lambda: line_count(events) > 3, "frames flowing")
     # a report with a pid the run did not start, a face without a score, a 2 MB part
-    delivered = _forge(tmp_path, [base + 1, base + 3], 1, ("error_report", "fake_counters",
-                                                         "face_without_score", "two_mb"))
+    delivered = _forge(
+        tmp_path, [base + 1, base + 3], 1, ("error_report", "fake_counters", "face_without_score", "two_mb")
+    )
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err  # the forged error report did not abort the run
     assert delivered[f"{base + 3}:face_without_score"] and delivered[f"{base + 1}:error_report"]
@@ -144,19 +156,35 @@ def test_without_auth_on_loopback_hostile_messages_are_dropped_and_counted(tmp_p
     assert all("score" in f for f in faces)
 
 
-@pytest.mark.parametrize(("pipeline", "where"), [
-    ({"transport": "tcp", "auth": "none", "host": "0.0.0.0"}, "pipeline › host: "),
-    ({"metrics_port": 9100, "metrics_host": "0.0.0.0"}, "pipeline › metrics_host: "),
-])
-def test_an_unauthenticated_bind_beyond_loopback_is_refused(tmp_path: Path, pipeline: dict, where: str) -> None:
-    cfg = write_config(tmp_path, {"pipeline": pipeline, "source": {"type": "video", "uri": str(CLIP)},
-                                  "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}]})
+@pytest.mark.parametrize(
+    ("pipeline", "where"),
+    [
+        ({"transport": "tcp", "auth": "none", "host": "0.0.0.0"}, "pipeline › host: "),
+        ({"metrics_port": 9100, "metrics_host": "0.0.0.0"}, "pipeline › metrics_host: "),
+    ],
+)
+def test_an_unauthenticated_bind_beyond_loopback_is_refused(
+    tmp_path: Path, pipeline: dict, where: str
+) -> None:
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": pipeline,
+            "source": {"type": "video", "uri": str(CLIP)},
+            "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status")
     assert proc.returncode != 0
     assert where in proc.stderr and "insecure: true" in proc.stderr
-    ok = write_config(tmp_path, {"pipeline": {**pipeline, "insecure": True},
-                                 "source": {"type": "video", "uri": str(CLIP)},
-                                 "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}]})
+    ok = write_config(
+        tmp_path,
+        {
+            "pipeline": {**pipeline, "insecure": True},
+            "source": {"type": "video", "uri": str(CLIP)},
+            "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+        },
+    )
     assert load_config(ok).engine.insecure  # said explicitly: accepted
 
 
@@ -165,8 +193,9 @@ def test_events_beyond_loopback_need_curve_or_insecure(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, {"source": {"type": "video", "uri": str(CLIP)}, "sinks": [sink]})
     proc = run_cli("run", str(cfg), "--no-status")
     assert proc.returncode != 0 and "lets other hosts subscribe" in proc.stderr
-    cfg = write_config(tmp_path, {"source": {"type": "video", "uri": str(CLIP)},
-                                  "sinks": [{**sink, "insecure": True}]})
+    cfg = write_config(
+        tmp_path, {"source": {"type": "video", "uri": str(CLIP)}, "sinks": [{**sink, "insecure": True}]}
+    )
     assert load_config(cfg).sinks[0].plugin.insecure
 
 
@@ -175,27 +204,40 @@ def test_a_configured_key_pair_is_used_by_every_stage(tmp_path: Path) -> None:
     """Across hosts the stages share a key file from ``vidaffect keys``."""
     assert run_cli("keys", str(tmp_path / "keys"), "--name", "run").returncode == 0
     record = tmp_path / "r.txt"
-    cfg = write_config(tmp_path, {
-        "pipeline": {"transport": "tcp", "curve_secret_key": str(tmp_path / "keys" / "run.key_secret")},
-        "source": {"type": "video", "uri": str(CLIP)},
-        "detector": {"type": "haar"},
-        "sinks": [{"type": "record", "path": str(record)}],
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"transport": "tcp", "curve_secret_key": str(tmp_path / "keys" / "run.key_secret")},
+            "source": {"type": "video", "uri": str(CLIP)},
+            "detector": {"type": "haar"},
+            "sinks": [{"type": "record", "path": str(record)}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status")
     assert proc.returncode == 0, proc.stderr
     assert [int(line.split()[1]) for line in record.read_text().splitlines()[:-1]] == list(range(78))
-    bad = write_config(tmp_path, {"pipeline": {"transport": "tcp", "curve_secret_key": str(tmp_path / "keys" / "run.key")},
-                                  "source": {"type": "video", "uri": str(CLIP)},
-                                  "sinks": [{"type": "record", "path": str(record)}]})
+    bad = write_config(
+        tmp_path,
+        {
+            "pipeline": {"transport": "tcp", "curve_secret_key": str(tmp_path / "keys" / "run.key")},
+            "source": {"type": "video", "uri": str(CLIP)},
+            "sinks": [{"type": "record", "path": str(record)}],
+        },
+    )
     proc = run_cli("run", str(bad), "--no-status")
     assert proc.returncode != 0 and "pipeline › curve_secret_key: " in proc.stderr
 
 
 @NEEDS_DATA
 def test_a_frame_above_the_message_limit_is_a_clear_error(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, {"pipeline": {"max_message_mb": 0.5},
-                                  "source": {"type": "video", "uri": str(CLIP)},
-                                  "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}]})
+    cfg = write_config(
+        tmp_path,
+        {
+            "pipeline": {"max_message_mb": 0.5},
+            "source": {"type": "video", "uri": str(CLIP)},
+            "sinks": [{"type": "record", "path": str(tmp_path / "r.txt")}],
+        },
+    )
     proc = run_cli("run", str(cfg), "--no-status")
     assert proc.returncode == 1
     assert "a 512x512 frame is 0.8 MB, above pipeline › max_message_mb (0.5 MB)" in proc.stderr

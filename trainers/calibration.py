@@ -44,8 +44,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     if not len(labels):
         raise ValueError("no faces to fit a temperature on")
     lo, hi = np.log(T_BOUNDS)
-    res = minimize_scalar(lambda log_t: nll(logits, labels, float(np.exp(log_t))), bounds=(lo, hi),
-                          method="bounded", options={"xatol": 1e-4})
+    res = minimize_scalar(
+        lambda log_t: nll(logits, labels, float(np.exp(log_t))),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
     return float(np.exp(res.x))
 
 

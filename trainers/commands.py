@@ -36,27 +36,52 @@ class Command:
     entry: str = "main"
 
 
-_EXPORT = Command("export", "a small fp16 copy of a checkpoint for shipping, with test figures in its metadata",
-                  "vidaffect_trainers.export")
+_EXPORT = Command(
+    "export",
+    "a small fp16 copy of a checkpoint for shipping, with test figures in its metadata",
+    "vidaffect_trainers.export",
+)
 COMMANDS: dict[str, tuple[Command, ...]] = {
     "fer2013": (
-        Command("train", "train, fine-tune or resume a FER model", "vidaffect_trainers.fer2013.train", "train"),
-        Command("evaluate", "test metrics (one JSON line) and a report folder",
-                "vidaffect_trainers.fer2013.evaluate"),
-        Command("compare", "size, compute, CPU latency and accuracy of checkpoints",
-                "vidaffect_trainers.fer2013.compare"),
-        Command("calibrate", "fit the softmax temperature on the validation split (temperature scaling)",
-                "vidaffect_trainers.fer2013.calibrate"),
+        Command(
+            "train", "train, fine-tune or resume a FER model", "vidaffect_trainers.fer2013.train", "train"
+        ),
+        Command(
+            "evaluate",
+            "test metrics (one JSON line) and a report folder",
+            "vidaffect_trainers.fer2013.evaluate",
+        ),
+        Command(
+            "compare",
+            "size, compute, CPU latency and accuracy of checkpoints",
+            "vidaffect_trainers.fer2013.compare",
+        ),
+        Command(
+            "calibrate",
+            "fit the softmax temperature on the validation split (temperature scaling)",
+            "vidaffect_trainers.fer2013.calibrate",
+        ),
         _EXPORT,
     ),
     "emotic": (
-        Command("stats", "ground-truth statistics and the label-prior mAP (no images needed)",
-                "vidaffect_trainers.emotic.stats"),
-        Command("train", "train or resume a body + context model", "vidaffect_trainers.emotic.train", "train"),
-        Command("evaluate", "test mAP, VAD error, co-occurrence (one JSON line) and a report folder",
-                "vidaffect_trainers.emotic.evaluate"),
-        Command("compare", "size, compute, CPU latency and mAP of checkpoints",
-                "vidaffect_trainers.emotic.compare"),
+        Command(
+            "stats",
+            "ground-truth statistics and the label-prior mAP (no images needed)",
+            "vidaffect_trainers.emotic.stats",
+        ),
+        Command(
+            "train", "train or resume a body + context model", "vidaffect_trainers.emotic.train", "train"
+        ),
+        Command(
+            "evaluate",
+            "test mAP, VAD error, co-occurrence (one JSON line) and a report folder",
+            "vidaffect_trainers.emotic.evaluate",
+        ),
+        Command(
+            "compare",
+            "size, compute, CPU latency and mAP of checkpoints",
+            "vidaffect_trainers.emotic.compare",
+        ),
         _EXPORT,
     ),
 }
@@ -83,8 +108,10 @@ def missing_extra_message(exc: ModuleNotFoundError, what: str) -> str | None:
     root = (exc.name or "").split(".")[0]
     if root not in TRAIN_EXTRA:
         return None
-    return (f"{what} needs {TRAIN_EXTRA[root]}, which is not installed; it comes with the train extra: "
-            "pip install 'vidaffect[train]'")
+    return (
+        f"{what} needs {TRAIN_EXTRA[root]}, which is not installed; it comes with the train extra: "
+        "pip install 'vidaffect[train]'"
+    )
 
 
 def run(task: str, name: str, argv: list[str], prog: str, task_option: bool = False) -> int:
@@ -103,8 +130,12 @@ def run(task: str, name: str, argv: list[str], prog: str, task_option: bool = Fa
         module = importlib.import_module(command.module)
         parser = argparse.ArgumentParser(prog=prog, description=command.help)
         if task_option:
-            parser.add_argument("--task", choices=[t for t in TASKS if any(c.name == name for c in COMMANDS[t])],
-                                default=task, help=f"which model family (default: {task})")
+            parser.add_argument(
+                "--task",
+                choices=[t for t in TASKS if any(c.name == name for c in COMMANDS[t])],
+                default=task,
+                help=f"which model family (default: {task})",
+            )
         module.add_arguments(parser)
         args = parser.parse_args(argv)
         result = getattr(module, command.entry)(args)
@@ -125,7 +156,8 @@ def run(task: str, name: str, argv: list[str], prog: str, task_option: bool = Fa
 def task_main(task: str, argv: list[str] | None, prog: str) -> int:
     """``python -m vidaffect_trainers.<task> COMMAND [ARGS]``."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=f"{task} models: " + "; ".join(f"{c.name}: {c.help}" for c in COMMANDS[task]))
+        prog=prog, description=f"{task} models: " + "; ".join(f"{c.name}: {c.help}" for c in COMMANDS[task])
+    )
     parser.add_argument("command", choices=[c.name for c in COMMANDS[task]])
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's options (COMMAND --help)")
     ns = parser.parse_args(argv)

@@ -48,12 +48,24 @@ def main(args: argparse.Namespace) -> Path:
     if args.metrics:
         with open(args.metrics) as f:
             figures = json.load(f)
-        for key in ("top1", "macro_f1", "n", "data", "tta_flip", "mAP", "micro_f1", "ece", "ece_uncalibrated"):
+        for key in (
+            "top1",
+            "macro_f1",
+            "n",
+            "data",
+            "tta_flip",
+            "mAP",
+            "micro_f1",
+            "ece",
+            "ece_uncalibrated",
+        ):
             if key in figures:
                 meta.metrics[f"test_{key}"] = figures[key]
         if isinstance(figures.get("vad_mae"), dict):  # EMOTIC: per dimension, and their mean
             meta.metrics["test_vad_mae_per_dim"] = figures["vad_mae"]
-            meta.metrics["test_vad_mae"] = round(sum(figures["vad_mae"].values()) / len(figures["vad_mae"]), 4)
+            meta.metrics["test_vad_mae"] = round(
+                sum(figures["vad_mae"].values()) / len(figures["vad_mae"]), 4
+            )
     for table, key in ((meta.metrics, "test_data"), (meta.training, "data")):
         if isinstance(table.get(key), str):
             table[key] = dataset_name(table[key])

@@ -26,9 +26,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.ndim != 1 or y_true.shape != y_pred.shape:
-        raise ValueError(
-            f"y_true and y_pred must be equal-length 1-D, got {y_true.shape} and {y_pred.shape}"
-        )
+        raise ValueError(f"y_true and y_pred must be equal-length 1-D, got {y_true.shape} and {y_pred.shape}")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise ValueError(f"{name} holds indices outside [0, {num_classes})")
@@ -86,9 +84,7 @@ def per_class(cm: np.ndarray, labels: list[str] | tuple[str, ...]) -> dict[str, 
     }
 
 
-def classification_report(
-    cm: np.ndarray, labels: list[str] | tuple[str, ...], digits: int = 4
-) -> str:
+def classification_report(cm: np.ndarray, labels: list[str] | tuple[str, ...], digits: int = 4) -> str:
     """A text table like scikit-learn's ``classification_report``.
 
     One row per class, then accuracy, macro average (over the classes that occur, as

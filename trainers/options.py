@@ -48,23 +48,41 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_run_arguments(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, weight_decay: float,
-                      warmup_epochs: int, limit_help: str) -> None:
+def add_run_arguments(
+    p: argparse.ArgumentParser,
+    *,
+    epochs: int,
+    batch_size: int,
+    weight_decay: float,
+    warmup_epochs: int,
+    limit_help: str,
+) -> None:
     """The options every trainer's ``train`` command shares: schedule, optimiser, seed, early
     stop, weight averaging, threads, smoke-run limits, resume control."""
     p.add_argument("--out", required=True, help="run folder (checkpoints, history)")
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=batch_size)
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default="adam",
-                   help="adam: AdamW (decoupled weight decay); sgd: Nesterov momentum 0.9")
+    p.add_argument(
+        "--optimizer",
+        choices=["sgd", "adam"],
+        default="adam",
+        help="adam: AdamW (decoupled weight decay); sgd: Nesterov momentum 0.9",
+    )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=weight_decay)
     p.add_argument("--warmup-epochs", type=int, default=warmup_epochs)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=0, help="early stop after N epochs without val gain (0: off)")
-    p.add_argument("--ema", type=ema_decay, default=0.0, metavar="DECAY",
-                   help="keep an exponential moving average of the weights with this decay per step "
-                        "(e.g. 0.999) and select, early-stop and save by it (0: off)")
+    p.add_argument(
+        "--patience", type=int, default=0, help="early stop after N epochs without val gain (0: off)"
+    )
+    p.add_argument(
+        "--ema",
+        type=ema_decay,
+        default=0.0,
+        metavar="DECAY",
+        help="keep an exponential moving average of the weights with this decay per step "
+        "(e.g. 0.999) and select, early-stop and save by it (0: off)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help=limit_help)

@@ -52,7 +52,8 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: str | Path) -> P
 
 
 def plot_learning_curves(
-    history: Sequence[dict[str, Any]], path: str | Path,
+    history: Sequence[dict[str, Any]],
+    path: str | Path,
     metrics: Sequence[tuple[str, str]] = (("loss", "loss"), ("top1", "top-1 accuracy")),
 ) -> Path:
     """One panel per metric, train and validation per epoch (``history.json`` of a run).
@@ -123,7 +124,8 @@ def plot_gallery(
             ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
             ax.set_title(
                 f"{labels[true[i]]}\n-> {labels[pred[i]]} ({confidence[i]:.2f})",
-                fontsize=6, color="green" if ok else "red",
+                fontsize=6,
+                color="green" if ok else "red",
             )
     return _save(fig, path)
 
@@ -145,8 +147,9 @@ def plot_cooccurrence(matrix: np.ndarray, labels: Sequence[str], path: str | Pat
     return _save(fig, path)
 
 
-def plot_average_precision(ap: np.ndarray, prevalence: np.ndarray, labels: Sequence[str],
-                           path: str | Path) -> Path:
+def plot_average_precision(
+    ap: np.ndarray, prevalence: np.ndarray, labels: Sequence[str], path: str | Path
+) -> Path:
     """Per-category AP as bars, with each category's prevalence (the AP of the label prior)
     as a marker.
 
@@ -159,8 +162,12 @@ def plot_average_precision(ap: np.ndarray, prevalence: np.ndarray, labels: Seque
     x = np.arange(n)
     ax.bar(x, np.nan_to_num(ap), color="tab:blue", label="AP")
     ax.scatter(x, prevalence, color="tab:red", marker="_", s=120, label="prior (prevalence)")
-    ax.set(ylim=(0, 1), ylabel="average precision", xticks=x,
-           title=f"mAP {np.nanmean(ap):.3f} (prior {np.mean(prevalence):.3f})")
+    ax.set(
+        ylim=(0, 1),
+        ylabel="average precision",
+        xticks=x,
+        title=f"mAP {np.nanmean(ap):.3f} (prior {np.mean(prevalence):.3f})",
+    )
     ax.set_xticklabels(labels, rotation=90, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ax.legend()

@@ -57,8 +57,7 @@ def count_macs(model: nn.Module, input_shapes: Sequence[tuple[int, ...]]) -> int
         elif isinstance(module, nn.Linear):
             total += output.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, nn.Conv2d | nn.Linear)]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     try:
         with torch.inference_mode():
             model.eval()(*(torch.zeros(shape) for shape in input_shapes))
@@ -69,7 +68,10 @@ def count_macs(model: nn.Module, input_shapes: Sequence[tuple[int, ...]]) -> int
 
 
 def cpu_ms_per_item(
-    model: nn.Module, input_shapes: Sequence[tuple[int, ...]], batch: int, repeats: int = 20,
+    model: nn.Module,
+    input_shapes: Sequence[tuple[int, ...]],
+    batch: int,
+    repeats: int = 20,
     warmup: int = 3,
 ) -> float:
     """Median wall-clock milliseconds per item (face, person) of ``model`` on random inputs of

@@ -31,22 +31,40 @@ def save_state(out: Path, state: dict[str, Any]) -> Path:
     return out / "last.pt"
 
 
-def training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                   scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, epoch: int,
-                   history: list[dict[str, Any]], ema: AveragedModel | None = None,
-                   **extra: Any) -> dict[str, Any]:
+def training_state(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    gen: torch.Generator,
+    epoch: int,
+    history: list[dict[str, Any]],
+    ema: AveragedModel | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """Everything needed to resume after ``epoch`` (``extra``: best score, epochs without gain)."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
-             "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(), **extra}
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "history": json.dumps(history),
+        "torch_rng": torch.get_rng_state(),
+        "gen_rng": gen.get_state(),
+        **extra,
+    }
     if ema is not None:
         state["ema"] = ema.state_dict()
     return state
 
 
-def restore_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                  scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator,
-                  ema: AveragedModel | None = None) -> dict[str, Any]:
+def restore_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    gen: torch.Generator,
+    ema: AveragedModel | None = None,
+) -> dict[str, Any]:
     """Load ``last.pt`` (``weights_only=True``) into the model, optimiser, schedule, random
     generators and weight average; returns the state with ``history`` decoded, for the epoch
     and extras.
@@ -57,8 +75,10 @@ def restore_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Opt
     state = torch.load(path, weights_only=True, map_location="cpu")  # loaded onto the model's device
     if ema is not None:
         if "ema" not in state:
-            raise CheckpointError(f"{path} was trained without --ema; resume without it, "
-                                  "or start a new run (another --out, or --restart)")
+            raise CheckpointError(
+                f"{path} was trained without --ema; resume without it, "
+                "or start a new run (another --out, or --restart)"
+            )
         ema.load_state_dict(state["ema"])
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
@@ -89,13 +109,24 @@ class TrainingRun:
         ValueError: an unknown optimiser or an EMA decay outside [0, 1).
     """
 
-    def __init__(self, out: Path, model: torch.nn.Module, gen: torch.Generator, args: argparse.Namespace,
-                 steps_per_epoch: int, *, score: str, state_key: str) -> None:
+    def __init__(
+        self,
+        out: Path,
+        model: torch.nn.Module,
+        gen: torch.Generator,
+        args: argparse.Namespace,
+        steps_per_epoch: int,
+        *,
+        score: str,
+        state_key: str,
+    ) -> None:
         self.out, self.model, self._gen = out, model, gen
         self.optimizer = make_optimizer(args.optimizer, model, args.lr, args.weight_decay)
         total = max(1, args.epochs * steps_per_epoch)
         warmup = min(total // 10, args.warmup_epochs * steps_per_epoch) or 1
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_lambda(s, warmup, total))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_lambda(s, warmup, total)
+        )
         self.ema = make_ema(model, args.ema)
         self.score, self.state_key, self.patience = score, state_key, args.patience
         self.epoch = 0  # finished epochs
@@ -143,15 +174,20 @@ class TrainingRun:
             state = restore_state(path, self.model, self.optimizer, self.scheduler, self._gen, self.ema)
         except (RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
             reason = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise CheckpointError(f"{path} does not fit this model or cannot be read "
-                                  f"({type(exc).__name__}: {reason}); "
-                                  "use another --out, or --restart to start over") from None
+            raise CheckpointError(
+                f"{path} does not fit this model or cannot be read "
+                f"({type(exc).__name__}: {reason}); "
+                "use another --out, or --restart to start over"
+            ) from None
         self.epoch, self.best, self.bad_epochs = state["epoch"], state[self.state_key], state["bad_epochs"]
         self.history = state["history"]
         print(f"resumed {self.out} at epoch {self.epoch} (best {self.score} {self.best:.4f})", flush=True)
         if self.stopped:
-            print(f"{self.out} already stopped early ({self.bad_epochs} epochs without gain); "
-                  "--restart to train again", flush=True)
+            print(
+                f"{self.out} already stopped early ({self.bad_epochs} epochs without gain); "
+                "--restart to train again",
+                flush=True,
+            )
         return not self.stopped
 
     def add_epoch(self, record: dict[str, Any], value: float) -> bool:
@@ -168,9 +204,20 @@ class TrainingRun:
     def save(self) -> bool:
         """Write ``last.pt`` and ``history.json`` and print the last record as a JSON line;
         returns whether to stop early (printed)."""
-        save_state(self.out, training_state(self.model, self.optimizer, self.scheduler, self._gen,
-                                            self.epoch, self.history, self.ema,
-                                            **{self.state_key: self.best}, bad_epochs=self.bad_epochs))
+        save_state(
+            self.out,
+            training_state(
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                self._gen,
+                self.epoch,
+                self.history,
+                self.ema,
+                **{self.state_key: self.best},
+                bad_epochs=self.bad_epochs,
+            ),
+        )
         (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
         print(json.dumps(self.history[-1]), flush=True)
         if self.stopped:

@@ -211,5 +211,8 @@ class Sink(Plugin):
 
 
 PLUGIN_KINDS: dict[str, type[Plugin]] = {
-    "source": Source, "detector": Detector, "classifier": Classifier, "sink": Sink,
+    "source": Source,
+    "detector": Detector,
+    "classifier": Classifier,
+    "sink": Sink,
 }

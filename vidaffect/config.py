@@ -37,19 +37,25 @@ class StageOptions(BaseModel):
     )
     max_restarts: int = Field(3, ge=0, description="restarts allowed before the pipeline stops")
     threads: int | None = Field(
-        None, ge=1, le=64,
+        None,
+        ge=1,
+        le=64,
         description="torch/OpenCV threads per worker (default: the detector and classifier "
-                    "workers share the cores evenly; sources and sinks get 1)",
+        "workers share the cores evenly; sources and sinks get 1)",
     )
     batch: int = Field(
-        16, ge=1, le=256,
+        16,
+        ge=1,
+        le=256,
         description="most frames handed to the plugin in one call: frames already queued are "
-                    "taken together (faces batched across frames), never waited for",
+        "taken together (faces batched across frames), never waited for",
     )
     stream: str | None = Field(
-        None, min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$",
+        None,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
         description="sources only: stream id of this source (event topic); default "
-                    "pipeline.stream_id for one source, cam0, cam1, ... for a list",
+        "pipeline.stream_id for one source, cam0, cam1, ... for a list",
     )
 
 
@@ -76,15 +82,21 @@ class EngineSettings(BaseModel):
     name: str = Field("pipeline", description="pipeline name, used in logs")
     transport: Literal["ipc", "tcp"] = Field("ipc", description="how stages talk: ipc:// or tcp://")
     auth: Literal["curve", "none"] = Field(
-        "curve", description="tcp transport: 'curve' encrypts and authenticates every stage connection "
-                             "(CurveZMQ, a key pair made for each run, or curve_secret_key); 'none' sends "
-                             "in the clear and is allowed on a loopback host only, unless insecure")
+        "curve",
+        description="tcp transport: 'curve' encrypts and authenticates every stage connection "
+        "(CurveZMQ, a key pair made for each run, or curve_secret_key); 'none' sends "
+        "in the clear and is allowed on a loopback host only, unless insecure",
+    )
     curve_secret_key: str | None = Field(
-        None, description="tcp transport across hosts: key pair file (NAME.key_secret from "
-                          "`vidaffect keys`) that the stages on every host use instead of a per-run pair")
+        None,
+        description="tcp transport across hosts: key pair file (NAME.key_secret from "
+        "`vidaffect keys`) that the stages on every host use instead of a per-run pair",
+    )
     insecure: bool = Field(
-        False, description="allow binding beyond loopback without authentication (host with auth "
-                           "'none', metrics_host); anyone on the network can then reach those ports")
+        False,
+        description="allow binding beyond loopback without authentication (host with auth "
+        "'none', metrics_host); anyone on the network can then reach those ports",
+    )
     host: str = Field("127.0.0.1", description="tcp transport: address stages bind to")
     port_base: int | None = Field(
         None, ge=1024, le=65000, description="tcp transport: first port (default: free ports)"
@@ -95,15 +107,20 @@ class EngineSettings(BaseModel):
     term_timeout: float = Field(5.0, gt=0, description="seconds after SIGTERM before SIGKILL")
     status: bool = Field(True, description="show a live status line")
     max_message_mb: float = Field(
-        200.0, gt=0, le=4096,
+        200.0,
+        gt=0,
+        le=4096,
         description="largest message part a stage accepts (MB); a larger one is refused unread and "
-                    "its sender disconnected. 200 holds a 50-megapixel BGR frame")
+        "its sender disconnected. 200 holds a 50-megapixel BGR frame",
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="serve Prometheus metrics on this port"
     )
     metrics_host: str = Field(
-        "127.0.0.1", description="address the metrics port binds to; beyond loopback needs insecure "
-                                 "(the endpoint has no authentication)")
+        "127.0.0.1",
+        description="address the metrics port binds to; beyond loopback needs insecure "
+        "(the endpoint has no authentication)",
+    )
     metrics_file: str | None = Field(None, description="write final per-stage metrics JSON here")
     stream_id: str = Field("cam0", description="stream id of a single source (event topic)")
 
@@ -113,28 +130,38 @@ class EngineSettings(BaseModel):
         from vidaffect.runtime.security import holds_secret_key
 
         if path is not None and not holds_secret_key(path):
-            raise ValueError(f"{path} is not a key pair file with a secret key (give the NAME.key_secret "
-                             "file that `vidaffect keys` wrote)")
+            raise ValueError(
+                f"{path} is not a key pair file with a secret key (give the NAME.key_secret "
+                "file that `vidaffect keys` wrote)"
+            )
         return path
 
     @field_validator("host")
     @classmethod
     def _stage_exposure(cls, host: str, info: ValidationInfo) -> str:
         d = info.data
-        if d.get("transport") == "tcp" and d.get("auth") == "none" and not is_loopback(host) \
-                and not d.get("insecure"):
-            raise ValueError(f"{host!r} lets other hosts connect to the stages, and auth is 'none': anyone "
-                             "who reaches these ports could inject or read frames and reports. Use auth: "
-                             "curve (the default), a loopback host, or insecure: true to accept the risk")
+        if (
+            d.get("transport") == "tcp"
+            and d.get("auth") == "none"
+            and not is_loopback(host)
+            and not d.get("insecure")
+        ):
+            raise ValueError(
+                f"{host!r} lets other hosts connect to the stages, and auth is 'none': anyone "
+                "who reaches these ports could inject or read frames and reports. Use auth: "
+                "curve (the default), a loopback host, or insecure: true to accept the risk"
+            )
         return host
 
     @field_validator("metrics_host")
     @classmethod
     def _metrics_exposure(cls, host: str, info: ValidationInfo) -> str:
         if not is_loopback(host) and not info.data.get("insecure"):
-            raise ValueError(f"{host!r} serves the metrics to other hosts without authentication (the "
-                             "Prometheus endpoint has none); keep 127.0.0.1 and scrape through a proxy, "
-                             "or set insecure: true to accept the risk")
+            raise ValueError(
+                f"{host!r} serves the metrics to other hosts without authentication (the "
+                "Prometheus endpoint has none); keep 127.0.0.1 and scrape through a proxy, "
+                "or set insecure: true to accept the risk"
+            )
         return host
 
     @property
@@ -162,22 +189,24 @@ class TrackingSettings(BaseModel):
     )
     min_iou: float = Field(0.2, gt=0, lt=1, description="IoU needed to match a detection to a track")
     cut_threshold: float | None = Field(
-        27.0, gt=0, le=255,
+        27.0,
+        gt=0,
+        le=255,
         description="shot changes: PySceneDetect ContentDetector threshold; at a cut all tracks end "
-                    "and new ones start (null: off)",
+        "and new ones start (null: off)",
     )
     smoothing: Literal["ema", "window", "none"] = Field(
         "ema", description="per-track smoothing of emotion probabilities"
     )
     # alpha 0.2 and hysteresis 0.1: python -m benchmarks.smoothing (README, "Choosing the smoothing")
-    alpha: float = Field(
-        0.2, gt=0, le=1, description="ema: weight of the newest frame (1 = no smoothing)"
-    )
+    alpha: float = Field(0.2, gt=0, le=1, description="ema: weight of the newest frame (1 = no smoothing)")
     window: int = Field(8, ge=1, le=1000, description="window: frames averaged")
     hysteresis: float | None = Field(
-        None, ge=0, lt=1,
+        None,
+        ge=0,
+        lt=1,
         description="a track's label changes only when another beats it by this probability "
-                    "(default: 0.1 with ema and window, 0 with none)",
+        "(default: 0.1 with ema and window, 0 with none)",
     )
 
 
@@ -274,7 +303,9 @@ def _validate_stage(label: str, kind: str, raw: Any, errors: list[str]) -> Stage
     except ValidationError as exc:
         stage_errors += _format_errors(where, exc, valid)
     if common is not None and kind in ("source", "sink") and common.workers != 1:
-        stage_errors.append(f"{where} › workers: a {kind} runs as one process (workers: 1), got {common.workers}")
+        stage_errors.append(
+            f"{where} › workers: a {kind} runs as one process (workers: 1), got {common.workers}"
+        )
     if common is not None and kind != "source" and common.stream is not None:
         stage_errors.append(f"{where} › stream: only sources have a stream id")
     errors.extend(stage_errors)
@@ -339,14 +370,19 @@ def validate(data: Any, path: str = "<config>") -> PipelineConfig:
     if len(sources) == 1 and sources[0].options.stream is None:
         sources[0].options.stream = engine.stream_id
     return PipelineConfig(
-        path=path, engine=engine, sources=sources, detector=stages["detector"],
-        classifier=stages["classifier"], sinks=sinks,
+        path=path,
+        engine=engine,
+        sources=sources,
+        detector=stages["detector"],
+        classifier=stages["classifier"],
+        sinks=sinks,
         tracking=tracking if tracking is not None and tracking.enabled else None,
     )
 
 
-def _validate_sources(data: dict[str, Any], engine: EngineSettings | None,
-                      errors: list[str]) -> list[StageConfig]:
+def _validate_sources(
+    data: dict[str, Any], engine: EngineSettings | None, errors: list[str]
+) -> list[StageConfig]:
     """``source`` (one mapping) or ``sources`` (a list): stages named ``source`` or
     ``source-<stream>``, each with a distinct stream id."""
     if data.get("source") is not None and data.get("sources") is not None:
@@ -373,7 +409,9 @@ def _validate_sources(data: dict[str, Any], engine: EngineSettings | None,
             out.append(stage)
             continue
         if stream in seen:
-            errors.append(f"stage 'sources[{i}]' › stream: {stream!r} is already the stream of {seen[stream]}")
+            errors.append(
+                f"stage 'sources[{i}]' › stream: {stream!r} is already the stream of {seen[stream]}"
+            )
             continue
         seen[stream] = f"sources[{i}]"
         stage.options.stream = stream

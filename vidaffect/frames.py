@@ -39,8 +39,11 @@ class Detections:
     landmarks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4) if len(self.boxes) == 0 \
+        self.boxes = (
+            np.asarray(self.boxes, np.float32).reshape(-1, 4)
+            if len(self.boxes) == 0
             else np.asarray(self.boxes, np.float32)
+        )
         self.scores = np.asarray(self.scores, np.float32).reshape(-1)
         _check("boxes", self.boxes, (None, 4))
         if len(self.scores) != len(self.boxes):

@@ -26,9 +26,7 @@ ENTRY_POINT_GROUP = "vidaffect"
 class Registry:
     """Registered plugin classes by kind and name, plus where each came from."""
 
-    classes: dict[str, dict[str, type[Plugin]]] = field(
-        default_factory=lambda: {k: {} for k in PLUGIN_KINDS}
-    )
+    classes: dict[str, dict[str, type[Plugin]]] = field(default_factory=lambda: {k: {} for k in PLUGIN_KINDS})
     origin: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def register(self, kind: str, cls: type, origin: str) -> None:
@@ -99,8 +97,11 @@ def get_registry() -> Registry:
         registry = Registry()
         for kind in PLUGIN_KINDS:
             for impl in getattr(pm.hook, f"register_{kind}s").get_hookimpls():
-                impl.function(register=lambda cls, kind=kind, origin=impl.plugin_name:
-                              registry.register(kind, cls, origin))
+                impl.function(
+                    register=lambda cls, kind=kind, origin=impl.plugin_name: registry.register(
+                        kind, cls, origin
+                    )
+                )
         _registry = registry
     return _registry
 

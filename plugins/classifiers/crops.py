@@ -29,7 +29,7 @@ def square_crop(image: np.ndarray, bbox: list[float] | np.ndarray, margin: float
     h, w = image.shape[:2]
     pad_l, pad_t = max(0, -left), max(0, -t)
     pad_r, pad_b = max(0, left + s - w), max(0, t + s - h)
-    crop = image[max(0, t):min(h, t + s), max(0, left):min(w, left + s)]
+    crop = image[max(0, t) : min(h, t + s), max(0, left) : min(w, left + s)]
     if crop.size == 0:
         return np.zeros((s, s, 3), np.uint8)
     if pad_l or pad_t or pad_r or pad_b:
@@ -37,8 +37,9 @@ def square_crop(image: np.ndarray, bbox: list[float] | np.ndarray, margin: float
     return crop
 
 
-def to_model_input(crops: list[np.ndarray], size: tuple[int, int], channels: int,
-                   mean: list[float], std: list[float]) -> np.ndarray:
+def to_model_input(
+    crops: list[np.ndarray], size: tuple[int, int], channels: int, mean: list[float], std: list[float]
+) -> np.ndarray:
     """Stack crops into a float32 (n, C, H, W) batch for a model.
 
     Args:
@@ -73,6 +74,8 @@ def check_finite(values: np.ndarray, checkpoint: str) -> np.ndarray:
     """
     if not np.isfinite(values).all():
         bad = int(values.size - np.isfinite(values).sum())
-        raise CheckpointError(f"checkpoint {checkpoint!r} gave {bad} non-finite outputs (NaN or infinity) "
-                              f"for {len(values)} faces; its weights are probably damaged")
+        raise CheckpointError(
+            f"checkpoint {checkpoint!r} gave {bad} non-finite outputs (NaN or infinity) "
+            f"for {len(values)} faces; its weights are probably damaged"
+        )
     return values

@@ -45,8 +45,10 @@ from vidaffect.models.emotic_labels import CATEGORIES, VAD, check_emotic_meta
 from vidaffect.models.meta import CheckpointMeta, read_meta
 from vidaffect_plugins.classifiers.crops import check_finite, to_model_input
 
-HOW_TO_TRAIN = ("train one on EMOTIC with `vidaffect train --task emotic --train TRAIN.csv --val VAL.csv "
-                "--images EMOTIC_DIR --out runs/emotic` (see the README, 'EMOTIC context model')")
+HOW_TO_TRAIN = (
+    "train one on EMOTIC with `vidaffect train --task emotic --train TRAIN.csv --val VAL.csv "
+    "--images EMOTIC_DIR --out runs/emotic` (see the README, 'EMOTIC context model')"
+)
 
 
 def check_emotic_checkpoint(path: str) -> CheckpointMeta:
@@ -62,8 +64,9 @@ def check_emotic_checkpoint(path: str) -> CheckpointMeta:
         raise CheckpointError(f"{exc}; {HOW_TO_TRAIN}") from None
 
 
-def expand_face_box(bbox: list[float], frame_size: tuple[int, int], width: float, above: float,
-                    height: float) -> list[float]:
+def expand_face_box(
+    bbox: list[float], frame_size: tuple[int, int], width: float, above: float, height: float
+) -> list[float]:
     """The body box guessed from a face box (see the module docstring).
 
     Args:
@@ -77,8 +80,12 @@ def expand_face_box(bbox: list[float], frame_size: tuple[int, int], width: float
     fw, fh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
     cx = (x1 + x2) / 2
     w, h = frame_size
-    return [max(0.0, cx - width * fw / 2), max(0.0, y1 - above * fh),
-            min(float(w), cx + width * fw / 2), min(float(h), y1 + height * fh)]
+    return [
+        max(0.0, cx - width * fw / 2),
+        max(0.0, y1 - above * fh),
+        min(float(w), cx + width * fw / 2),
+        min(float(h), y1 + height * fh),
+    ]
 
 
 def hog_person_for(face: list[float], people: np.ndarray) -> list[float] | None:
@@ -104,7 +111,9 @@ class EmoticClassifier(Classifier):
 
     class Config(PluginConfig):
         checkpoint: str = Field(description="EMOTIC .safetensors checkpoint (vidaffect train --task emotic)")
-        body: Literal["expand", "hog"] = Field("expand", description="body box: expand the face box, or HOG people detector")
+        body: Literal["expand", "hog"] = Field(
+            "expand", description="body box: expand the face box, or HOG people detector"
+        )
         body_width: float = Field(3.0, gt=0, description="expand: body width in face widths")
         body_above: float = Field(0.3, ge=0, description="expand: face heights above the face top")
         body_height: float = Field(6.0, gt=0, description="expand: face heights below the face top")
@@ -149,7 +158,9 @@ class EmoticClassifier(Classifier):
         boxes = []
         for face in faces:
             box = hog_person_for(face["bbox"], people) if len(people) else None
-            boxes.append(box or expand_face_box(face["bbox"], (w, h), c.body_width, c.body_above, c.body_height))
+            boxes.append(
+                box or expand_face_box(face["bbox"], (w, h), c.body_width, c.body_above, c.body_height)
+            )
         return boxes
 
     def _crop(self, image: np.ndarray, box: list[float]) -> np.ndarray:
@@ -170,15 +181,19 @@ class EmoticClassifier(Classifier):
             return
         contexts = to_model_input([f.image for f, _ in work], m.context_size, 3, m.mean, m.std)
         with torch.inference_mode():
-            ctx = self.model.encode_context(torch.from_numpy(contexts).contiguous(memory_format=torch.channels_last))
+            ctx = self.model.encode_context(
+                torch.from_numpy(contexts).contiguous(memory_format=torch.channels_last)
+            )
             for k, (frame, faces) in enumerate(work):
                 boxes = self._body_boxes(frame, faces)
                 crops = [self._crop(frame.image, b) for b in boxes]
                 for i in range(0, len(crops), self.config.max_batch):
-                    part = crops[i:i + self.config.max_batch]
+                    part = crops[i : i + self.config.max_batch]
                     body = torch.from_numpy(to_model_input(part, m.input_size, 3, m.mean, m.std))
-                    logits, vad = self.model.heads(body.contiguous(memory_format=torch.channels_last),
-                                                   ctx[k:k + 1].expand(len(part), -1))
+                    logits, vad = self.model.heads(
+                        body.contiguous(memory_format=torch.channels_last),
+                        ctx[k : k + 1].expand(len(part), -1),
+                    )
                     probs = check_finite(torch.sigmoid(logits).numpy(), self.config.checkpoint)
                     vads = check_finite(vad.numpy(), self.config.checkpoint)
                     for face, box, p, v in zip(faces[i:], boxes[i:], probs, vads):
@@ -204,7 +219,8 @@ class EmoticClassifier(Classifier):
         present = [int(j) for j in order if p[j] >= self.thresholds[j]][: self.config.top_k]
         face["body_bbox"] = [round(float(x), 2) for x in box]
         face["emotion"] = {
-            "label": CATEGORIES[int(order[0])], "score": round(float(p[order[0]]), 4),
+            "label": CATEGORIES[int(order[0])],
+            "score": round(float(p[order[0]]), 4),
             "probs": [round(float(x), 4) for x in p],
             "categories": [CATEGORIES[j] for j in present],
             "vad": {k: round(float(x), 3) for k, x in zip(VAD, v)},

@@ -34,10 +34,16 @@ class FERClassifier(Classifier):
     preload = ("torch",)
 
     class Config(PluginConfig):
-        checkpoint: str = Field("default", description="shipped model name (resnet18, alexnet, default) or a .safetensors path")
-        margin: float = Field(0.1, ge=-0.25, le=1.0,
-                              description="crop margin, fraction of the box's longer side per side "
-                                          "(negative: a tighter square)")
+        checkpoint: str = Field(
+            "default", description="shipped model name (resnet18, alexnet, default) or a .safetensors path"
+        )
+        margin: float = Field(
+            0.1,
+            ge=-0.25,
+            le=1.0,
+            description="crop margin, fraction of the box's longer side per side "
+            "(negative: a tighter square)",
+        )
         tta_flip: bool = Field(False, description="average with the mirrored face (2x the cost)")
         max_batch: int = Field(64, ge=1, description="faces per forward pass")
 
@@ -49,7 +55,9 @@ class FERClassifier(Classifier):
             except CheckpointError as exc:
                 raise ValueError(str(exc)) from None
             if meta.task != "multiclass":
-                raise ValueError(f"checkpoint {v!r} is a {meta.task} model, the fer classifier needs multiclass")
+                raise ValueError(
+                    f"checkpoint {v!r} is a {meta.task} model, the fer classifier needs multiclass"
+                )
             return v
 
     config: Config
@@ -80,8 +88,11 @@ class FERClassifier(Classifier):
         out = []
         with torch.inference_mode():
             for i in range(0, len(crops), self.config.max_batch):
-                x = torch.from_numpy(to_model_input(crops[i:i + self.config.max_batch], m.input_size,
-                                                    m.in_channels, m.mean, m.std))
+                x = torch.from_numpy(
+                    to_model_input(
+                        crops[i : i + self.config.max_batch], m.input_size, m.in_channels, m.mean, m.std
+                    )
+                )
                 x = x.contiguous(memory_format=torch.channels_last)
                 t = m.temperature  # calibrated on the validation split (1.0: not calibrated)
                 p = torch.softmax(self.model(x) / t, dim=1)
@@ -101,8 +112,11 @@ class FERClassifier(Classifier):
         probs = self.predict(crops)
         for face, p in zip(owners, probs):
             k = int(p.argmax())
-            face["emotion"] = {"label": self.labels[k], "score": round(float(p[k]), 4),
-                               "probs": [round(float(v), 4) for v in p]}
+            face["emotion"] = {
+                "label": self.labels[k],
+                "score": round(float(p[k]), 4),
+                "probs": [round(float(v), 4) for v in p],
+            }
 
 
 @vidaffect.hookimpl

@@ -32,8 +32,9 @@ class HaarDetector(Detector):
     summary = "OpenCV Haar cascade (frontal faces, no landmarks, no neural network)"
 
     class Config(PluginConfig):
-        cascade: str = Field("haarcascade_frontalface_default.xml",
-                             description="file in cv2.data.haarcascades, or a path")
+        cascade: str = Field(
+            "haarcascade_frontalface_default.xml", description="file in cv2.data.haarcascades, or a path"
+        )
         scale_factor: float = Field(1.1, gt=1.0, description="image pyramid step")
         min_neighbors: int = Field(5, ge=0, description="overlapping hits needed to keep a face")
         min_face_size: int = Field(30, ge=8, description="smallest face, pixels")
@@ -42,7 +43,9 @@ class HaarDetector(Detector):
 
     def open(self) -> None:
         if not hasattr(cv2, "CascadeClassifier"):
-            raise PluginError("haar detector: this OpenCV build has no CascadeClassifier (use opencv-python 4.x)")
+            raise PluginError(
+                "haar detector: this OpenCV build has no CascadeClassifier (use opencv-python 4.x)"
+            )
         path = Path(self.config.cascade)
         if not path.is_file():
             path = Path(cv2.data.haarcascades) / self.config.cascade
@@ -56,8 +59,11 @@ class HaarDetector(Detector):
             gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
             s = self.config.min_face_size
             rects, _, weights = self.cascade.detectMultiScale3(
-                gray, scaleFactor=self.config.scale_factor, minNeighbors=self.config.min_neighbors,
-                minSize=(s, s), outputRejectLevels=True,
+                gray,
+                scaleFactor=self.config.scale_factor,
+                minNeighbors=self.config.min_neighbors,
+                minSize=(s, s),
+                outputRejectLevels=True,
             )
             if len(rects) == 0:
                 out.append(Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))

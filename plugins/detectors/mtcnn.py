@@ -42,7 +42,9 @@ class MTCNNDetector(Detector):
             "fast", description="fast: min_face_size 40, factor 0.6; accurate: 20, 0.709"
         )
         min_face_size: int | None = Field(None, ge=8, description="smallest face, pixels (overrides preset)")
-        factor: float | None = Field(None, gt=0.1, lt=1.0, description="pyramid scale step (overrides preset)")
+        factor: float | None = Field(
+            None, gt=0.1, lt=1.0, description="pyramid scale step (overrides preset)"
+        )
         thresholds: list[float] = Field(
             [0.6, 0.7, 0.7], min_length=3, max_length=3, description="P-, R-, O-net thresholds"
         )
@@ -66,8 +68,14 @@ class MTCNNDetector(Detector):
         from facenet_pytorch import MTCNN
 
         c = self.config
-        self.mtcnn = MTCNN(keep_all=True, min_face_size=c.min_face_size, factor=c.factor,
-                           thresholds=list(c.thresholds), post_process=False, device="cpu")
+        self.mtcnn = MTCNN(
+            keep_all=True,
+            min_face_size=c.min_face_size,
+            factor=c.factor,
+            thresholds=list(c.thresholds),
+            post_process=False,
+            device="cpu",
+        )
         # warm-up: torch sets up its kernels on the first call, which would otherwise add
         # a few hundred milliseconds to the first frame of a live stream
         self.detect([np.random.default_rng(0).integers(0, 256, (160, 160, 3), np.uint8)])

@@ -38,8 +38,9 @@ class DisplaySink(Sink):
     summary = "window showing annotated frames (needs a desktop; q or Esc quits)"
 
     class Config(PluginConfig):
-        title: str = Field("vidaffect", min_length=1,
-                           description="window title; ' [<stream id>]' is appended")
+        title: str = Field(
+            "vidaffect", min_length=1, description="window title; ' [<stream id>]' is appended"
+        )
         prob_bars: bool = Field(True, description="draw a probability bar per label beside each face")
 
     config: Config
@@ -53,9 +54,11 @@ class DisplaySink(Sink):
             PluginError: no display is available (Linux without DISPLAY/WAYLAND_DISPLAY).
         """
         if not display_available():
-            raise PluginError("display sink: no display available (neither DISPLAY nor "
-                              "WAYLAND_DISPLAY is set); use the video sink to write an "
-                              "annotated file instead")
+            raise PluginError(
+                "display sink: no display available (neither DISPLAY nor "
+                "WAYLAND_DISPLAY is set); use the video sink to write an "
+                "annotated file instead"
+            )
 
     def open(self) -> None:
         """Check that a display exists, as :meth:`preflight` does.
@@ -82,8 +85,10 @@ class DisplaySink(Sink):
             cv2.imshow(title, img)
             key = cv2.waitKey(1)
         except cv2.error as exc:
-            raise VidaffectError(f"display sink: cannot show a window ({exc.err}); OpenCV may "
-                                 "lack GUI support; use the video sink instead") from None
+            raise VidaffectError(
+                f"display sink: cannot show a window ({exc.err}); OpenCV may "
+                "lack GUI support; use the video sink instead"
+            ) from None
         if key != -1 and (key & 0xFF) in QUIT_KEYS:
             self.quit_requested = True
 

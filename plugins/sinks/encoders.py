@@ -65,13 +65,19 @@ class H264Writer:
         self.even = (size[0] + size[0] % 2, size[1] + size[1] % 2)
         try:
             fmt = H264_SUFFIXES.get(path.suffix.lower(), "mp4")
-            self.container = av.open(str(path), "w", format=fmt, options=FRAGMENTED_MP4 if fmt in ("mp4", "mov") else {})
+            self.container = av.open(
+                str(path), "w", format=fmt, options=FRAGMENTED_MP4 if fmt in ("mp4", "mov") else {}
+            )
             self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         except (OSError, ValueError, av.FFmpegError) as exc:
             raise VidaffectError(f"video sink: cannot open {path} for writing: {exc}") from None
         self.stream.width, self.stream.height = self.even
         self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"crf": "23", "preset": "veryfast", "g": str(max(1, round(fps * KEYFRAME_EVERY_S)))}
+        self.stream.options = {
+            "crf": "23",
+            "preset": "veryfast",
+            "g": str(max(1, round(fps * KEYFRAME_EVERY_S))),
+        }
         self.description = f"H.264 {self.even[0]}x{self.even[1]} at {fps:g} fps"
         self._av = av
 
@@ -84,8 +90,15 @@ class H264Writer:
 
     def write(self, img: np.ndarray) -> None:
         if self.even != self.size:
-            img = cv2.copyMakeBorder(img, 0, self.even[1] - self.size[1], 0, self.even[0] - self.size[0],
-                                     cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            img = cv2.copyMakeBorder(
+                img,
+                0,
+                self.even[1] - self.size[1],
+                0,
+                self.even[0] - self.size[0],
+                cv2.BORDER_CONSTANT,
+                value=(0, 0, 0),
+            )
         self._mux(self._av.VideoFrame.from_ndarray(img, format="bgr24"))
 
     def release(self) -> None:
@@ -113,7 +126,8 @@ class OpenCvWriter:
             raise VidaffectError(
                 f"video sink: cannot open {path} for writing (codec {fourcc!r}, "
                 f"{size[0]}x{size[1]} at {fps:g} fps); check that the folder is writable and "
-                "that the codec suits the file type ('mp4v' for .mp4, 'MJPG' for .avi)")
+                "that the codec suits the file type ('mp4v' for .mp4, 'MJPG' for .avi)"
+            )
         self.description = f"{fourcc} {size[0]}x{size[1]} at {fps:g} fps"
 
     def write(self, img: np.ndarray) -> None:

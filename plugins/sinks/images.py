@@ -39,7 +39,8 @@ class ImagesSink(Sink):
     class Config(PluginConfig):
         folder: str = Field(min_length=1, description="output folder (created)")
         format: Literal["same", "jpg", "png"] = Field(
-            "same", description="same: the photo's own format (JPEG for video frames); jpg; png")
+            "same", description="same: the photo's own format (JPEG for video frames); jpg; png"
+        )
         jpeg_quality: int = Field(92, ge=1, le=100, description="JPEG quality 1-100")
         prob_bars: bool = Field(False, description="draw a probability bar per label beside each face")
 
@@ -69,7 +70,9 @@ class ImagesSink(Sink):
         """Where ``frame``'s image goes (see the class docstring)."""
         if self.first_stream is None:
             self.first_stream = self.streams[0] if self.streams else frame.stream
-        folder = self.folder if frame.stream == self.first_stream else self.folder / safe_stream_name(frame.stream)
+        folder = (
+            self.folder if frame.stream == self.first_stream else self.folder / safe_stream_name(frame.stream)
+        )
         name = frame.meta.get("image_file")
         if isinstance(name, str) and name and not Path(name).is_absolute() and ".." not in Path(name).parts:
             path = folder / name
@@ -86,7 +89,11 @@ class ImagesSink(Sink):
         """
         img = annotate(frame.image, frame.faces, frame.meta.get("labels"), self.config.prob_bars)
         path = self.path_of(frame)
-        params = [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
+        params = (
+            [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality]
+            if path.suffix.lower() in (".jpg", ".jpeg")
+            else []
+        )
         ok, data = cv2.imencode(path.suffix or ".jpg", img, params)
         if not ok:  # a suffix OpenCV cannot encode (.gif): JPEG beside it
             path = path.with_suffix(".jpg")

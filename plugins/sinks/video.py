@@ -48,11 +48,16 @@ class VideoSink(Sink):
 
     class Config(PluginConfig):
         path: str = Field(min_length=1, description="output file; other streams get name.<stream>.ext")
-        codec: str = Field("auto", min_length=4, max_length=4,
-                           description="auto: H.264 (browsers play it) when PyAV has it, else mp4v; "
-                                       "h264; or an OpenCV FourCC such as 'mp4v' or 'MJPG' (.avi)")
-        fps: float | None = Field(None, gt=0, le=1000,
-                                  description="frame rate of the file (default: the source's, else 25)")
+        codec: str = Field(
+            "auto",
+            min_length=4,
+            max_length=4,
+            description="auto: H.264 (browsers play it) when PyAV has it, else mp4v; "
+            "h264; or an OpenCV FourCC such as 'mp4v' or 'MJPG' (.avi)",
+        )
+        fps: float | None = Field(
+            None, gt=0, le=1000, description="frame rate of the file (default: the source's, else 25)"
+        )
         prob_bars: bool = Field(False, description="draw a probability bar per label beside each face")
 
     config: Config
@@ -75,7 +80,9 @@ class VideoSink(Sink):
         """
         path = prepare_output(self.config.path, "video")
         # a restarted sink rolls to a part file: the file its crashed predecessor wrote plays as it is
-        self.path = path.with_name(f"{path.stem}.part{self.restarts + 1}{path.suffix}") if self.restarts else path
+        self.path = (
+            path.with_name(f"{path.stem}.part{self.restarts + 1}{path.suffix}") if self.restarts else path
+        )
         self.writers: dict[str, tuple[FrameWriter, tuple[int, int]]] = {}
         self.paths: dict[str, Path] = {}
         self.first_stream: str | None = None
@@ -146,5 +153,5 @@ def letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     nw, nh = max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))
     out = np.zeros((h, w, 3), np.uint8)
     x, y = (w - nw) // 2, (h - nh) // 2
-    out[y:y + nh, x:x + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    out[y : y + nh, x : x + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
     return out

@@ -55,22 +55,35 @@ class ZmqEventsSink(Sink):
     summary = "JSON events on a ZeroMQ PUB socket (topic = stream id)"
 
     class Config(PluginConfig):
-        endpoint: str = Field("tcp://127.0.0.1:5560", min_length=1,
-                              description="address to bind (loopback by default; 'tcp://*:5560' "
-                                          "for all interfaces, port '*' for any free port)")
-        hwm: int = Field(1000, ge=1, le=10_000_000,
-                         description="send high-water mark per subscriber (messages); "
-                                     "beyond it events are dropped for that subscriber")
-        linger_ms: int = Field(1000, ge=0, le=60_000,
-                               description="time close() waits to deliver queued events (ms)")
+        endpoint: str = Field(
+            "tcp://127.0.0.1:5560",
+            min_length=1,
+            description="address to bind (loopback by default; 'tcp://*:5560' "
+            "for all interfaces, port '*' for any free port)",
+        )
+        hwm: int = Field(
+            1000,
+            ge=1,
+            le=10_000_000,
+            description="send high-water mark per subscriber (messages); "
+            "beyond it events are dropped for that subscriber",
+        )
+        linger_ms: int = Field(
+            1000, ge=0, le=60_000, description="time close() waits to deliver queued events (ms)"
+        )
         curve_secret_key: str | None = Field(
-            None, description="CurveZMQ: this server's secret key file (vidaffect keys); "
-                              "subscribers then need its public key and their own key pair")
+            None,
+            description="CurveZMQ: this server's secret key file (vidaffect keys); "
+            "subscribers then need its public key and their own key pair",
+        )
         curve_authorized_keys: str | None = Field(
-            None, description="CurveZMQ: folder of the public key files of allowed subscribers")
+            None, description="CurveZMQ: folder of the public key files of allowed subscribers"
+        )
         insecure: bool = Field(
-            False, description="publish beyond loopback without CurveZMQ (anyone on the network "
-                               "can then read the events)")
+            False,
+            description="publish beyond loopback without CurveZMQ (anyone on the network "
+            "can then read the events)",
+        )
 
         @model_validator(mode="after")
         def _curve_pair(self) -> ZmqEventsSink.Config:
@@ -81,13 +94,17 @@ class ZmqEventsSink(Sink):
             if self.curve_authorized_keys is not None and not Path(self.curve_authorized_keys).is_dir():
                 raise ValueError(f"curve_authorized_keys: no such folder: {self.curve_authorized_keys}")
             if self.curve_secret_key is not None and not holds_secret_key(self.curve_secret_key):
-                raise ValueError(f"curve_secret_key: {self.curve_secret_key} holds no secret key "
-                                 "(give the NAME.key_secret file that `vidaffect keys` wrote)")
+                raise ValueError(
+                    f"curve_secret_key: {self.curve_secret_key} holds no secret key "
+                    "(give the NAME.key_secret file that `vidaffect keys` wrote)"
+                )
             if self.curve_secret_key is None and not self.insecure and not endpoint_is_local(self.endpoint):
-                raise ValueError(f"endpoint: {self.endpoint} lets other hosts subscribe, and CurveZMQ is off: "
-                                 "anyone on the network could read the events. Set curve_secret_key and "
-                                 "curve_authorized_keys (vidaffect keys), or insecure: true to publish "
-                                 "in the clear")
+                raise ValueError(
+                    f"endpoint: {self.endpoint} lets other hosts subscribe, and CurveZMQ is off: "
+                    "anyone on the network could read the events. Set curve_secret_key and "
+                    "curve_authorized_keys (vidaffect keys), or insecure: true to publish "
+                    "in the clear"
+                )
             return self
 
     config: Config
@@ -107,8 +124,12 @@ class ZmqEventsSink(Sink):
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
-            hint = " (another vidaffect run, or another program, uses it)" if exc.errno == zmq.EADDRINUSE else ""
-            raise VidaffectError(f"zmq_events sink: cannot bind {endpoint}: {zmq.strerror(exc.errno)}{hint}") from None
+            hint = (
+                " (another vidaffect run, or another program, uses it)" if exc.errno == zmq.EADDRINUSE else ""
+            )
+            raise VidaffectError(
+                f"zmq_events sink: cannot bind {endpoint}: {zmq.strerror(exc.errno)}{hint}"
+            ) from None
         finally:
             sock.close(0)
             ctx.term()

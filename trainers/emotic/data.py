@@ -42,8 +42,19 @@ from vidaffect.models.emotic_labels import CATEGORIES
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 CSV_COLUMNS: tuple[str, ...] = (
-    "Filename", "Width", "Height", "Age", "Gender", "Valence", "Arousal", "Dominance",
-    *CATEGORIES, "X_min", "Y_min", "X_max", "Y_max",
+    "Filename",
+    "Width",
+    "Height",
+    "Age",
+    "Gender",
+    "Valence",
+    "Arousal",
+    "Dominance",
+    *CATEGORIES,
+    "X_min",
+    "Y_min",
+    "X_max",
+    "Y_max",
 )
 _CATEGORY_INDEX = {name: k for k, name in enumerate(CATEGORIES)}
 
@@ -89,9 +100,16 @@ class EmoticAnnotations:
             return None if items is None else [items[i] for i in index]
 
         return EmoticAnnotations(
-            pick(self.filenames), self.image_size[index], self.boxes[index],
-            self.categories[index], self.vad[index], pick(self.age), pick(self.gender),
-            pick(self.context_arrays), pick(self.body_arrays), self.source,
+            pick(self.filenames),
+            self.image_size[index],
+            self.boxes[index],
+            self.categories[index],
+            self.vad[index],
+            pick(self.age),
+            pick(self.gender),
+            pick(self.context_arrays),
+            pick(self.body_arrays),
+            self.source,
         )
 
 
@@ -109,15 +127,30 @@ def _number(where: str, column: str, text: str) -> float:
     return value
 
 
-def _annotations(filenames: list[str], sizes: list, boxes: list, cats: list, vads: list,
-                 age: list[str], gender: list[str], contexts: list[str] | None,
-                 bodies: list[str] | None, source: str) -> EmoticAnnotations:
+def _annotations(
+    filenames: list[str],
+    sizes: list,
+    boxes: list,
+    cats: list,
+    vads: list,
+    age: list[str],
+    gender: list[str],
+    contexts: list[str] | None,
+    bodies: list[str] | None,
+    source: str,
+) -> EmoticAnnotations:
     """Per-row lists gathered by a loader -> :class:`EmoticAnnotations` arrays."""
     return EmoticAnnotations(
-        filenames=filenames, image_size=np.asarray(sizes, np.int64),
-        boxes=np.asarray(boxes, np.float32), categories=np.stack(cats),
-        vad=np.asarray(vads, np.float32), age=age, gender=gender,
-        context_arrays=contexts, body_arrays=bodies, source=source,
+        filenames=filenames,
+        image_size=np.asarray(sizes, np.int64),
+        boxes=np.asarray(boxes, np.float32),
+        categories=np.stack(cats),
+        vad=np.asarray(vads, np.float32),
+        age=age,
+        gender=gender,
+        context_arrays=contexts,
+        body_arrays=bodies,
+        source=source,
     )
 
 
@@ -173,9 +206,18 @@ def load_csv(path: str | Path) -> EmoticAnnotations:
             bodies.append(row.get("Crop_name"))
     if not filenames:
         raise ValueError(f"{path}: no data rows")
-    return _annotations(filenames, sizes, boxes, cats, vads, age, gender,
-                        contexts if "Arr_name" in header else None,
-                        bodies if "Crop_name" in header else None, _short(path))
+    return _annotations(
+        filenames,
+        sizes,
+        boxes,
+        cats,
+        vads,
+        age,
+        gender,
+        contexts if "Arr_name" in header else None,
+        bodies if "Crop_name" in header else None,
+        _short(path),
+    )
 
 
 def _items(x: object) -> list:
@@ -221,7 +263,9 @@ def load_mat(path: str | Path, split: str) -> EmoticAnnotations:
         raise FileNotFoundError(f"EMOTIC annotations not found: {path}")
     mat = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False)
     if split not in mat:
-        raise ValueError(f"{path}: no variable {split!r} (has {sorted(k for k in mat if not k.startswith('__'))})")
+        raise ValueError(
+            f"{path}: no variable {split!r} (has {sorted(k for k in mat if not k.startswith('__'))})"
+        )
     filenames, age, gender, sizes, boxes, cats, vads = [], [], [], [], [], [], []
     for i, image in enumerate(_items(mat[split])):
         name = f"{getattr(image, 'folder', '?')}/{getattr(image, 'filename', '?')}"
@@ -257,8 +301,9 @@ def load_mat(path: str | Path, split: str) -> EmoticAnnotations:
             age.append(years)
     if not filenames:
         raise ValueError(f"{path}: split {split!r} has no persons")
-    return _annotations(filenames, sizes, boxes, cats, vads, age, gender, None, None,
-                        f"{_short(path)}:{split}")
+    return _annotations(
+        filenames, sizes, boxes, cats, vads, age, gender, None, None, f"{_short(path)}:{split}"
+    )
 
 
 def load_annotations(path: str | Path, split: str | None = None) -> EmoticAnnotations:
@@ -274,7 +319,9 @@ def load_annotations(path: str | Path, split: str | None = None) -> EmoticAnnota
         return load_csv(path)
     if suffix == ".mat":
         if split is None:
-            raise ValueError(f"{path}: a .mat file holds several splits; choose one with --split ({', '.join(SPLITS)})")
+            raise ValueError(
+                f"{path}: a .mat file holds several splits; choose one with --split ({', '.join(SPLITS)})"
+            )
         return load_mat(path, split)
     raise ValueError(f"{path}: expected a .csv or .mat EMOTIC annotation file")
 
@@ -306,8 +353,12 @@ class BoxCheck:
     def summary(self) -> dict[str, int | float]:
         """The counts (and ``max_overshoot``) as a plain dict, for reports and JSON."""
         return {
-            "n": self.n, "inside": self.inside, "inside_if_swapped": self.inside_if_swapped,
-            "outside": self.outside, "degenerate": self.degenerate, "max_overshoot": self.max_overshoot,
+            "n": self.n,
+            "inside": self.inside,
+            "inside_if_swapped": self.inside_if_swapped,
+            "outside": self.outside,
+            "degenerate": self.degenerate,
+            "max_overshoot": self.max_overshoot,
         }
 
 

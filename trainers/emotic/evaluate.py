@@ -66,17 +66,27 @@ class EmoticEvaluation:
         prior = multilabel.per_category_ap(self.targets, multilabel.prior_scores(self.targets, len(y)))
         mae = multilabel.vad_mae(self.vad_true, self.vad_pred)
         return {
-            "checkpoint": self.checkpoint, "data": self.data, "n": len(y),
-            "mAP": round(multilabel.mean_ap(ap), 4), "prior_mAP": round(multilabel.mean_ap(prior), 4),
+            "checkpoint": self.checkpoint,
+            "data": self.data,
+            "n": len(y),
+            "mAP": round(multilabel.mean_ap(ap), 4),
+            "prior_mAP": round(multilabel.mean_ap(prior), 4),
             "vad_mae": {k: round(float(v), 4) for k, v in zip(VAD, mae)},
-            "macro_f1": round(float(f1[y.any(axis=0)].mean()) if y.any() else 0.0, 4),  # over present categories
+            "macro_f1": round(
+                float(f1[y.any(axis=0)].mean()) if y.any() else 0.0, 4
+            ),  # over present categories
             "micro_f1": round(float(2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())), 4),
             "ap": {c: (None if np.isnan(a) else round(float(a), 4)) for c, a in zip(CATEGORIES, ap)},
         }
 
 
-def evaluate_persons(model: torch.nn.Module, meta: CheckpointMeta, images: EmoticImages,
-                     checkpoint: str = "", batch_size: int = 32) -> EmoticEvaluation:
+def evaluate_persons(
+    model: torch.nn.Module,
+    meta: CheckpointMeta,
+    images: EmoticImages,
+    checkpoint: str = "",
+    batch_size: int = 32,
+) -> EmoticEvaluation:
     """Predict every person of ``images`` with a loaded model."""
     loader = DataLoader(PersonTensors(images, meta.mean, meta.std, augment=False), batch_size=batch_size)
     probs, vad = predict(model, loader)
@@ -103,14 +113,18 @@ def write_report(ev: EmoticEvaluation, out: str | Path, history: str | Path | No
     ap, prevalence = ev.ap, ev.targets.mean(axis=0)
     lines = ["category,AP,prevalence,threshold"] + [
         f"{c},{'' if np.isnan(a) else f'{a:.4f}'},{p:.4f},{t:.4f}"
-        for c, a, p, t in zip(CATEGORIES, ap, prevalence, ev.thresholds)]
+        for c, a, p, t in zip(CATEGORIES, ap, prevalence, ev.thresholds)
+    ]
     (out / "average_precision.csv").write_text("\n".join(lines) + "\n")
     plots.plot_average_precision(ap, prevalence, CATEGORIES, out / "average_precision.png")
     write_cooccurrence(ev.targets, out, "cooccurrence_true", "ground truth: P(column | row)")
     write_cooccurrence(ev.predicted, out, "cooccurrence_pred", "predicted: P(column | row)")
     if history is not None and Path(history).is_file():
-        plots.plot_learning_curves(json.loads(Path(history).read_text()), out / "learning_curves.png",
-                                   (("loss", "loss"), ("mAP", "mAP")))
+        plots.plot_learning_curves(
+            json.loads(Path(history).read_text()),
+            out / "learning_curves.png",
+            (("loss", "loss"), ("mAP", "mAP")),
+        )
     return out
 
 
@@ -121,9 +135,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ckpt_name, ckpt = resolve(args.checkpoint)
     model, meta = load_emotic_checkpoint(ckpt)
     assert meta.context_size is not None
-    images = EmoticImages(load_annotations(args.annotations, args.split), images_root=args.images,
-                          arrays_root=args.arrays, body_size=meta.input_size,
-                          context_size=meta.context_size)
+    images = EmoticImages(
+        load_annotations(args.annotations, args.split),
+        images_root=args.images,
+        arrays_root=args.arrays,
+        body_size=meta.input_size,
+        context_size=meta.context_size,
+    )
     ev = evaluate_persons(model, meta, images, str(ckpt), args.batch_size)
     summary = ev.summary()
     name = Path(args.annotations).stem + (f"-{args.split}" if args.annotations.endswith(".mat") else "")
@@ -137,6 +155,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotations", required=True, help="test annotations: a CSV, or Annotations.mat")
     p.add_argument("--split", default="test", help="split of an Annotations.mat (train, val, test)")
     add_data_arguments(p)
-    p.add_argument("--report", default=None, help="report folder (default: ./report-<checkpoint>-<annotations>)")
+    p.add_argument(
+        "--report", default=None, help="report folder (default: ./report-<checkpoint>-<annotations>)"
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)

@@ -36,8 +36,9 @@ def kosti_weights(targets: torch.Tensor) -> torch.Tensor:
     return torch.where(p > 0, w, torch.full_like(w, 1e-4))
 
 
-def category_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor,
-                  pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+def category_loss(
+    kind: str, logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Loss of ``(B, K)`` logits against 0/1 targets; ``kind`` is ``bce`` or ``kosti``.
 
     Raises:

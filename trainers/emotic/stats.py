@@ -23,8 +23,9 @@ from vidaffect_trainers.emotic.data import EmoticAnnotations, category_counts, c
 from vidaffect_trainers.emotic.evaluate import write_cooccurrence
 
 
-def statistics(ann: EmoticAnnotations, prior_from: EmoticAnnotations | None = None,
-               min_pairs: int = 20) -> dict[str, Any]:
+def statistics(
+    ann: EmoticAnnotations, prior_from: EmoticAnnotations | None = None, min_pairs: int = 20
+) -> dict[str, Any]:
     """The JSON-able statistics of one annotation set (see the module docstring).
 
     Args:
@@ -47,19 +48,27 @@ def statistics(ann: EmoticAnnotations, prior_from: EmoticAnnotations | None = No
     upper = np.triu(lift)  # lift is symmetric
     i, j = np.unravel_index(np.argsort(-upper, axis=None)[:8], upper.shape)
     return {
-        "data": ann.source, "persons": len(ann), "images": len(set(ann.filenames)),
+        "data": ann.source,
+        "persons": len(ann),
+        "images": len(set(ann.filenames)),
         "category_counts": {c: int(n) for c, n in zip(CATEGORIES, counts)},
         "category_frequency": {c: round(float(n) / len(ann), 4) for c, n in zip(CATEGORIES, counts)},
-        "labels_per_person": {"mean": round(float(per_person.mean()), 3), "min": int(per_person.min()),
-                              "max": int(per_person.max())},
+        "labels_per_person": {
+            "mean": round(float(per_person.mean()), 3),
+            "min": int(per_person.min()),
+            "max": int(per_person.max()),
+        },
         "vad_mean": {k: round(float(v), 3) for k, v in zip(VAD, ann.vad.mean(axis=0))},
         "vad_min": {k: float(v) for k, v in zip(VAD, ann.vad.min(axis=0))},
         "vad_max": {k: float(v) for k, v in zip(VAD, ann.vad.max(axis=0))},
         "boxes": boxes.summary(),
         "prior_from": (prior_from or ann).source,
         "prior_mAP": round(multilabel.mean_ap(prior_ap), 4),
-        "top_lift": [f"{CATEGORIES[a]} + {CATEGORIES[b]}: lift {lift[a, b]:.1f} ({counts_2d[a, b]} persons)"
-                     for a, b in zip(i, j) if lift[a, b] > 0],
+        "top_lift": [
+            f"{CATEGORIES[a]} + {CATEGORIES[b]}: lift {lift[a, b]:.1f} ({counts_2d[a, b]} persons)"
+            for a, b in zip(i, j)
+            if lift[a, b] > 0
+        ],
     }
 
 
@@ -83,7 +92,13 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("annotations", nargs="+", help="annotation files (CSV, or Annotations.mat with --split)")
     p.add_argument("--split", default=None, help="split of an Annotations.mat (train, val, test)")
-    p.add_argument("--prior-from", default=None,
-                   help="annotations whose label frequencies form the prior predictor (default: each file's own)")
-    p.add_argument("--report", default="out/emotic-stats",
-                   help="folder for the co-occurrence CSV/PNG files (default: out/emotic-stats)")
+    p.add_argument(
+        "--prior-from",
+        default=None,
+        help="annotations whose label frequencies form the prior predictor (default: each file's own)",
+    )
+    p.add_argument(
+        "--report",
+        default="out/emotic-stats",
+        help="folder for the co-occurrence CSV/PNG files (default: out/emotic-stats)",
+    )

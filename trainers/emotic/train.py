@@ -61,8 +61,12 @@ class PersonTensors(Dataset):
             if torch.rand(()) < 0.5:
                 b, c = b.flip(-1), c.flip(-1)
             b, c = self.jitter(b), self.jitter(c)
-        return ((b - self.mean) / self.std, (c - self.mean) / self.std,
-                torch.from_numpy(np.asarray(cats, np.float32)), torch.from_numpy(np.asarray(vad, np.float32)))
+        return (
+            (b - self.mean) / self.std,
+            (c - self.mean) / self.std,
+            torch.from_numpy(np.asarray(cats, np.float32)),
+            torch.from_numpy(np.asarray(vad, np.float32)),
+        )
 
 
 @torch.inference_mode()
@@ -73,15 +77,17 @@ def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.
     model.eval().to(memory_format=memory_format)
     probs, vads = [], []
     for body, context, _, _ in loader:
-        logits, vad = model(body.contiguous(memory_format=memory_format),
-                            context.contiguous(memory_format=memory_format))
+        logits, vad = model(
+            body.contiguous(memory_format=memory_format), context.contiguous(memory_format=memory_format)
+        )
         probs.append(torch.sigmoid(logits).numpy())
         vads.append(vad.numpy())
     return np.concatenate(probs), np.concatenate(vads)
 
 
-def validate(model: torch.nn.Module, loader: DataLoader,
-             ann: EmoticAnnotations) -> tuple[np.ndarray, float, float]:
+def validate(
+    model: torch.nn.Module, loader: DataLoader, ann: EmoticAnnotations
+) -> tuple[np.ndarray, float, float]:
     """``(probabilities (N, 26), mAP, mean VAD absolute error)`` of ``model`` on ``loader``,
     scored against the annotations ``ann`` of the same persons."""
     probs, vad = predict(model, loader)
@@ -94,16 +100,22 @@ def image_set(args: argparse.Namespace, path: str, split: str) -> EmoticImages:
     ann = load_annotations(path, split)
     if 0 < args.limit < len(ann):
         ann = ann.subset(np.arange(args.limit))
-    return EmoticImages(ann, images_root=args.images, arrays_root=args.arrays,
-                        body_size=(args.body_size, args.body_size),
-                        context_size=(args.context_size, args.context_size))
+    return EmoticImages(
+        ann,
+        images_root=args.images,
+        arrays_root=args.arrays,
+        body_size=(args.body_size, args.body_size),
+        context_size=(args.context_size, args.context_size),
+    )
 
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Raises ValueError for options that could only fail later, deep inside torch."""
     for backbone in {args.backbone, args.context_backbone or args.backbone}:
         if min(args.body_size, args.context_size) < MIN_SIDE[backbone]:
-            raise ValueError(f"--body-size/--context-size must be at least {MIN_SIDE[backbone]} for {backbone}")
+            raise ValueError(
+                f"--body-size/--context-size must be at least {MIN_SIDE[backbone]} for {backbone}"
+            )
     if args.batch_size < 2:
         raise ValueError("--batch-size must be at least 2 (the fusion layer's batch norm needs two persons)")
 
@@ -132,24 +144,45 @@ def train(args: argparse.Namespace) -> Path:
     pos_weight = positive_weights(counts, len(train_ann), args.pos_weight_power)
 
     gen = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(PersonTensors(train_images, IMAGENET_MEAN, IMAGENET_STD, augment=True),
-                              batch_size=args.batch_size, shuffle=True, generator=gen,
-                              drop_last=len(train_ann) >= args.batch_size,  # never a batch of one (batch norm)
-                              num_workers=args.workers)
-    val_loader = DataLoader(PersonTensors(val_images, IMAGENET_MEAN, IMAGENET_STD, augment=False),
-                            batch_size=args.batch_size, num_workers=args.workers)
+    train_loader = DataLoader(
+        PersonTensors(train_images, IMAGENET_MEAN, IMAGENET_STD, augment=True),
+        batch_size=args.batch_size,
+        shuffle=True,
+        generator=gen,
+        drop_last=len(train_ann) >= args.batch_size,  # never a batch of one (batch norm)
+        num_workers=args.workers,
+    )
+    val_loader = DataLoader(
+        PersonTensors(val_images, IMAGENET_MEAN, IMAGENET_STD, augment=False),
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+    )
     arch_kwargs = {"backbone": args.backbone, **parse_arch_options(args.arch_opt)}
     if args.context_backbone:
         arch_kwargs["context_backbone"] = args.context_backbone
     meta = CheckpointMeta(
-        arch="emotic", labels=list(CATEGORIES), input_size=(args.body_size, args.body_size),
-        in_channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD, arch_kwargs=arch_kwargs,
-        task="multilabel", context_size=(args.context_size, args.context_size),
+        arch="emotic",
+        labels=list(CATEGORIES),
+        input_size=(args.body_size, args.body_size),
+        in_channels=3,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        arch_kwargs=arch_kwargs,
+        task="multilabel",
+        context_size=(args.context_size, args.context_size),
         training={
-            "data": train_ann.source, "val_data": val_ann.source, "train_size": len(train_ann),
-            "val_size": len(val_ann), "loss": args.loss, "vad_weight": args.vad_weight,
-            "optimizer": args.optimizer, "lr": args.lr, "weight_decay": args.weight_decay,
-            "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+            "data": train_ann.source,
+            "val_data": val_ann.source,
+            "train_size": len(train_ann),
+            "val_size": len(val_ann),
+            "loss": args.loss,
+            "vad_weight": args.vad_weight,
+            "optimizer": args.optimizer,
+            "lr": args.lr,
+            "weight_decay": args.weight_decay,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
             "category_counts": [int(c) for c in counts],
             **({"ema_decay": args.ema} if args.ema else {}),
         },
@@ -167,11 +200,17 @@ def train(args: argparse.Namespace) -> Path:
         t0 = time.perf_counter()
         sums = {"loss": 0.0, "cat_loss": 0.0, "vad_loss": 0.0}
         seen = 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
-                   disable=args.quiet, mininterval=5)
+        bar = tqdm(
+            train_loader,
+            desc=f"epoch {epoch + 1}/{args.epochs}",
+            leave=False,
+            disable=args.quiet,
+            mininterval=5,
+        )
         for body, context, cats, vad in bar:
-            logits, vad_pred = model(body.contiguous(memory_format=memory_format),
-                                     context.contiguous(memory_format=memory_format))
+            logits, vad_pred = model(
+                body.contiguous(memory_format=memory_format), context.contiguous(memory_format=memory_format)
+            )
             l_cat = category_loss(args.loss, logits, cats, pos_weight)
             l_vad = vad_loss(vad_pred, vad)
             loss = l_cat + args.vad_weight * l_vad
@@ -187,9 +226,13 @@ def train(args: argparse.Namespace) -> Path:
         seconds = time.perf_counter() - t0
         probs, val_map, val_vad_mae = validate(model, val_loader, val_ann)
         record = {
-            "epoch": epoch + 1, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
-            "val_mAP": val_map, "val_vad_mae": val_vad_mae,
-            "lr": run.lr, "seconds": seconds, "persons_per_s": seen / seconds,
+            "epoch": epoch + 1,
+            **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
+            "val_mAP": val_map,
+            "val_vad_mae": val_vad_mae,
+            "lr": run.lr,
+            "seconds": seconds,
+            "persons_per_s": seen / seconds,
         }
         chosen = run.selected
         if chosen is not model:
@@ -197,7 +240,9 @@ def train(args: argparse.Namespace) -> Path:
             record.update(ema_val_mAP=val_map, ema_val_vad_mae=val_vad_mae)
         if run.add_epoch(record, val_map):
             thresholds = multilabel.best_f1_thresholds(val_ann.categories, probs)
-            meta.thresholds = [math.floor(float(t) * 1e4) / 1e4 for t in thresholds]  # down: keeps the deciding score
+            meta.thresholds = [
+                math.floor(float(t) * 1e4) / 1e4 for t in thresholds
+            ]  # down: keeps the deciding score
             meta.metrics = {"val_mAP": val_map, "val_vad_mae": val_vad_mae, "epoch": epoch + 1}
             save_checkpoint(out / "best.safetensors", chosen, meta)
         if run.save() or (args.max_steps and step >= args.max_steps):
@@ -208,10 +253,14 @@ def train(args: argparse.Namespace) -> Path:
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """Where the images are: ``--images`` (the EMOTIC image folders) or ``--arrays`` (npy)."""
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--images", default=None,
-                       help="folder holding EMOTIC's images (searched recursively by file name)")
-    group.add_argument("--arrays", default=None,
-                       help="folder of the preprocessed .npy arrays named in the CSV (Arr_name, Crop_name)")
+    group.add_argument(
+        "--images", default=None, help="folder holding EMOTIC's images (searched recursively by file name)"
+    )
+    group.add_argument(
+        "--arrays",
+        default=None,
+        help="folder of the preprocessed .npy arrays named in the CSV (Arr_name, Crop_name)",
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -219,15 +268,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val", required=True, help="validation annotations: a CSV, or Annotations.mat")
     add_data_arguments(p)
     p.add_argument("--backbone", choices=["alexnet", "resnet18"], default="resnet18")
-    p.add_argument("--context-backbone", choices=["alexnet", "resnet18"], default=None,
-                   help="context branch backbone (default: the same as --backbone)")
-    p.add_argument("--arch-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="model option, e.g. --arch-opt fusion=128 (repeatable)")
+    p.add_argument(
+        "--context-backbone",
+        choices=["alexnet", "resnet18"],
+        default=None,
+        help="context branch backbone (default: the same as --backbone)",
+    )
+    p.add_argument(
+        "--arch-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option, e.g. --arch-opt fusion=128 (repeatable)",
+    )
     p.add_argument("--body-size", type=int, default=128, help="body crop side in pixels")
     p.add_argument("--context-size", type=int, default=224, help="context image side in pixels")
     p.add_argument("--loss", choices=["bce", "kosti"], default="bce")
-    p.add_argument("--pos-weight-power", type=float, default=0.5,
-                   help="bce: positive weight = (negatives/positives)**power per category")
+    p.add_argument(
+        "--pos-weight-power",
+        type=float,
+        default=0.5,
+        help="bce: positive weight = (negatives/positives)**power per category",
+    )
     p.add_argument("--vad-weight", type=float, default=0.5, help="weight of the VAD loss")
-    add_run_arguments(p, epochs=20, batch_size=32, weight_decay=0.01, warmup_epochs=1,
-                      limit_help="use only the first N persons of each file (smoke runs)")
+    add_run_arguments(
+        p,
+        epochs=20,
+        batch_size=32,
+        weight_decay=0.01,
+        warmup_epochs=1,
+        limit_help="use only the first N persons of each file (smoke runs)",
+    )

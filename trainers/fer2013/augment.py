@@ -36,8 +36,15 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
     """
 
     def __init__(
-        self, images: np.ndarray, labels: np.ndarray, mean: float, std: float, augment: bool,
-        soft: np.ndarray | None = None, robust: float = 0.0, seed: int = 0,
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        mean: float,
+        std: float,
+        augment: bool,
+        soft: np.ndarray | None = None,
+        robust: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.raw = np.ascontiguousarray(images)
         self.images = torch.from_numpy(self.raw).unsqueeze(1)

@@ -31,8 +31,9 @@ from vidaffect_trainers.profiling import resolve
 _SPLIT = re.compile(r"stratified ([0-9.]+) of train, seed (-?\d+)")
 
 
-def calibrate_file(path: Path, out: Path, images: np.ndarray, labels: np.ndarray,
-                   batch_size: int = 256) -> dict[str, float]:
+def calibrate_file(
+    path: Path, out: Path, images: np.ndarray, labels: np.ndarray, batch_size: int = 256
+) -> dict[str, float]:
     """Fit the temperature of the checkpoint at ``path`` on uint8 faces ``(N, H, W)`` with
     int labels ``(N,)`` (indices into its labels) and write it, with the ECE before and after,
     to ``out`` (may be ``path``), keeping fp16 weights fp16. Returns the figures."""
@@ -75,20 +76,30 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     name, ckpt = resolve(args.checkpoint)
     _, meta = load_checkpoint(ckpt)
-    faces, split = validation_faces(meta.training, Path(args.data) if args.data else default_data(),
-                                    args.val_frac, args.seed)
+    faces, split = validation_faces(
+        meta.training, Path(args.data) if args.data else default_data(), args.val_frac, args.seed
+    )
     out = Path(args.out) if args.out else ckpt
     figures = calibrate_file(ckpt, out, faces.images, map_labels(faces, meta.labels))
-    print(f"{out}: temperature {figures['temperature']:.3f}, validation ECE "
-          f"{figures['val_ece_uncalibrated']:.4f} -> {figures['val_ece']:.4f} ({len(faces)} faces, {split})")
+    print(
+        f"{out}: temperature {figures['temperature']:.3f}, validation ECE "
+        f"{figures['val_ece_uncalibrated']:.4f} -> {figures['val_ece']:.4f} ({len(faces)} faces, {split})"
+    )
     return figures
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="a .safetensors checkpoint, a run folder or a shipped name")
-    p.add_argument("--data", default=None, help="FER-2013 folder or CSV with the training split "
-                                                "(default: $VIDAFFECT_DATA/fer2013)")
+    p.add_argument(
+        "--checkpoint", required=True, help="a .safetensors checkpoint, a run folder or a shipped name"
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="FER-2013 folder or CSV with the training split (default: $VIDAFFECT_DATA/fer2013)",
+    )
     p.add_argument("--out", default=None, help="write here (default: over the checkpoint)")
-    p.add_argument("--val-frac", type=float, default=0.1, help="validation share, when the checkpoint records none")
+    p.add_argument(
+        "--val-frac", type=float, default=0.1, help="validation share, when the checkpoint records none"
+    )
     p.add_argument("--seed", type=int, default=0, help="split seed, when the checkpoint records none")
     p.add_argument("--threads", type=int, default=2)

@@ -28,7 +28,9 @@ def profile(target: str | Path, faces: FaceSet | None = None, repeats: int = 20)
     model, meta = load_checkpoint(ckpt)
     shape = (meta.in_channels, *meta.input_size)
     row: dict[str, Any] = {
-        "name": name, "checkpoint": str(ckpt), "arch": meta.arch,
+        "name": name,
+        "checkpoint": str(ckpt),
+        "arch": meta.arch,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "mmacs": count_macs(model, [(1, *shape)]) / 1e6,
         "ms_b1": cpu_ms_per_item(model, [shape], 1, repeats),
@@ -46,10 +48,14 @@ def profile(target: str | Path, faces: FaceSet | None = None, repeats: int = 20)
 
 
 COLUMNS = [  # (key, header, format)
-    ("name", "name", "{}"), ("arch", "arch", "{}"), ("params_m", "params(M)", "{:.3f}"),
-    ("mmacs", "MMACs", "{:.2f}"), ("ms_b1", "ms/face@1", "{:.3f}"),
+    ("name", "name", "{}"),
+    ("arch", "arch", "{}"),
+    ("params_m", "params(M)", "{:.3f}"),
+    ("mmacs", "MMACs", "{:.2f}"),
+    ("ms_b1", "ms/face@1", "{:.3f}"),
     ("ms_b32", "ms/face@32", "{:.3f}"),
-    ("val_top1", "val_top1", "{:.4f}"), ("test_top1", "test_top1", "{:.4f}"),
+    ("val_top1", "val_top1", "{:.4f}"),
+    ("test_top1", "test_top1", "{:.4f}"),
     ("test_macro_f1", "test_macroF1", "{:.4f}"),
 ]
 
@@ -63,15 +69,21 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(json.dumps(rows))
     else:
         print(format_table(rows, COLUMNS), end="")
-        print("MMACs: millions of multiply-adds per face (FLOPs ~ 2 x MACs); "
-              f"CPU times with {args.threads} thread(s)"
-              + (f"; test = {faces.source}" if faces is not None else ""))
+        print(
+            "MMACs: millions of multiply-adds per face (FLOPs ~ 2 x MACs); "
+            f"CPU times with {args.threads} thread(s)"
+            + (f"; test = {faces.source}" if faces is not None else "")
+        )
     return rows
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("targets", nargs="+", metavar="RUN_OR_CHECKPOINT",
-                   help="run folder (uses best.safetensors) or .safetensors file")
+    p.add_argument(
+        "targets",
+        nargs="+",
+        metavar="RUN_OR_CHECKPOINT",
+        help="run folder (uses best.safetensors) or .safetensors file",
+    )
     p.add_argument("--data", default=None, help="evaluate test top-1 / macro-F1 on this data")
     p.add_argument("--split", default="test")
     p.add_argument("--threads", type=int, default=2)

@@ -23,21 +23,30 @@ import cv2
 import numpy as np
 
 FAMILIES: tuple[str, ...] = (
-    "dark", "low_contrast", "blur", "small", "jpeg", "noise", "rotate", "turn", "jitter", "occlude",
+    "dark",
+    "low_contrast",
+    "blur",
+    "small",
+    "jpeg",
+    "noise",
+    "rotate",
+    "turn",
+    "jitter",
+    "occlude",
 )
 """Corruption families, in table order."""
 
 SEVERITIES: dict[str, tuple[float, float, float]] = {
-    "dark": (1.8, 2.6, 3.6),            # gamma: out = 255 * (in / 255) ** gamma (a dim room)
-    "low_contrast": (0.5, 0.3, 0.18),   # contrast kept around the mean (haze, backlight)
-    "blur": (0.9, 1.4, 2.0),            # Gaussian sigma in pixels of a 48 px face (focus, motion)
-    "small": (32, 24, 16),              # face side in pixels, downscaled and back (a far face)
-    "jpeg": (35, 20, 10),               # JPEG quality (a compressed stream)
-    "noise": (10, 18, 28),              # Gaussian sensor noise, sigma in grey levels
-    "rotate": (10, 17, 25),             # in-plane rotation, degrees (head tilt), random sign
-    "turn": (0.12, 0.22, 0.32),         # horizontal perspective: one side shrunk by this share
-    "jitter": (0.06, 0.11, 0.16),       # tracked-box error: shift and scale by up to this share
-    "occlude": (0.12, 0.22, 0.32),      # share of the face covered by a flat patch (hand, mask)
+    "dark": (1.8, 2.6, 3.6),  # gamma: out = 255 * (in / 255) ** gamma (a dim room)
+    "low_contrast": (0.5, 0.3, 0.18),  # contrast kept around the mean (haze, backlight)
+    "blur": (0.9, 1.4, 2.0),  # Gaussian sigma in pixels of a 48 px face (focus, motion)
+    "small": (32, 24, 16),  # face side in pixels, downscaled and back (a far face)
+    "jpeg": (35, 20, 10),  # JPEG quality (a compressed stream)
+    "noise": (10, 18, 28),  # Gaussian sensor noise, sigma in grey levels
+    "rotate": (10, 17, 25),  # in-plane rotation, degrees (head tilt), random sign
+    "turn": (0.12, 0.22, 0.32),  # horizontal perspective: one side shrunk by this share
+    "jitter": (0.06, 0.11, 0.16),  # tracked-box error: shift and scale by up to this share
+    "occlude": (0.12, 0.22, 0.32),  # share of the face covered by a flat patch (hand, mask)
 }
 """Fixed parameters of severities 1, 2 and 3 per family (units in the comments)."""
 
@@ -135,13 +144,21 @@ def _occlude(img: np.ndarray, share: float, rng: np.random.Generator) -> np.ndar
     pw = int(np.clip(round(area / ph), 1, w))
     y, x = rng.integers(0, h - ph + 1), rng.integers(0, w - pw + 1)
     out = img.copy()
-    out[y:y + ph, x:x + pw] = rng.integers(0, 256)
+    out[y : y + ph, x : x + pw] = rng.integers(0, 256)
     return out
 
 
 _OPS: dict[str, Callable[[np.ndarray, float, np.random.Generator], np.ndarray]] = {
-    "dark": _dark, "low_contrast": _low_contrast, "blur": _blur, "small": _small, "jpeg": _jpeg,
-    "noise": _noise, "rotate": _rotate, "turn": _turn, "jitter": _jitter, "occlude": _occlude,
+    "dark": _dark,
+    "low_contrast": _low_contrast,
+    "blur": _blur,
+    "small": _small,
+    "jpeg": _jpeg,
+    "noise": _noise,
+    "rotate": _rotate,
+    "turn": _turn,
+    "jitter": _jitter,
+    "occlude": _occlude,
 }
 
 

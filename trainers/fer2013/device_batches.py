@@ -52,8 +52,9 @@ def _affine_grid(theta: torch.Tensor, size: torch.Size) -> torch.Tensor:
     return F.affine_grid(theta, list(size), align_corners=False)
 
 
-def _rotation_scale_shift(angle: torch.Tensor, scale: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor,
-                          flip: torch.Tensor) -> torch.Tensor:
+def _rotation_scale_shift(
+    angle: torch.Tensor, scale: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor, flip: torch.Tensor
+) -> torch.Tensor:
     """Sampling matrices ``(n, 2, 3)`` in normalised coordinates (output -> input)."""
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
@@ -74,25 +75,41 @@ class DeviceBatches:
     ``x`` is float32 ``(B, 1, H, W)`` on ``device``; the generator's state advances per epoch.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, mean: float, std: float, batch_size: int,
-                 device: torch.device, soft: np.ndarray | None = None, robust: float = 0.0, seed: int = 0,
-                 drop_last: bool = True) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        mean: float,
+        std: float,
+        batch_size: int,
+        device: torch.device,
+        soft: np.ndarray | None = None,
+        robust: float = 0.0,
+        seed: int = 0,
+        drop_last: bool = True,
+    ) -> None:
         self.device = device
         self.images = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).to(device)
         self.labels = torch.from_numpy(labels).to(device)
-        self.soft = None if soft is None else torch.from_numpy(np.ascontiguousarray(soft, np.float32)).to(device)
+        self.soft = (
+            None if soft is None else torch.from_numpy(np.ascontiguousarray(soft, np.float32)).to(device)
+        )
         self.mean, self.std, self.batch_size = mean, std, batch_size
         self.robust, self.drop_last = robust, drop_last
         self.gen = torch.Generator(device=device).manual_seed(seed)
 
     def __len__(self) -> int:
         n = len(self.labels)
-        return n // self.batch_size if self.drop_last and n >= self.batch_size else math.ceil(n / self.batch_size)
+        return (
+            n // self.batch_size
+            if self.drop_last and n >= self.batch_size
+            else math.ceil(n / self.batch_size)
+        )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         order = torch.randperm(len(self.labels), generator=self.gen, device=self.device)
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             x = self.augment(self.images[idx].float() / 255.0)
             batch: tuple[torch.Tensor, ...] = (x, self.labels[idx])
             yield batch if self.soft is None else (*batch, self.soft[idx])
@@ -105,8 +122,13 @@ class DeviceBatches:
             x = self.corrupt(x)
         angle = _uniform(n, -10, 10, g, dev) * math.pi / 180
         flip = torch.where(torch.rand(n, generator=g, device=dev) < 0.5, -1.0, 1.0)
-        theta = _rotation_scale_shift(angle, _uniform(n, 0.9, 1.1, g, dev), _uniform(n, -0.2, 0.2, g, dev),
-                                      _uniform(n, -0.2, 0.2, g, dev), flip)
+        theta = _rotation_scale_shift(
+            angle,
+            _uniform(n, 0.9, 1.1, g, dev),
+            _uniform(n, -0.2, 0.2, g, dev),
+            _uniform(n, -0.2, 0.2, g, dev),
+            flip,
+        )
         x = F.grid_sample(x, _affine_grid(theta, x.shape), align_corners=False, padding_mode="zeros")
         b = _uniform(n, 0.7, 1.3, g, dev).view(-1, 1, 1, 1)
         c = _uniform(n, 0.7, 1.3, g, dev).view(-1, 1, 1, 1)
@@ -129,8 +151,9 @@ class DeviceBatches:
         on = torch.rand(n, generator=g, device=dev) < 0.5
         return x.masked_fill(self._box_mask(y0, x0, eh, ew, h, w) & on.view(-1, 1, 1, 1), 0.0)
 
-    def _box_mask(self, y0: torch.Tensor, x0: torch.Tensor, bh: torch.Tensor, bw: torch.Tensor,
-                  h: int, w: int) -> torch.Tensor:
+    def _box_mask(
+        self, y0: torch.Tensor, x0: torch.Tensor, bh: torch.Tensor, bw: torch.Tensor, h: int, w: int
+    ) -> torch.Tensor:
         ys = torch.arange(h, device=self.device).view(1, 1, h, 1)
         xs = torch.arange(w, device=self.device).view(1, 1, 1, w)
         v = lambda t: t.view(-1, 1, 1, 1)  # noqa: E731
@@ -201,7 +224,11 @@ class DeviceBatches:
         n, dev = len(x), self.device
         right = torch.rand(n, generator=self.gen, device=dev) < 0.5
         # normalised corners (x, y) of the output square, and where each samples the input
-        dst = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=dev).expand(n, 4, 2).clone()
+        dst = (
+            torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=dev)
+            .expand(n, 4, 2)
+            .clone()
+        )
         src = dst.clone()
         d, s = share, share  # vertical shrink (each end) and inward pull, in half-sides
         side_x = torch.where(right, 1.0, -1.0)
@@ -212,8 +239,9 @@ class DeviceBatches:
             rows = torch.arange(n, device=dev)
             src[rows, c, 0] = side_x * (1 + s)
             src[rows, c, 1] = sy * (1 + d)
-        return F.grid_sample(x, _homography_grid(dst, src, x.shape), align_corners=False,
-                             padding_mode="reflection")
+        return F.grid_sample(
+            x, _homography_grid(dst, src, x.shape), align_corners=False, padding_mode="reflection"
+        )
 
     def _jitter(self, x: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
         n, g, dev = len(x), self.gen, self.device

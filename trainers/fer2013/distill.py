@@ -36,8 +36,13 @@ def _cache_key(files: list[Path], images: np.ndarray, labels: list[str]) -> str:
     return h.hexdigest()
 
 
-def teacher_probs(teachers: list[str], images: np.ndarray, labels: list[str],
-                  cache: Path | None = None, batch_size: int = 256) -> np.ndarray:
+def teacher_probs(
+    teachers: list[str],
+    images: np.ndarray,
+    labels: list[str],
+    cache: Path | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
     """Soft targets float32 ``(N, len(labels))`` for uint8 grayscale faces ``(N, H, W)``.
 
     Args:
@@ -90,9 +95,14 @@ def describe_checkpoints(checkpoints: list[str]) -> list[dict[str, Any]]:
     for t in checkpoints:
         f = resolve_checkpoint(t)
         meta = read_meta(f)
-        out.append({"checkpoint": t, "arch": meta.arch,
-                    "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
-                    "val_top1": meta.metrics.get("val_top1")})
+        out.append(
+            {
+                "checkpoint": t,
+                "arch": meta.arch,
+                "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+                "val_top1": meta.metrics.get("val_top1"),
+            }
+        )
     return out
 
 

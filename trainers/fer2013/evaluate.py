@@ -100,9 +100,13 @@ class Evaluation:
         calibration: temperature, ece (at it) and ece_uncalibrated (plain softmax)."""
         cm = self.confusion
         return {
-            "checkpoint": self.checkpoint, "data": self.data, "n": int(len(self.y_true)),
-            "top1": metrics.accuracy(cm), "macro_f1": metrics.macro_f1(cm),
-            "per_class": metrics.per_class(cm, self.labels), "tta_flip": self.tta_flip,
+            "checkpoint": self.checkpoint,
+            "data": self.data,
+            "n": int(len(self.y_true)),
+            "top1": metrics.accuracy(cm),
+            "macro_f1": metrics.macro_f1(cm),
+            "per_class": metrics.per_class(cm, self.labels),
+            "tta_flip": self.tta_flip,
             "temperature": self.temperature,
             "ece": expected_calibration_error(self.probs, self.y_true) if len(self.y_true) else None,
             "ece_uncalibrated": self.ece_uncalibrated,
@@ -110,16 +114,29 @@ class Evaluation:
 
 
 def evaluate_faces(
-    model: nn.Module, meta: CheckpointMeta, faces: FaceSet, checkpoint: str = "",
-    batch_size: int = 256, tta_flip: bool = False,
+    model: nn.Module,
+    meta: CheckpointMeta,
+    faces: FaceSet,
+    checkpoint: str = "",
+    batch_size: int = 256,
+    tta_flip: bool = False,
 ) -> Evaluation:
     """Predict ``faces`` with a loaded model (see :func:`map_labels` for the errors raised)."""
     y_true = map_labels(faces, meta.labels)
     logits = image_logits(model, meta, faces.images, batch_size, tta_flip)
     probs = probs_from_logits(logits, meta.temperature)
     ece_t1 = expected_calibration_error(probs_from_logits(logits), y_true) if len(y_true) else None
-    return Evaluation(checkpoint, faces.source, list(meta.labels), faces.images, y_true, probs,
-                      tta_flip, meta.temperature, ece_t1)
+    return Evaluation(
+        checkpoint,
+        faces.source,
+        list(meta.labels),
+        faces.images,
+        y_true,
+        probs,
+        tta_flip,
+        meta.temperature,
+        ece_t1,
+    )
 
 
 def write_report(ev: Evaluation, out: str | Path, history: str | Path | None = None) -> Path:
@@ -160,14 +177,19 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True,
-                   help="a .safetensors checkpoint, a run folder, or a shipped model (default, resnet18, alexnet)")
-    p.add_argument("--data", default=None,
-                   help="FER-2013 folder (train/, test/), fer2013.csv, or class-named folder "
-                        "(default: $VIDAFFECT_DATA/fer2013, VIDAFFECT_DATA=../shared/data)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a .safetensors checkpoint, a run folder, or a shipped model (default, resnet18, alexnet)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="FER-2013 folder (train/, test/), fer2013.csv, or class-named folder "
+        "(default: $VIDAFFECT_DATA/fer2013, VIDAFFECT_DATA=../shared/data)",
+    )
     p.add_argument("--split", default="test", help="train, test, or private (CSV PrivateTest)")
-    p.add_argument("--report", default=None,
-                   help="report folder (default: ./report-<checkpoint>-<dataset>)")
+    p.add_argument("--report", default=None, help="report folder (default: ./report-<checkpoint>-<dataset>)")
     p.add_argument("--tta-flip", action="store_true", help="average with the mirrored face")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)

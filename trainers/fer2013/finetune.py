@@ -37,7 +37,9 @@ def check_arch_arguments(args: argparse.Namespace, out: Path) -> None:
     """
     resumable = not args.restart and (out / INIT_RECORD).is_file()
     if args.arch_opt and (args.init or resumable):
-        raise ValueError("--arch-opt cannot change the architecture of a fine-tuning run (it is the --init model's)")
+        raise ValueError(
+            "--arch-opt cannot change the architecture of a fine-tuning run (it is the --init model's)"
+        )
     if not args.init and not args.arch and not resumable:
         raise ValueError("--arch is required (or --init CHECKPOINT, to fine-tune a trained model)")
 
@@ -75,16 +77,23 @@ def starting_point(args: argparse.Namespace, out: Path, resuming: bool) -> Start
         saved = json.loads(record.read_text())
         point = StartPoint(CheckpointMeta.from_json(json.dumps(saved["meta"])), saved["init"], None)
         if args.init and describe_checkpoints([args.init])[0]["sha256"] != point.description["sha256"]:
-            print(f"note: resuming a run that started from {point.description['checkpoint']}; "
-                  f"--init {args.init} is ignored (--restart to start over from it)", flush=True)
+            print(
+                f"note: resuming a run that started from {point.description['checkpoint']}; "
+                f"--init {args.init} is ignored (--restart to start over from it)",
+                flush=True,
+            )
     elif resuming and args.init:
-        raise ValueError(f"{out} holds a run that started from random weights; "
-                         "resume it without --init, or --restart to start over from the --init model")
+        raise ValueError(
+            f"{out} holds a run that started from random weights; "
+            "resume it without --init, or --restart to start over from the --init model"
+        )
     elif args.init:
         model, meta = load_checkpoint(resolve_checkpoint(args.init))
         if meta.task != "multiclass" or meta.in_channels != 1:
-            raise CheckpointError(f"--init {args.init} is a {meta.task} model with {meta.in_channels} "
-                                  "input channels; the FER trainer fine-tunes grayscale multiclass models")
+            raise CheckpointError(
+                f"--init {args.init} is a {meta.task} model with {meta.in_channels} "
+                "input channels; the FER trainer fine-tunes grayscale multiclass models"
+            )
         point = StartPoint(meta, describe_checkpoints([args.init])[0], model.train())
         tmp = record.with_suffix(".tmp")
         tmp.write_text(json.dumps({"meta": json.loads(meta.to_json()), "init": point.description}, indent=1))
@@ -93,8 +102,10 @@ def starting_point(args: argparse.Namespace, out: Path, resuming: bool) -> Start
         record.unlink(missing_ok=True)  # a --restart from random weights
         return None
     if args.arch and args.arch != point.meta.arch:
-        raise ValueError(f"--arch {args.arch} does not match the --init model "
-                         f"{point.description['checkpoint']}, which is {point.meta.arch}")
+        raise ValueError(
+            f"--arch {args.arch} does not match the --init model "
+            f"{point.description['checkpoint']}, which is {point.meta.arch}"
+        )
     return point
 
 
@@ -109,15 +120,19 @@ def align_classes(faces: FaceSet, point: StartPoint) -> FaceSet:
     labels = list(point.meta.labels)
     size = tuple(faces.images.shape[1:])
     if size != tuple(point.meta.input_size):
-        raise CheckpointError(f"the --init model {point.description['checkpoint']} takes "
-                              f"{point.meta.input_size[0]}x{point.meta.input_size[1]} faces; this data "
-                              f"has {size[0]}x{size[1]}")
+        raise CheckpointError(
+            f"the --init model {point.description['checkpoint']} takes "
+            f"{point.meta.input_size[0]}x{point.meta.input_size[1]} faces; this data "
+            f"has {size[0]}x{size[1]}"
+        )
     index = {name.lower(): i for i, name in enumerate(labels)}
     present = [faces.label_names[k] for k in np.unique(faces.labels)]
     extra = [name for name in present if name.lower() not in index]
     if extra:
-        raise CheckpointError(f"class folder(s) {extra} are not among the classes of the --init model "
-                              f"{point.description['checkpoint']} ({labels}); new classes need a model "
-                              "trained from scratch (--arch)")
+        raise CheckpointError(
+            f"class folder(s) {extra} are not among the classes of the --init model "
+            f"{point.description['checkpoint']} ({labels}); new classes need a model "
+            "trained from scratch (--arch)"
+        )
     remap = np.array([index.get(name.lower(), -1) for name in faces.label_names], np.int64)
     return dataclasses.replace(faces, labels=remap[faces.labels], label_names=tuple(labels))

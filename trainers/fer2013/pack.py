@@ -23,11 +23,17 @@ import numpy as np
 SUFFIX = ".faces.xz"
 
 
-def write_packed(path: str | Path, splits: dict[str, tuple[np.ndarray, np.ndarray]],
-                 label_names: tuple[str, ...], source: str) -> Path:
+def write_packed(
+    path: str | Path,
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    label_names: tuple[str, ...],
+    source: str,
+) -> Path:
     """Write ``{split: (uint8 (N, H, W) images, int64 (N,) labels)}`` to ``path``."""
     buf = io.BytesIO()
-    arrays = {f"{k}_images": v[0] for k, v in splits.items()} | {f"{k}_labels": v[1] for k, v in splits.items()}
+    arrays = {f"{k}_images": v[0] for k, v in splits.items()} | {
+        f"{k}_labels": v[1] for k, v in splits.items()
+    }
     info = json.dumps({"labels": list(label_names), "source": source, "splits": list(splits)})
     np.savez(buf, info=np.array(info), **arrays)
     path = Path(path)
@@ -64,7 +70,10 @@ def main(argv: list[str] | None = None) -> Path:
         splits[split] = (faces.images, faces.labels)
         names = faces.label_names
     path = write_packed(args.out, splits, names or (), Path(args.data).name)
-    print(f"{path}: {path.stat().st_size / 2**20:.1f} MiB, " + ", ".join(f"{k} {len(v[1])}" for k, v in splits.items()))
+    print(
+        f"{path}: {path.stat().st_size / 2**20:.1f} MiB, "
+        + ", ".join(f"{k} {len(v[1])}" for k, v in splits.items())
+    )
     return path
 
 

@@ -41,15 +41,19 @@ def probs_from_logits(views: np.ndarray, temperature: float = 1.0) -> np.ndarray
     return np.mean([softmax(v, temperature) for v in views], axis=0).astype(np.float32)
 
 
-def predict(model: torch.nn.Module, loader: DataLoader, tta_flip: bool = False,
-            temperature: float = 1.0) -> np.ndarray:
+def predict(
+    model: torch.nn.Module, loader: DataLoader, tta_flip: bool = False, temperature: float = 1.0
+) -> np.ndarray:
     """Softmax probabilities ``(N, num_classes)`` float32 for every sample of ``loader``, at
     ``temperature``; with ``tta_flip`` those of the image and its mirror image are averaged."""
     return probs_from_logits(predict_logits(model, loader, tta_flip), temperature)
 
 
 def image_logits(
-    model: nn.Module, meta: CheckpointMeta, images: np.ndarray, batch_size: int = 256,
+    model: nn.Module,
+    meta: CheckpointMeta,
+    images: np.ndarray,
+    batch_size: int = 256,
     tta_flip: bool = False,
 ) -> np.ndarray:
     """Logits float32 ``(V, N, len(meta.labels))`` for uint8 ``(N, H, W)`` faces (see
@@ -76,7 +80,10 @@ def image_logits(
 
 
 def predict_images(
-    model: nn.Module, meta: CheckpointMeta, images: np.ndarray, batch_size: int = 256,
+    model: nn.Module,
+    meta: CheckpointMeta,
+    images: np.ndarray,
+    batch_size: int = 256,
     tta_flip: bool = False,
 ) -> np.ndarray:
     """Softmax probabilities float32 ``(N, len(meta.labels))`` for uint8 ``(N, H, W)`` faces,

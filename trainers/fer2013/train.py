@@ -69,9 +69,11 @@ def validate(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray) -> 
 def warn_other_split(role: str, checkpoints: list[str], val_split: str, train_size: int) -> None:
     """Print a warning for each checkpoint trained on another split than this run's."""
     for t in other_split_checkpoints(checkpoints, val_split, train_size):
-        print(f"warning: {role} {t} was trained on another split than '{val_split}'; if it used "
-              "this data, it may have seen this run's validation faces, which would inflate val top-1",
-              flush=True)
+        print(
+            f"warning: {role} {t} was trained on another split than '{val_split}'; if it used "
+            "this data, it may have seen this run's validation faces, which would inflate val top-1",
+            flush=True,
+        )
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -123,11 +125,15 @@ def train(args: argparse.Namespace) -> Path:
     soft = None
     if args.teacher:
         t0 = time.perf_counter()
-        soft = teacher_probs(args.teacher, train_set.images, list(full.label_names),
-                             cache=out / "teacher_probs.npz")
+        soft = teacher_probs(
+            args.teacher, train_set.images, list(full.label_names), cache=out / "teacher_probs.npz"
+        )
         agree = float((soft.argmax(1) == train_set.labels).mean())
-        print(f"teacher targets for {len(soft)} faces ({time.perf_counter() - t0:.0f} s; "
-              f"teacher top-1 on them {agree:.4f})", flush=True)
+        print(
+            f"teacher targets for {len(soft)} faces ({time.perf_counter() - t0:.0f} s; "
+            f"teacher top-1 on them {agree:.4f})",
+            flush=True,
+        )
         warn_other_split("teacher", args.teacher, val_split, len(train_set))
 
     gen = torch.Generator().manual_seed(args.seed)
@@ -137,36 +143,75 @@ def train(args: argparse.Namespace) -> Path:
         raise ValueError("--balance sampler draws faces on the CPU; use weighted-loss with device batches")
     train_loader: Any
     if on_device:  # the whole set on the device, augmented there in batches
-        train_loader = DeviceBatches(train_set.images, train_set.labels, mean, std, args.batch_size, device,
-                                     soft=soft, robust=args.robust, seed=args.seed,
-                                     drop_last=len(train_set) >= args.batch_size)
+        train_loader = DeviceBatches(
+            train_set.images,
+            train_set.labels,
+            mean,
+            std,
+            args.batch_size,
+            device,
+            soft=soft,
+            robust=args.robust,
+            seed=args.seed,
+            drop_last=len(train_set) >= args.batch_size,
+        )
     else:
         train_loader = DataLoader(
-            FaceTensorDataset(train_set.images, train_set.labels, mean, std, augment=True, soft=soft,
-                              robust=args.robust, seed=args.seed),
-            batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+            FaceTensorDataset(
+                train_set.images,
+                train_set.labels,
+                mean,
+                std,
+                augment=True,
+                soft=soft,
+                robust=args.robust,
+                seed=args.seed,
+            ),
+            batch_size=args.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
             drop_last=len(train_set) >= args.batch_size,  # else a small set would give 0 steps
-            generator=gen, num_workers=args.workers,
+            generator=gen,
+            num_workers=args.workers,
         )
     val_loader = DataLoader(
         FaceTensorDataset(val_set.images, val_set.labels, mean, std, augment=False),
-        batch_size=256, num_workers=0,
+        batch_size=256,
+        num_workers=0,
     )
 
     meta = CheckpointMeta(
-        arch=init.meta.arch if init else args.arch, labels=list(full.label_names),
-        input_size=(size, size), in_channels=1, mean=[mean], std=[std],
+        arch=init.meta.arch if init else args.arch,
+        labels=list(full.label_names),
+        input_size=(size, size),
+        in_channels=1,
+        mean=[mean],
+        std=[std],
         arch_kwargs=dict(init.meta.arch_kwargs) if init else parse_arch_options(args.arch_opt),
         training={
-            "data": full.source, "train_size": len(train_set), "val_size": len(val_set),
+            "data": full.source,
+            "train_size": len(train_set),
+            "val_size": len(val_set),
             "val_split": val_split,
-            "optimizer": args.optimizer, "lr": args.lr, "weight_decay": args.weight_decay,
-            "epochs": args.epochs, "batch_size": args.batch_size, "balance": args.balance,
-            "label_smoothing": args.label_smoothing, "seed": args.seed,
+            "optimizer": args.optimizer,
+            "lr": args.lr,
+            "weight_decay": args.weight_decay,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "balance": args.balance,
+            "label_smoothing": args.label_smoothing,
+            "seed": args.seed,
             **({"robust": args.robust} if args.robust else {}),
             **({"ema_decay": args.ema} if args.ema else {}),
-            **({"teachers": describe_checkpoints(args.teacher), "distill_weight": args.distill_weight,
-                "distill_temperature": args.distill_temperature} if args.teacher else {}),
+            **(
+                {
+                    "teachers": describe_checkpoints(args.teacher),
+                    "distill_weight": args.distill_weight,
+                    "distill_temperature": args.distill_temperature,
+                }
+                if args.teacher
+                else {}
+            ),
             **({"init": init.description} if init else {}),
         },
     )
@@ -188,8 +233,13 @@ def train(args: argparse.Namespace) -> Path:
         model.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
-                   disable=args.quiet, mininterval=5)
+        bar = tqdm(
+            train_loader,
+            desc=f"epoch {epoch + 1}/{args.epochs}",
+            leave=False,
+            disable=args.quiet,
+            mininterval=5,
+        )
         for x, y, *target in bar:
             x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             y = y.to(device, non_blocking=True)
@@ -198,7 +248,9 @@ def train(args: argparse.Namespace) -> Path:
             logits = logits.float()
             loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=args.label_smoothing)
             if target:
-                kd = distillation_loss(logits, target[0].to(device, non_blocking=True), args.distill_temperature)
+                kd = distillation_loss(
+                    logits, target[0].to(device, non_blocking=True), args.distill_temperature
+                )
                 loss = (1 - args.distill_weight) * loss + args.distill_weight * kd
             run.step(loss)
             loss_sum += float(loss.detach()) * len(y)
@@ -211,9 +263,14 @@ def train(args: argparse.Namespace) -> Path:
         seconds = time.perf_counter() - t0
         val_acc, val_loss = validate(model, val_loader, val_set.labels)
         record = {
-            "epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
-            "train_top1": correct / max(seen, 1), "val_loss": val_loss, "val_top1": val_acc,
-            "lr": run.lr, "seconds": seconds, "img_per_s": seen / seconds,
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(seen, 1),
+            "train_top1": correct / max(seen, 1),
+            "val_loss": val_loss,
+            "val_top1": val_acc,
+            "lr": run.lr,
+            "seconds": seconds,
+            "img_per_s": seen / seconds,
         }
         chosen = run.selected
         if chosen is not model:
@@ -227,45 +284,94 @@ def train(args: argparse.Namespace) -> Path:
     best = out / "best.safetensors"
     if best.is_file() and len(val_set):  # calibrated on the split that chose it
         fig = calibrate_file(best, best, val_set.images, val_set.labels)
-        print(f"calibration: temperature {fig['temperature']:.3f}, validation ECE "
-              f"{fig['val_ece_uncalibrated']:.4f} -> {fig['val_ece']:.4f}", flush=True)
+        print(
+            f"calibration: temperature {fig['temperature']:.3f}, validation ECE "
+            f"{fig['val_ece_uncalibrated']:.4f} -> {fig['val_ece']:.4f}",
+            flush=True,
+        )
     return best
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default=None,
-                   help="registered architecture, e.g. resnet18 (required unless --init is given)")
-    p.add_argument("--init", default=None, metavar="CHECKPOINT",
-                   help="start from this trained model's weights (shipped name or .safetensors) "
-                        "instead of a random initialisation: fine-tuning; its architecture, options "
-                        "and normalisation are kept")
-    p.add_argument("--arch-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="architecture option, e.g. --arch-opt width=32 (repeatable)")
-    p.add_argument("--data", required=True,
-                   help="FER-2013 folder (train/, test/), fer2013.csv, or class-named folder")
+    p.add_argument(
+        "--arch",
+        default=None,
+        help="registered architecture, e.g. resnet18 (required unless --init is given)",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from this trained model's weights (shipped name or .safetensors) "
+        "instead of a random initialisation: fine-tuning; its architecture, options "
+        "and normalisation are kept",
+    )
+    p.add_argument(
+        "--arch-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="architecture option, e.g. --arch-opt width=32 (repeatable)",
+    )
+    p.add_argument(
+        "--data", required=True, help="FER-2013 folder (train/, test/), fer2013.csv, or class-named folder"
+    )
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--balance", choices=["none", "weighted-loss", "sampler"], default="weighted-loss")
-    p.add_argument("--balance-power", type=float, default=0.5,
-                   help="weighted-loss: class weight = (1/count)**power")
+    p.add_argument(
+        "--balance-power", type=float, default=0.5, help="weighted-loss: class weight = (1/count)**power"
+    )
     p.add_argument("--val-frac", type=float, default=0.1)
-    p.add_argument("--device", default="auto",
-                   help="auto (a GPU when PyTorch sees one, else the CPU), cpu, or cuda[:N]")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bfloat16 mixed precision (autocast) for the forward pass (default: on a GPU, "
-                        "and on a CPU with native bfloat16 instructions, where it trains about 2x faster)")
-    p.add_argument("--device-batches", choices=["auto", "on", "off"], default="auto",
-                   help="keep the training faces on the device and augment whole batches there "
-                        "(auto: on a GPU)")
-    p.add_argument("--robust", type=fraction, default=0.0, metavar="P",
-                   help="robustness training: with probability P a training face gets one camera "
-                        "corruption (darkening, low contrast, blur, downscale, JPEG, noise, rotation, "
-                        "head turn, box jitter, occlusion) of random strength; 0: off")
-    p.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
-                   help="distil from this trained model (shipped name or .safetensors; repeat for an "
-                        "ensemble): its flip-averaged predictions on the training faces become soft targets")
-    p.add_argument("--distill-weight", type=fraction, default=0.5,
-                   help="with --teacher: weight of the distillation term (the label term gets 1 - this)")
-    p.add_argument("--distill-temperature", type=positive_float, default=2.0,
-                   help="with --teacher: softmax temperature T of teacher and student in that term")
-    add_run_arguments(p, epochs=40, batch_size=128, weight_decay=0.05, warmup_epochs=2,
-                      limit_help="use only N training images (smoke runs)")
+    p.add_argument(
+        "--device", default="auto", help="auto (a GPU when PyTorch sees one, else the CPU), cpu, or cuda[:N]"
+    )
+    p.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bfloat16 mixed precision (autocast) for the forward pass (default: on a GPU, "
+        "and on a CPU with native bfloat16 instructions, where it trains about 2x faster)",
+    )
+    p.add_argument(
+        "--device-batches",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="keep the training faces on the device and augment whole batches there (auto: on a GPU)",
+    )
+    p.add_argument(
+        "--robust",
+        type=fraction,
+        default=0.0,
+        metavar="P",
+        help="robustness training: with probability P a training face gets one camera "
+        "corruption (darkening, low contrast, blur, downscale, JPEG, noise, rotation, "
+        "head turn, box jitter, occlusion) of random strength; 0: off",
+    )
+    p.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        metavar="CHECKPOINT",
+        help="distil from this trained model (shipped name or .safetensors; repeat for an "
+        "ensemble): its flip-averaged predictions on the training faces become soft targets",
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=fraction,
+        default=0.5,
+        help="with --teacher: weight of the distillation term (the label term gets 1 - this)",
+    )
+    p.add_argument(
+        "--distill-temperature",
+        type=positive_float,
+        default=2.0,
+        help="with --teacher: softmax temperature T of teacher and student in that term",
+    )
+    add_run_arguments(
+        p,
+        epochs=40,
+        batch_size=128,
+        weight_decay=0.05,
+        warmup_epochs=2,
+        limit_help="use only N training images (smoke runs)",
+    )

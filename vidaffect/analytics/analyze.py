@@ -29,7 +29,9 @@ from vidaffect.frames import Frame
 from vidaffect.imaging.imagefile import DEFAULT_MAX_PIXELS, ImageTooLarge, decode_bounded
 
 
-def read_image(image: np.ndarray | str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(
+    image: np.ndarray | str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """A BGR uint8 ``(H, W, 3)`` array from a path (any format OpenCV reads) or an array
     (returned as it is after checking; a grayscale ``(H, W)`` array is converted to BGR).
     A file of more than ``max_pixels`` is decoded smaller if it is a JPEG, else refused, before
@@ -54,8 +56,9 @@ def read_image(image: np.ndarray | str | os.PathLike[str], max_pixels: int = DEF
         return img
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-            and image.shape[2] == 3):
+    if not (
+        isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    ):
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"expected a path or a uint8 (H, W, 3) BGR array, got {got}")
     return image
@@ -75,9 +78,13 @@ class Analyzer:
         pydantic.ValidationError: an option is unknown or invalid.
     """
 
-    def __init__(self, detector: str = "mtcnn", classifier: str = "fer",
-                 detector_options: dict[str, Any] | None = None,
-                 classifier_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        detector: str = "mtcnn",
+        classifier: str = "fer",
+        detector_options: dict[str, Any] | None = None,
+        classifier_options: dict[str, Any] | None = None,
+    ) -> None:
         from vidaffect.plugin_manager import get_registry
 
         reg = get_registry()
@@ -108,9 +115,13 @@ _ANALYZERS: dict[str, Analyzer] = {}
 _ANALYZERS_LOCK = threading.Lock()
 
 
-def analyze(image: np.ndarray | str | os.PathLike[str], detector: str = "mtcnn", classifier: str = "fer",
-            detector_options: dict[str, Any] | None = None,
-            classifier_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def analyze(
+    image: np.ndarray | str | os.PathLike[str],
+    detector: str = "mtcnn",
+    classifier: str = "fer",
+    detector_options: dict[str, Any] | None = None,
+    classifier_options: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Detect the faces of one image and classify each one's emotion, in this process.
 
     Args:
@@ -135,8 +146,9 @@ def analyze(image: np.ndarray | str | os.PathLike[str], detector: str = "mtcnn",
         FileNotFoundError, ValueError: see :func:`read_image`.
         PluginError, pydantic.ValidationError: see :class:`Analyzer`.
     """
-    key = json.dumps([detector, classifier, detector_options or {}, classifier_options or {}],
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        [detector, classifier, detector_options or {}, classifier_options or {}], sort_keys=True, default=str
+    )
     with _ANALYZERS_LOCK:
         analyzer = _ANALYZERS.get(key)
         if analyzer is None:

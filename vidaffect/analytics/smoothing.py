@@ -54,23 +54,29 @@ class Smoother:
             ``hysteresis`` outside [0, 1).
     """
 
-    def __init__(self, method: str = "ema", alpha: float = 0.2, window: int = 8,
-                 hysteresis: float | None = None) -> None:
+    def __init__(
+        self, method: str = "ema", alpha: float = 0.2, window: int = 8, hysteresis: float | None = None
+    ) -> None:
         if method not in ("ema", "window", "none"):
             raise ValueError(f"smoothing method must be ema, window or none, got {method!r}")
         if hysteresis is None:
             hysteresis = 0.0 if method == "none" else DEFAULT_HYSTERESIS
         if not 0.0 < alpha <= 1.0 or window < 1 or not 0.0 <= hysteresis < 1.0:
-            raise ValueError(f"smoothing needs 0 < alpha <= 1, window >= 1 and 0 <= hysteresis < 1, "
-                             f"got alpha={alpha}, window={window}, hysteresis={hysteresis}")
+            raise ValueError(
+                f"smoothing needs 0 < alpha <= 1, window >= 1 and 0 <= hysteresis < 1, "
+                f"got alpha={alpha}, window={window}, hysteresis={hysteresis}"
+            )
         self.method, self.alpha, self.window = method, float(alpha), int(window)
         self.hysteresis = float(hysteresis)
         self._tracks: dict[tuple[str, int], _TrackState] = {}
 
     def _smooth(self, st: _TrackState, x: np.ndarray) -> np.ndarray:
         if self.method == "ema":
-            st.probs = x if st.probs is None or st.probs.shape != x.shape else \
-                self.alpha * x + (1.0 - self.alpha) * st.probs
+            st.probs = (
+                x
+                if st.probs is None or st.probs.shape != x.shape
+                else self.alpha * x + (1.0 - self.alpha) * st.probs
+            )
         elif self.method == "window":
             if st.history and st.history[0].shape != x.shape:
                 st.history.clear()
@@ -102,11 +108,15 @@ class Smoother:
             k = int(p.argmax())
             if st.label in labels and p[k] - p[labels.index(st.label)] <= self.hysteresis:
                 k = labels.index(st.label)
-            face["smoothed"] = {"label": labels[k], "score": round(float(p[k]), 4),
-                                "probs": [round(float(v), 4) for v in p]}
+            face["smoothed"] = {
+                "label": labels[k],
+                "score": round(float(p[k]), 4),
+                "probs": [round(float(v), 4) for v in p],
+            }
             if labels[k] != st.label:
-                changes.append({"track_id": int(tid), "from": st.label, "to": labels[k],
-                                "score": round(float(p[k]), 4)})
+                changes.append(
+                    {"track_id": int(tid), "from": st.label, "to": labels[k], "score": round(float(p[k]), 4)}
+                )
                 st.label = labels[k]
         for tid in frame.meta.get("tracks_ended", ()):
             st = self._tracks.pop((frame.stream, int(tid)), None)

@@ -114,7 +114,11 @@ class StreamTracker:
         """
         tracklets = list(self._tracker.tracks)
         for tracklet in tracklets:  # confirmed by this update: keep the id its face already had
-            if tracklet.tracker_id >= 0 and tracklet.tracker_id not in self._confirmed and tracklet in self._new:
+            if (
+                tracklet.tracker_id >= 0
+                and tracklet.tracker_id not in self._confirmed
+                and tracklet in self._new
+            ):
                 self._confirmed[int(tracklet.tracker_id)] = self._new.pop(tracklet)
         dropped = {sid for tracklet, sid in self._new.items() if tracklet not in tracklets}
         self._new = {t: sid for t, sid in self._new.items() if t in tracklets}
@@ -132,10 +136,12 @@ class StreamTracker:
         s = self.settings
         return ByteTrackTracker(
             lost_track_buffer=max(1, round(float(s["lost_after_s"]) * 30)),  # in 30 fps frames
-            frame_rate=self.fps, minimum_consecutive_frames=1,
+            frame_rate=self.fps,
+            minimum_consecutive_frames=1,
             minimum_iou_threshold=float(s["min_iou"]),
             # the detector has filtered its faces: any score starts a track (see module doc)
-            track_activation_threshold=0.0, high_conf_det_threshold=0.0,
+            track_activation_threshold=0.0,
+            high_conf_det_threshold=0.0,
         )
 
     @staticmethod
@@ -147,8 +153,11 @@ class StreamTracker:
         """No tracker yet, a new shot (a hard cut), or a file's time went back (a looping file
         restarted): begin afresh."""
         cut = self._is_cut(frame)
-        return self._tracker is None or cut or (frame.pts_ms is not None and self._last_t is not None
-                                                and t < self._last_t)
+        return (
+            self._tracker is None
+            or cut
+            or (frame.pts_ms is not None and self._last_t is not None and t < self._last_t)
+        )
 
     def needs_detection(self, frame: Frame) -> bool:
         """Whether the detector must run on ``frame`` (call once per frame, in order)."""
@@ -182,9 +191,11 @@ class StreamTracker:
         if detections is not None:
             self.detections_run += 1
             self._since_detect = 0
-            det = sv.Detections(xyxy=detections.boxes.astype(np.float32).reshape(-1, 4),
-                                confidence=detections.scores.astype(np.float32),
-                                data={"index": np.arange(len(detections))})
+            det = sv.Detections(
+                xyxy=detections.boxes.astype(np.float32).reshape(-1, 4),
+                confidence=detections.scores.astype(np.float32),
+                data={"index": np.arange(len(detections))},
+            )
             result = self._tracker.update(det, timestamp=t)
             stream_ids, dropped = self._assign_ids(np.asarray(result.tracker_id))
             ended.extend(sorted(dropped))
@@ -228,8 +239,12 @@ class StreamTracker:
     def _predicted_face(self, tid: int, box: np.ndarray) -> dict[str, Any]:
         track = self._tracks[tid]
         x1, y1, x2, y2 = (float(v) for v in box)
-        face: dict[str, Any] = {"bbox": [round(v, 2) for v in (x1, y1, x2, y2)],
-                                "score": round(track.score, 4), "track_id": tid, "tracked": True}
+        face: dict[str, Any] = {
+            "bbox": [round(v, 2) for v in (x1, y1, x2, y2)],
+            "score": round(track.score, 4),
+            "track_id": tid,
+            "tracked": True,
+        }
         if track.landmarks is not None:
             ox1, oy1, ox2, oy2 = (float(v) for v in track.bbox)
             sx = (x2 - x1) / max(ox2 - ox1, 1e-6)

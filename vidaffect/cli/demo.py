@@ -45,8 +45,13 @@ def photo_clip(path: Path, seconds: float = 4.0, fps: int = 25, size: int = 384)
             zoom = 1.0 + 0.35 * np.sin(np.pi * t)
             side = 512 / zoom
             cx, cy = 256 + 30 * np.sin(2 * np.pi * t), 220 + 20 * np.cos(2 * np.pi * t)
-            m = np.array([[size / side, 0, -(cx - side / 2) * size / side],
-                          [0, size / side, -(cy - side / 2) * size / side]], np.float32)
+            m = np.array(
+                [
+                    [size / side, 0, -(cx - side / 2) * size / side],
+                    [0, size / side, -(cy - side / 2) * size / side],
+                ],
+                np.float32,
+            )
             writer.write(cv2.warpAffine(photo, m, (size, size), borderMode=cv2.BORDER_REFLECT))
     finally:
         writer.release()
@@ -102,8 +107,10 @@ def run_demo(video: Path | None, out: Path, status: bool = True) -> int:
     print()
     print(table)
     print()
-    print(f"{frames} frames, faces on {stats['frames_with_faces']} of them, {stats['faces']} faces; "
-          f"{frames / max(result.wall_s, 1e-9):.1f} fps end to end ({result.wall_s:.1f} s)")
+    print(
+        f"{frames} frames, faces on {stats['frames_with_faces']} of them, {stats['faces']} faces; "
+        f"{frames / max(result.wall_s, 1e-9):.1f} fps end to end ({result.wall_s:.1f} s)"
+    )
     print(f"annotated video: {out / 'annotated.mp4'}")
     print(f"events:          {out / 'events.jsonl'}")
     for path in write_timeline_files(out / "events.jsonl", timelines=timelines):

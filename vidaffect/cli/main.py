@@ -27,11 +27,21 @@ def main() -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="override a setting, e.g. --set source.uri=clip.mp4 (repeatable)")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override a setting, e.g. --set source.uri=clip.mp4 (repeatable)",
+)
 @click.option("--status/--no-status", default=None, help="live status line (default: from config)")
-@click.option("--report/--no-report", "write_report", default=True, show_default=True,
-              help="after the run, per-stream CSV timelines and PNG plots beside each jsonl sink's file")
+@click.option(
+    "--report/--no-report",
+    "write_report",
+    default=True,
+    show_default=True,
+    help="after the run, per-stream CSV timelines and PNG plots beside each jsonl sink's file",
+)
 def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_report: bool) -> None:
     """Run the pipeline described by CONFIG (a YAML file)."""
     from vidaffect.cli.run_summary import stage_table
@@ -45,9 +55,12 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_rep
         for line in result.warnings:
             click.echo(f"warning: {line}", err=True)
         out = result.stages.get(cfg.sinks[0].name, {}).get("frames_out", 0)
-        click.echo(f"{out} frames in {result.wall_s:.1f} s ({out / max(result.wall_s, 1e-9):.1f} fps)"
-                   + (" (interrupted)" if result.interrupted else "")
-                   + f"; start-up {result.startup_s:.1f} s", err=True)
+        click.echo(
+            f"{out} frames in {result.wall_s:.1f} s ({out / max(result.wall_s, 1e-9):.1f} fps)"
+            + (" (interrupted)" if result.interrupted else "")
+            + f"; start-up {result.startup_s:.1f} s",
+            err=True,
+        )
         if cfg.engine.metrics_file:
             Path(cfg.engine.metrics_file).write_text(json.dumps(result.stages, indent=1))
         if write_report:
@@ -66,8 +79,11 @@ def _print_report(events: Path, out: Path | None) -> None:
 
     timelines = read_timelines(events)  # read once, for the summary and the files
     table, stats = emotion_summary(events, timelines)
-    click.echo(f"\n{events}: {stats['faces']} faces in {stats['frames']} frames "
-               f"({stats['frames_with_faces']} with faces)", err=True)
+    click.echo(
+        f"\n{events}: {stats['faces']} faces in {stats['frames']} frames "
+        f"({stats['frames_with_faces']} with faces)",
+        err=True,
+    )
     if stats["faces"]:
         click.echo(table, err=True)
     for path in write_timeline_files(events, out, timelines):
@@ -76,8 +92,12 @@ def _print_report(events: Path, out: Path | None) -> None:
 
 @main.command()
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="folder for the files (default: the events file's folder)")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="folder for the files (default: the events file's folder)",
+)
 def report(events: Path, out: Path | None) -> None:
     """Tables and plots of a run's EVENTS (a jsonl sink's file): per stream a CSV timeline
     (one row per face and frame), a per-track summary CSV and a PNG timeline; prints the
@@ -122,12 +142,21 @@ def keys(folder: str, name: str) -> None:
 @click.argument("endpoint", default="tcp://127.0.0.1:5560")
 @click.option("--topic", default="", help="stream id to print, matched whole (default: all)")
 @click.option("--count", type=int, default=0, help="exit after this many events (0: never)")
-@click.option("--curve-secret-key", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="CurveZMQ: this subscriber's secret key file")
-@click.option("--curve-server-key", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="CurveZMQ: the sink's public key file")
-def events(endpoint: str, topic: str, count: int, curve_secret_key: str | None,
-           curve_server_key: str | None) -> None:
+@click.option(
+    "--curve-secret-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="CurveZMQ: this subscriber's secret key file",
+)
+@click.option(
+    "--curve-server-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="CurveZMQ: the sink's public key file",
+)
+def events(
+    endpoint: str, topic: str, count: int, curve_secret_key: str | None, curve_server_key: str | None
+) -> None:
     """Subscribe to ENDPOINT and print each JSON event on its own line."""
     import zmq
 
@@ -136,8 +165,9 @@ def events(endpoint: str, topic: str, count: int, curve_secret_key: str | None,
     if (curve_secret_key is None) != (curve_server_key is None):
         raise click.UsageError("--curve-secret-key and --curve-server-key go together (CurveZMQ)")
     try:
-        stream = iter_events(endpoint, topic, curve_secret_key=curve_secret_key,
-                             curve_server_key=curve_server_key)
+        stream = iter_events(
+            endpoint, topic, curve_secret_key=curve_secret_key, curve_server_key=curve_server_key
+        )
         for n, (_, event) in enumerate(stream, start=1):
             click.echo(json.dumps(event))
             if count and n >= count:
@@ -152,8 +182,13 @@ def events(endpoint: str, topic: str, count: int, curve_secret_key: str | None,
 
 @main.command()
 @click.argument("video", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"),
-              show_default=True, help="folder for the annotated video and events")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/demo"),
+    show_default=True,
+    help="folder for the annotated video and events",
+)
 @click.option("--status/--no-status", default=True)
 def demo(video: Path | None, out: Path, status: bool) -> None:
     """Run the default pipeline on VIDEO (default: a sample clip) and summarise the emotions."""

@@ -18,11 +18,24 @@ def describe_plugins() -> dict[str, list[dict[str, Any]]]:
             options = []
             for key, field in cls.Config.model_fields.items():
                 default = None if field.is_required() else field.get_default(call_default_factory=True)
-                options.append({"name": key, "type": _type_name(field.annotation),
-                                "required": field.is_required(), "default": default,
-                                "description": field.description or ""})
-            rows.append({"name": name, "origin": origin, "package": distribution_of(origin),
-                         "summary": summary_of(cls), "options": options})
+                options.append(
+                    {
+                        "name": key,
+                        "type": _type_name(field.annotation),
+                        "required": field.is_required(),
+                        "default": default,
+                        "description": field.description or "",
+                    }
+                )
+            rows.append(
+                {
+                    "name": name,
+                    "origin": origin,
+                    "package": distribution_of(origin),
+                    "summary": summary_of(cls),
+                    "options": options,
+                }
+            )
         out[kind] = rows
     return out
 
@@ -54,6 +67,8 @@ def format_plugins(info: dict[str, list[dict[str, Any]]]) -> str:
             type_w = max((len(o["type"]) for o in row["options"]), default=0)
             for opt in row["options"]:
                 default = "required" if opt["required"] else f"default {opt['default']!r}"
-                lines.append(f"      {opt['name']:<{name_w}}  {opt['type']:<{type_w}}  {default}. {opt['description']}")
+                lines.append(
+                    f"      {opt['name']:<{name_w}}  {opt['type']:<{type_w}}  {default}. {opt['description']}"
+                )
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -9,9 +9,15 @@ from typing import Any
 from vidaffect.events.timeline import StreamTimeline, read_timelines
 
 COLUMNS = [
-    ("stage", "stage", "<"), ("frames_in", "in", ">"), ("frames_out", "out", ">"),
-    ("dropped", "dropped", ">"), ("lost", "lost", ">"), ("malformed", "malformed", ">"),
-    ("busy_s", "busy s", ">"), ("latency_p50_ms", "p50 ms", ">"), ("latency_p95_ms", "p95 ms", ">"),
+    ("stage", "stage", "<"),
+    ("frames_in", "in", ">"),
+    ("frames_out", "out", ">"),
+    ("dropped", "dropped", ">"),
+    ("lost", "lost", ">"),
+    ("malformed", "malformed", ">"),
+    ("busy_s", "busy s", ">"),
+    ("latency_p50_ms", "p50 ms", ">"),
+    ("latency_p95_ms", "p95 ms", ">"),
 ]
 
 
@@ -37,8 +43,9 @@ def stage_table(stages: dict[str, dict[str, Any]]) -> str:
     return format_table(rows, [a for _, _, a in COLUMNS])
 
 
-def emotion_summary(jsonl: str | Path,
-                    timelines: dict[str, StreamTimeline] | None = None) -> tuple[str, dict[str, Any]]:
+def emotion_summary(
+    jsonl: str | Path, timelines: dict[str, StreamTimeline] | None = None
+) -> tuple[str, dict[str, Any]]:
     """Per-emotion counts of the top-1 label over all faces of an events JSONL file (read with
     :func:`vidaffect.events.timeline.read_timelines`, which skips lines that are not JSON objects,
     such as a half line at the end of a killed run; ``timelines`` when already read).

@@ -39,10 +39,13 @@ def _task_of(name: str, args: tuple[str, ...]) -> str:
 
 
 def _make(name: str) -> click.Command:
-    @click.command(name, help=SUMMARIES[name] + " Options: vidaffect " + name + " --help.",
-                   short_help=SUMMARIES[name],
-                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-                   add_help_option=False)
+    @click.command(
+        name,
+        help=SUMMARIES[name] + " Options: vidaffect " + name + " --help.",
+        short_help=SUMMARIES[name],
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def command(args: tuple[str, ...]) -> None:
         from vidaffect_trainers.commands import run

@@ -73,9 +73,7 @@ def _emotion_event(emotion: dict[str, Any], labels: list[str] | None) -> dict[st
     probs = list(emotion.get("probs", []))
     if probs and (labels is None or len(labels) != len(probs)):
         n_labels = "no labels" if labels is None else f"{len(labels)} labels"
-        raise ValueError(
-            f"emotion probs has {len(probs)} values but frame.meta['labels'] has {n_labels}"
-        )
+        raise ValueError(f"emotion probs has {len(probs)} values but frame.meta['labels'] has {n_labels}")
     out = dict(emotion)  # keeps extra keys a classifier may add (the schema allows them)
     out["label"] = str(emotion["label"])
     out["score"] = _num(emotion["score"], _PROB_DIGITS)
@@ -109,19 +107,30 @@ def face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any]
     return out
 
 
-def _envelope(kind: str, stream: str, seq: int, ts_capture_ns: int, pts_ms: float | None,
-              now_ns: int | None) -> dict[str, Any]:
+def _envelope(
+    kind: str, stream: str, seq: int, ts_capture_ns: int, pts_ms: float | None, now_ns: int | None
+) -> dict[str, Any]:
     """The keys every event type starts with."""
     return {
-        "schema": EVENT_SCHEMA_NAME, "version": EVENT_VERSION, "type": kind,
-        "stream": str(stream), "seq": int(seq), "ts_capture_ns": int(ts_capture_ns),
+        "schema": EVENT_SCHEMA_NAME,
+        "version": EVENT_VERSION,
+        "type": kind,
+        "stream": str(stream),
+        "seq": int(seq),
+        "ts_capture_ns": int(ts_capture_ns),
         "ts_event_ns": time.time_ns() if now_ns is None else int(now_ns),
         "pts_ms": None if pts_ms is None else float(pts_ms),
     }
 
 
-def build_change_event(stream: str, seq: int, change: dict[str, Any], ts_capture_ns: int,
-                       pts_ms: float | None = None, now_ns: int | None = None) -> dict[str, Any]:
+def build_change_event(
+    stream: str,
+    seq: int,
+    change: dict[str, Any],
+    ts_capture_ns: int,
+    pts_ms: float | None = None,
+    now_ns: int | None = None,
+) -> dict[str, Any]:
     """The ``"change"`` event of one entry of ``frame.meta["changes"]``
     (see :class:`vidaffect.analytics.smoothing.Smoother`).
 
@@ -134,7 +143,9 @@ def build_change_event(stream: str, seq: int, change: dict[str, Any], ts_capture
     score = change.get("score")
     return {
         **_envelope("change", stream, seq, ts_capture_ns, pts_ms, now_ns),
-        "track_id": int(change["track_id"]), "from": change.get("from"), "to": change.get("to"),
+        "track_id": int(change["track_id"]),
+        "from": change.get("from"),
+        "to": change.get("to"),
         "score": None if score is None else _num(score, _PROB_DIGITS),
     }
 
@@ -145,7 +156,8 @@ def build_gap_event(frame: Frame, now_ns: int | None = None) -> dict[str, Any]:
     gap = frame.meta["gap"]
     return {
         **_envelope("gap", frame.stream, frame.seq, frame.ts_ns, frame.pts_ms, now_ns),
-        "gap_s": float(gap.get("gap_s", 0.0)), "attempts": int(gap.get("attempts", 0)),
+        "gap_s": float(gap.get("gap_s", 0.0)),
+        "attempts": int(gap.get("attempts", 0)),
         "reconnects": int(gap.get("reconnects", 0)),
     }
 
@@ -156,8 +168,11 @@ def build_outage_event(stream: str, info: dict[str, Any], now_ns: int | None = N
     capture time of its last frame (0 if none), ``down_s`` = seconds since the break,
     ``attempts`` = reconnect attempts so far."""
     return {
-        **_envelope("outage", stream, int(info.get("frames", 0)), int(info.get("last_ts_ns", 0)), None, now_ns),
-        "down_s": float(info.get("down_s", 0.0)), "attempts": int(info.get("attempts", 0)),
+        **_envelope(
+            "outage", stream, int(info.get("frames", 0)), int(info.get("last_ts_ns", 0)), None, now_ns
+        ),
+        "down_s": float(info.get("down_s", 0.0)),
+        "attempts": int(info.get("attempts", 0)),
     }
 
 
@@ -165,8 +180,10 @@ def frame_side_events(frame: Frame) -> list[dict[str, Any]]:
     """Events besides the ``frame`` event: a ``"gap"`` (the stream resumed after a break),
     then the ``"change"`` events of ``meta["changes"]``, in order."""
     out = [build_gap_event(frame)] if isinstance(frame.meta.get("gap"), dict) else []
-    return out + [build_change_event(frame.stream, frame.seq, c, frame.ts_ns, frame.pts_ms)
-                  for c in frame.meta.get("changes", ())]
+    return out + [
+        build_change_event(frame.stream, frame.seq, c, frame.ts_ns, frame.pts_ms)
+        for c in frame.meta.get("changes", ())
+    ]
 
 
 def stream_end_change_events(stream: str, info: dict[str, Any]) -> list[dict[str, Any]]:
@@ -220,7 +237,5 @@ def encode_event(event: dict[str, Any]) -> bytes:
     try:
         text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError as err:
-        raise ValueError(f"event of stream {event.get('stream')!r} seq {event.get('seq')}: {err}") \
-            from None
+        raise ValueError(f"event of stream {event.get('stream')!r} seq {event.get('seq')}: {err}") from None
     return text.encode("utf-8")
-

@@ -10,9 +10,13 @@ import zmq
 import zmq.auth
 
 
-def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None,
-                curve_secret_key: str | None = None, curve_server_key: str | None = None,
-                ) -> Iterator[tuple[str, dict[str, Any]]]:
+def iter_events(
+    endpoint: str,
+    topic: str = "",
+    timeout_ms: int | None = None,
+    curve_secret_key: str | None = None,
+    curve_server_key: str | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(stream_id, event)`` from a ``zmq_events`` sink's PUB endpoint.
 
     Args:
@@ -40,8 +44,10 @@ def iter_events(endpoint: str, topic: str = "", timeout_ms: int | None = None,
             raise ValueError("CurveZMQ needs both curve_secret_key and curve_server_key")
         public, secret = zmq.auth.load_certificate(curve_secret_key)
         if secret is None:
-            raise ValueError(f"{curve_secret_key} holds no secret key (give the NAME.key_secret file "
-                             "that `vidaffect keys` wrote)")
+            raise ValueError(
+                f"{curve_secret_key} holds no secret key (give the NAME.key_secret file "
+                "that `vidaffect keys` wrote)"
+            )
         sock.curve_secretkey, sock.curve_publickey = secret, public
         sock.curve_serverkey, _ = zmq.auth.load_certificate(curve_server_key)
     sock.setsockopt(zmq.SUBSCRIBE, topic.encode())

@@ -100,13 +100,22 @@ def read_timelines(events: str | Path) -> dict[str, StreamTimeline]:
             for k, face in enumerate(event.get("faces", [])):
                 emotion = face.get("emotion") or {}
                 smoothed = face.get("smoothed") or {}
-                st.rows.append(FaceRow(
-                    seq=int(event["seq"]), time_s=time_s, track_id=face.get("track_id"), face=k,
-                    bbox=list(face["bbox"]), label=emotion.get("label"), score=emotion.get("score"),
-                    probs=dict(emotion.get("probs") or {}), smoothed_label=smoothed.get("label"),
-                    smoothed_score=smoothed.get("score"), smoothed_probs=dict(smoothed.get("probs") or {}),
-                    image_file=event.get("image_file"),
-                ))
+                st.rows.append(
+                    FaceRow(
+                        seq=int(event["seq"]),
+                        time_s=time_s,
+                        track_id=face.get("track_id"),
+                        face=k,
+                        bbox=list(face["bbox"]),
+                        label=emotion.get("label"),
+                        score=emotion.get("score"),
+                        probs=dict(emotion.get("probs") or {}),
+                        smoothed_label=smoothed.get("label"),
+                        smoothed_score=smoothed.get("score"),
+                        smoothed_probs=dict(smoothed.get("probs") or {}),
+                        image_file=event.get("image_file"),
+                    )
+                )
     return streams
 
 
@@ -118,15 +127,44 @@ def write_timeline_csv(st: StreamTimeline, path: Path) -> Path:
     """The per-face, per-frame CSV (see the module docstring)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["stream", "seq", "time_s", "image_file", "track_id", "face", "x1", "y1", "x2", "y2",
-                    "label", "score", "smoothed_label", "smoothed_score",
-                    *(f"p_{lab}" for lab in st.labels), *(f"s_{lab}" for lab in st.labels)])
+        w.writerow(
+            [
+                "stream",
+                "seq",
+                "time_s",
+                "image_file",
+                "track_id",
+                "face",
+                "x1",
+                "y1",
+                "x2",
+                "y2",
+                "label",
+                "score",
+                "smoothed_label",
+                "smoothed_score",
+                *(f"p_{lab}" for lab in st.labels),
+                *(f"s_{lab}" for lab in st.labels),
+            ]
+        )
         for r in st.rows:
-            w.writerow([st.stream, r.seq, _fmt(r.time_s, 3), r.image_file or "",
-                        "" if r.track_id is None else r.track_id, r.face, *(_fmt(v, 1) for v in r.bbox),
-                        r.label or "", _fmt(r.score), r.smoothed_label or "", _fmt(r.smoothed_score),
-                        *(_fmt(r.probs.get(lab)) for lab in st.labels),
-                        *(_fmt(r.smoothed_probs.get(lab)) for lab in st.labels)])
+            w.writerow(
+                [
+                    st.stream,
+                    r.seq,
+                    _fmt(r.time_s, 3),
+                    r.image_file or "",
+                    "" if r.track_id is None else r.track_id,
+                    r.face,
+                    *(_fmt(v, 1) for v in r.bbox),
+                    r.label or "",
+                    _fmt(r.score),
+                    r.smoothed_label or "",
+                    _fmt(r.smoothed_score),
+                    *(_fmt(r.probs.get(lab)) for lab in st.labels),
+                    *(_fmt(r.smoothed_probs.get(lab)) for lab in st.labels),
+                ]
+            )
     return path
 
 
@@ -141,9 +179,18 @@ def track_summary(st: StreamTimeline) -> list[dict[str, Any]]:
         dominant, n = labels.most_common(1)[0] if labels else (None, 0)
         probs = np.array([[r.probs.get(lab, 0.0) for lab in st.labels] for r in rows], float)
         mean = probs.mean(0) if len(rows) and st.labels else np.zeros(len(st.labels))
-        out.append({"track_id": tid, "first_s": rows[0].time_s, "last_s": rows[-1].time_s,
-                    "frames": len(rows), "label_changes": st.changes.get(tid, 0), "dominant": dominant,
-                    "dominant_share": n / len(rows), "mean": dict(zip(st.labels, mean.tolist()))})
+        out.append(
+            {
+                "track_id": tid,
+                "first_s": rows[0].time_s,
+                "last_s": rows[-1].time_s,
+                "frames": len(rows),
+                "label_changes": st.changes.get(tid, 0),
+                "dominant": dominant,
+                "dominant_share": n / len(rows),
+                "mean": dict(zip(st.labels, mean.tolist())),
+            }
+        )
     return out
 
 
@@ -151,18 +198,41 @@ def write_tracks_csv(st: StreamTimeline, path: Path) -> Path:
     """The per-track CSV (see :func:`track_summary`)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["stream", "track_id", "first_s", "last_s", "duration_s", "frames", "label_changes",
-                    "dominant", "dominant_share", *(f"mean_{lab}" for lab in st.labels)])
+        w.writerow(
+            [
+                "stream",
+                "track_id",
+                "first_s",
+                "last_s",
+                "duration_s",
+                "frames",
+                "label_changes",
+                "dominant",
+                "dominant_share",
+                *(f"mean_{lab}" for lab in st.labels),
+            ]
+        )
         for t in track_summary(st):
-            w.writerow([st.stream, t["track_id"], _fmt(t["first_s"], 3), _fmt(t["last_s"], 3),
-                        _fmt(t["last_s"] - t["first_s"], 3), t["frames"], t["label_changes"],
-                        t["dominant"] or "", _fmt(t["dominant_share"], 3),
-                        *(_fmt(t["mean"][lab]) for lab in st.labels)])
+            w.writerow(
+                [
+                    st.stream,
+                    t["track_id"],
+                    _fmt(t["first_s"], 3),
+                    _fmt(t["last_s"], 3),
+                    _fmt(t["last_s"] - t["first_s"], 3),
+                    t["frames"],
+                    t["label_changes"],
+                    t["dominant"] or "",
+                    _fmt(t["dominant_share"], 3),
+                    *(_fmt(t["mean"][lab]) for lab in st.labels),
+                ]
+            )
     return path
 
 
-def write_timeline_files(events: str | Path, out: str | Path | None = None,
-                  timelines: dict[str, StreamTimeline] | None = None) -> list[Path]:
+def write_timeline_files(
+    events: str | Path, out: str | Path | None = None, timelines: dict[str, StreamTimeline] | None = None
+) -> list[Path]:
     """Write the CSVs and the PNG of every stream of ``events`` into ``out`` (default: the
     events file's folder); the files written, three per stream with frames. ``timelines``:
     :func:`read_timelines` of ``events`` when already read.
@@ -184,4 +254,3 @@ def write_timeline_files(events: str | Path, out: str | Path | None = None,
         written.append(write_tracks_csv(st, base.with_name(base.name + ".tracks.csv")))
         written.append(plot_timeline(st, base.with_name(base.name + ".timeline.png")))
     return written
-

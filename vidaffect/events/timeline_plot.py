@@ -100,15 +100,27 @@ def plot_timeline(st: StreamTimeline, path: Path) -> Path:
     ax_share.set_ylabel("share of faces")
     ax_share.set_xlabel("time (s)")
     faces = len(st.rows)
-    title = f"share of each emotion among all faces, per-frame labels ({faces} faces in {len(st.frames)} frames)"
+    title = (
+        f"share of each emotion among all faces, per-frame labels ({faces} faces in {len(st.frames)} frames)"
+    )
     ax_share.set_title(title if shown else f"stream {st.stream}: {title}", fontsize=10)
-    handles = [Patch(color=_rgb(labels[i]), label=f"{labels[i]} {100 * seen[labels[i]] / max(faces, 1):.0f}%")
-               for i in present]
+    handles = [
+        Patch(color=_rgb(labels[i]), label=f"{labels[i]} {100 * seen[labels[i]] / max(faces, 1):.0f}%")
+        for i in present
+    ]
     if handles:  # beside the share panel: label, share of all faces
-        ax_share.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
-                        frameon=False, title="all faces", title_fontsize=8)
-    fig.subplots_adjust(left=0.09, right=0.87, top=1 - 0.35 / fig.get_figheight(),
-                        bottom=0.6 / fig.get_figheight())
+        ax_share.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            frameon=False,
+            title="all faces",
+            title_fontsize=8,
+        )
+    fig.subplots_adjust(
+        left=0.09, right=0.87, top=1 - 0.35 / fig.get_figheight(), bottom=0.6 / fig.get_figheight()
+    )
     path = Path(path)
     fig.savefig(path)
     return path

@@ -15,13 +15,13 @@ import cv2
 import numpy as np
 
 PALETTE: dict[str, tuple[int, int, int]] = {
-    "angry": (40, 40, 220),       # red
-    "disgust": (40, 140, 40),     # dark green
-    "fear": (170, 60, 150),       # purple
-    "happy": (40, 200, 250),      # yellow
-    "sad": (200, 110, 30),        # blue
-    "surprise": (30, 140, 250),   # orange
-    "neutral": (190, 190, 190),   # light grey
+    "angry": (40, 40, 220),  # red
+    "disgust": (40, 140, 40),  # dark green
+    "fear": (170, 60, 150),  # purple
+    "happy": (40, 200, 250),  # yellow
+    "sad": (200, 110, 30),  # blue
+    "surprise": (30, 140, 250),  # orange
+    "neutral": (190, 190, 190),  # light grey
 }
 """BGR colour per FER emotion label."""
 
@@ -79,8 +79,16 @@ def _put_label(img: np.ndarray, text: str, rect: Rect, colour: tuple[int, int, i
     left, top, right, bottom = rect
     (_, th), _ = cv2.getTextSize(text, _FONT, st.font_scale, st.text_thick)
     cv2.rectangle(img, (left, top), (right - 1, bottom - 1), colour, cv2.FILLED)
-    cv2.putText(img, text, (left + st.pad, top + st.pad + th), _FONT, st.font_scale,
-                _text_colour(colour), st.text_thick, cv2.LINE_AA)
+    cv2.putText(
+        img,
+        text,
+        (left + st.pad, top + st.pad + th),
+        _FONT,
+        st.font_scale,
+        _text_colour(colour),
+        st.text_thick,
+        cv2.LINE_AA,
+    )
 
 
 def _bar_metrics(names: Sequence[str], st: _Style) -> tuple[float, int, int, int, int]:
@@ -93,8 +101,9 @@ def _bar_metrics(names: Sequence[str], st: _Style) -> tuple[float, int, int, int
     return scale, thick, name_w, row_h, name_w + st.bar_len + 3 * st.pad
 
 
-def _panel_rect(img_size: tuple[int, int], names: Sequence[str], box: Rect, st: _Style,
-                avoid: Sequence[Rect]) -> Rect | None:
+def _panel_rect(
+    img_size: tuple[int, int], names: Sequence[str], box: Rect, st: _Style, avoid: Sequence[Rect]
+) -> Rect | None:
     """A place for a face's bar panel inside the image that covers none of ``avoid`` (the
     other faces' boxes and tags, and panels already placed): right of the box, left of it,
     below it, or above it, each slid along the box's side; None when no place is free."""
@@ -119,26 +128,31 @@ def _panel_rect(img_size: tuple[int, int], names: Sequence[str], box: Rect, st: 
     return None
 
 
-def _put_prob_bars(img: np.ndarray, probs: Sequence[float], names: Sequence[str], rect: Rect,
-                   st: _Style) -> None:
+def _put_prob_bars(
+    img: np.ndarray, probs: Sequence[float], names: Sequence[str], rect: Rect, st: _Style
+) -> None:
     scale, thick, name_w, row_h, _ = _bar_metrics(names, st)
     left, top, right, bottom = rect
     roi = img[top:bottom, left:right]
     roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken for contrast
     for i, (name, p) in enumerate(zip(names, probs)):
         y = top + st.pad + i * row_h
-        cv2.putText(img, name, (left + st.pad, y + row_h - st.pad), _FONT, scale,
-                    (235, 235, 235), thick, cv2.LINE_AA)
+        cv2.putText(
+            img, name, (left + st.pad, y + row_h - st.pad), _FONT, scale, (235, 235, 235), thick, cv2.LINE_AA
+        )
         bx = left + 2 * st.pad + name_w
         length = round(float(np.clip(p, 0.0, 1.0)) * st.bar_len)
         cv2.rectangle(img, (bx, y + 1), (bx + st.bar_len, y + row_h - st.pad), (90, 90, 90), 1)
         if length > 0:
-            cv2.rectangle(img, (bx, y + 1), (bx + length, y + row_h - st.pad),
-                          label_colour(name), cv2.FILLED)
+            cv2.rectangle(img, (bx, y + 1), (bx + length, y + row_h - st.pad), label_colour(name), cv2.FILLED)
 
 
-def annotate(image_bgr: np.ndarray, faces: Sequence[dict[str, Any]],
-             labels: Sequence[str] | None = None, prob_bars: bool = False) -> np.ndarray:
+def annotate(
+    image_bgr: np.ndarray,
+    faces: Sequence[dict[str, Any]],
+    labels: Sequence[str] | None = None,
+    prob_bars: bool = False,
+) -> np.ndarray:
     """Draw face results onto a copy of ``image_bgr``.
 
     Per face: the box in the colour of its emotion label (the track's ``smoothed`` emotion
@@ -183,8 +197,11 @@ def annotate(image_bgr: np.ndarray, faces: Sequence[dict[str, Any]],
         for i, d in enumerate(drawn):
             if not d.probs:
                 continue
-            names = list(labels) if labels is not None and len(labels) == len(d.probs) \
+            names = (
+                list(labels)
+                if labels is not None and len(labels) == len(d.probs)
                 else [str(k) for k in range(len(d.probs))]
+            )
             probs = list(d.probs)
             if len(probs) > MAX_BARS:  # many labels (EMOTIC's 26): the most likely ones
                 top = np.argsort(-np.asarray(probs, np.float64), kind="stable")[:MAX_BARS]
@@ -239,5 +256,6 @@ def _face_drawing(face: dict[str, Any], size: tuple[int, int], st: _Style) -> _F
     if face.get("body_bbox") is not None:
         bx1, by1, bx2, by2 = (int(round(float(v))) for v in face["body_bbox"])
         body = (bx1, by1, bx2, by2)
-    return _FaceDrawing((x1, y1, x2, y2), colour, texts, tags, body,
-                        None if emotion is None else emotion.get("probs"))
+    return _FaceDrawing(
+        (x1, y1, x2, y2), colour, texts, tags, body, None if emotion is None else emotion.get("probs")
+    )

@@ -57,7 +57,9 @@ def decode_bounded(data: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
         width, height, fmt = size
         factor = next((f for f in (2, 4, 8) if (width // f) * (height // f) <= max_pixels), None)
         if fmt != "JPEG" or factor is None:
-            raise ImageTooLarge(f"{width}x{height} {fmt} image ({width * height / 1e6:.0f} MP) is above the "
-                                f"limit of {max_pixels / 1e6:.0f} MP (max_pixels)")
+            raise ImageTooLarge(
+                f"{width}x{height} {fmt} image ({width * height / 1e6:.0f} MP) is above the "
+                f"limit of {max_pixels / 1e6:.0f} MP (max_pixels)"
+            )
         flag = _REDUCED[factor]
     return cv2.imdecode(data, flag) if data.size else None

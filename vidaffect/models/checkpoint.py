@@ -20,8 +20,15 @@ from vidaffect.errors import CheckpointError
 from vidaffect.models.catalog import create_model
 from vidaffect.models.meta import _META_KEY, FORMAT_VERSION, CheckpointMeta, read_meta
 
-__all__ = ["FORMAT_VERSION", "CheckpointMeta", "build_model", "load_checkpoint", "read_meta",
-           "save_checkpoint"]
+__all__ = [
+    "FORMAT_VERSION",
+    "CheckpointMeta",
+    "build_model",
+    "load_checkpoint",
+    "read_meta",
+    "save_checkpoint",
+]
+
 
 def build_model(meta: CheckpointMeta) -> nn.Module:
     """A freshly initialised model (train mode, float32) of the architecture in ``meta``.
@@ -81,8 +88,10 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointMeta]:
     try:
         model = build_model(meta)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot build architecture {meta.arch!r} with options "
-                              f"{meta.arch_kwargs} and {meta.in_channels} input channels: {exc}") from exc
+        raise CheckpointError(
+            f"{path}: cannot build architecture {meta.arch!r} with options "
+            f"{meta.arch_kwargs} and {meta.in_channels} input channels: {exc}"
+        ) from exc
     state = load_file(str(path), device="cpu")
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:

@@ -61,16 +61,24 @@ class EmoticNet(nn.Module):
         ValueError: ``in_channels`` is not 3, or an unknown backbone.
     """
 
-    def __init__(self, num_classes: int = len(CATEGORIES), in_channels: int = 3,
-                 backbone_name: str = "resnet18", context_backbone: str | None = None,
-                 fusion: int = 256, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        num_classes: int = len(CATEGORIES),
+        in_channels: int = 3,
+        backbone_name: str = "resnet18",
+        context_backbone: str | None = None,
+        fusion: int = 256,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         if in_channels != 3:
             raise ValueError(f"EMOTIC models take RGB input (in_channels=3), got {in_channels}")
         self.body, body_dim = backbone(backbone_name)
         self.context, context_dim = backbone(context_backbone or backbone_name)
         self.fuse = nn.Sequential(
-            nn.Linear(body_dim + context_dim, fusion), nn.BatchNorm1d(fusion), nn.ReLU(inplace=True),
+            nn.Linear(body_dim + context_dim, fusion),
+            nn.BatchNorm1d(fusion),
+            nn.ReLU(inplace=True),
             nn.Dropout(dropout),
         )
         self.categories = nn.Linear(fusion, num_classes)
@@ -92,8 +100,13 @@ class EmoticNet(nn.Module):
 
 
 @register_model("emotic", inputs=("body", "context"))
-def emotic(num_classes: int = len(CATEGORIES), in_channels: int = 3, backbone: str = "resnet18",
-           context_backbone: str | None = None, **kwargs: object) -> nn.Module:
+def emotic(
+    num_classes: int = len(CATEGORIES),
+    in_channels: int = 3,
+    backbone: str = "resnet18",
+    context_backbone: str | None = None,
+    **kwargs: object,
+) -> nn.Module:
     """EMOTIC body + context model; ``backbone`` resnet18 (22.6 M parameters) or alexnet (5.1 M).
 
     Raises:

@@ -15,10 +15,32 @@ from vidaffect.models.meta import CheckpointMeta
 
 #: The 26 categories in the papers' (alphabetical) order; the logit order of every EMOTIC model.
 CATEGORIES: tuple[str, ...] = (
-    "Affection", "Anger", "Annoyance", "Anticipation", "Aversion", "Confidence", "Disapproval",
-    "Disconnection", "Disquietment", "Doubt/Confusion", "Embarrassment", "Engagement", "Esteem",
-    "Excitement", "Fatigue", "Fear", "Happiness", "Pain", "Peace", "Pleasure", "Sadness",
-    "Sensitivity", "Suffering", "Surprise", "Sympathy", "Yearning",
+    "Affection",
+    "Anger",
+    "Annoyance",
+    "Anticipation",
+    "Aversion",
+    "Confidence",
+    "Disapproval",
+    "Disconnection",
+    "Disquietment",
+    "Doubt/Confusion",
+    "Embarrassment",
+    "Engagement",
+    "Esteem",
+    "Excitement",
+    "Fatigue",
+    "Fear",
+    "Happiness",
+    "Pain",
+    "Peace",
+    "Pleasure",
+    "Sadness",
+    "Sensitivity",
+    "Suffering",
+    "Surprise",
+    "Sympathy",
+    "Yearning",
 )
 
 #: The continuous dimensions, in the order of a model's VAD output.

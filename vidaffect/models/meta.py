@@ -75,7 +75,6 @@ class CheckpointMeta:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-
 def read_meta(path: str | Path) -> CheckpointMeta:
     """Read only the metadata of a checkpoint.
 

@@ -48,17 +48,30 @@ def encode_frame(frame: Frame) -> list[Any]:
     if not img.flags.c_contiguous:
         img = np.ascontiguousarray(img)
     header = {
-        "v": PROTOCOL_VERSION, "kind": "frame", "stream": frame.stream, "seq": frame.seq,
-        "ts_ns": frame.ts_ns, "pts_ms": frame.pts_ms,
-        "bufs": [{"dtype": img.dtype.name, "shape": list(img.shape)}], "meta": frame.meta,
+        "v": PROTOCOL_VERSION,
+        "kind": "frame",
+        "stream": frame.stream,
+        "seq": frame.seq,
+        "ts_ns": frame.ts_ns,
+        "pts_ms": frame.pts_ms,
+        "bufs": [{"dtype": img.dtype.name, "shape": list(img.shape)}],
+        "meta": frame.meta,
     }
     return [msgpack.packb(header, use_bin_type=True), memoryview(img).cast("B")]
 
 
 def encode_eos(stream: str, seq: int, meta: dict[str, Any] | None = None) -> list[bytes]:
     """Encode an end-of-stream marker; ``seq`` is the number of frames the stream emitted."""
-    header = {"v": PROTOCOL_VERSION, "kind": "eos", "stream": stream, "seq": seq, "ts_ns": 0,
-              "pts_ms": None, "bufs": [], "meta": meta or {}}
+    header = {
+        "v": PROTOCOL_VERSION,
+        "kind": "eos",
+        "stream": stream,
+        "seq": seq,
+        "ts_ns": 0,
+        "pts_ms": None,
+        "bufs": [],
+        "meta": meta or {},
+    }
     return [msgpack.packb(header, use_bin_type=True)]
 
 
@@ -67,8 +80,16 @@ def encode_outage(stream: str, frames: int, info: dict[str, Any]) -> list[bytes]
     the stream sent so far, ``info`` the source's :meth:`~vidaffect.api.Source.outage` plus
     ``last_ts_ns``. Not a frame: stages pass it on at once, sinks get
     :meth:`~vidaffect.api.Sink.outage`."""
-    header = {"v": PROTOCOL_VERSION, "kind": "outage", "stream": stream, "seq": frames, "ts_ns": 0,
-              "pts_ms": None, "bufs": [], "meta": info}
+    header = {
+        "v": PROTOCOL_VERSION,
+        "kind": "outage",
+        "stream": stream,
+        "seq": frames,
+        "ts_ns": 0,
+        "pts_ms": None,
+        "bufs": [],
+        "meta": info,
+    }
     return [msgpack.packb(header, use_bin_type=True)]
 
 

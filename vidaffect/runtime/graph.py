@@ -28,7 +28,9 @@ class WorkerSpec:
 
     @property
     def label(self) -> str:
-        return self.spec["stage"] if self.stage.options.workers == 1 else f"{self.spec['stage']}[{self.worker}]"
+        return (
+            self.spec["stage"] if self.stage.options.workers == 1 else f"{self.spec['stage']}[{self.worker}]"
+        )
 
 
 def default_threads(config: PipelineConfig) -> int:
@@ -53,8 +55,7 @@ def is_live(config: PipelineConfig) -> bool:
 def downstream_stages(specs: list[WorkerSpec]) -> dict[str, set[str]]:
     """Stage name -> names of the stages it sends frames to (empty for sinks)."""
     by_input = {ws.spec["input"]: ws.spec["stage"] for ws in specs if ws.spec["input"]}
-    return {ws.spec["stage"]: {by_input[ep] for group in ws.spec["outputs"] for ep in group}
-            for ws in specs}
+    return {ws.spec["stage"]: {by_input[ep] for group in ws.spec["outputs"] for ep in group} for ws in specs}
 
 
 def preflight(config: PipelineConfig) -> None:
@@ -74,8 +75,10 @@ def preflight(config: PipelineConfig) -> None:
             try:
                 s.bind((host, port))
             except OSError as exc:
-                raise PluginError(f"pipeline › metrics_port: cannot serve metrics on {host}:{port}: "
-                                  f"{exc.strerror} (another vidaffect run, or another program, uses it)") from None
+                raise PluginError(
+                    f"pipeline › metrics_port: cannot serve metrics on {host}:{port}: "
+                    f"{exc.strerror} (another vidaffect run, or another program, uses it)"
+                ) from None
     reg = get_registry()
     for stage in config.stages:
         try:
@@ -90,8 +93,9 @@ def _hwm(engine_hwm: int, live: bool, isolated_sink: bool) -> int:
     return engine_hwm if not live or isolated_sink else min(engine_hwm, LIVE_HWM)
 
 
-def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control: str,
-                updates: str) -> list[WorkerSpec]:
+def build_specs(
+    config: PipelineConfig, endpoint: Callable[[str], str], control: str, updates: str
+) -> list[WorkerSpec]:
     """One :class:`WorkerSpec` per process, in flow order (sources first).
 
     Every source feeds the first processing stage; its stream id tags each of its frames.
@@ -123,10 +127,14 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
             downstream, producers = [], (chain[-1].options.workers if chain else 1)
         for w in range(stage.options.workers):
             spec = {
-                "stage": stage.name, "kind": stage.kind, "worker": w,
-                "workers": stage.options.workers, "plugin": stage.options.type,
+                "stage": stage.name,
+                "kind": stage.kind,
+                "worker": w,
+                "workers": stage.options.workers,
+                "plugin": stage.options.type,
                 "plugin_options": stage.plugin_dict,
-                "threads": stage.options.threads or (threads if stage.kind in ("detector", "classifier") else 1),
+                "threads": stage.options.threads
+                or (threads if stage.kind in ("detector", "classifier") else 1),
                 "batch": stage.options.batch,
                 "input": inputs[stage.name][w] if stage.name in inputs else None,
                 "outputs": [inputs[d.name] for d in downstream],
@@ -134,14 +142,17 @@ def build_specs(config: PipelineConfig, endpoint: Callable[[str], str], control:
                 "outputs_drop": [isolated and d.kind == "sink" for d in downstream],
                 "outputs_hwm": [_hwm(engine.hwm, live, isolated and d.kind == "sink") for d in downstream],
                 "sticky": stage.kind == "source" and tracking is not None,
-                "producers": producers, "ordered": stage.options.workers == 1,
+                "producers": producers,
+                "ordered": stage.options.workers == 1,
                 # one in-order producer (per stream): a gap is a skipped frame, never late
                 "reorder_window": 0 if live and producers == 1 else engine.reorder_window,
                 "live": live,
                 "hwm": _hwm(engine.hwm, live, isolated and stage.kind == "sink"),
-                "streams": streams, "stream_id": stage.options.stream,
+                "streams": streams,
+                "stream_id": stage.options.stream,
                 "tracking": tracking if stage.kind in ("detector", "sink") else None,
-                "control": control, "updates": updates,
+                "control": control,
+                "updates": updates,
                 "max_message_bytes": engine.max_message_bytes,
             }
             specs.append(WorkerSpec(stage, w, spec))

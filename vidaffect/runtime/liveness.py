@@ -78,8 +78,9 @@ def reclaim_stale_run_dirs(parent: Path, prefix: str = "vidaffect-") -> list[Pat
     return removed
 
 
-def start_watchdog(supervisor: tuple[int, int | None], in_loop: threading.Event,
-                   every_s: float = 0.25, grace_s: float = 10.0) -> threading.Thread:
+def start_watchdog(
+    supervisor: tuple[int, int | None], in_loop: threading.Event, every_s: float = 0.25, grace_s: float = 10.0
+) -> threading.Thread:
     """A daemon thread that ends this stage process when its supervisor dies.
 
     Before the stage's loop runs (imports, models loading: the main thread cannot look) the

@@ -79,14 +79,25 @@ class StageMetrics:
         lat = np.fromiter(self.latency_ms, float) if self.latency_ms else None
         pct = (lambda q: round(float(np.percentile(lat, q)), 2)) if lat is not None else (lambda q: None)
         return {
-            "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
-            "malformed": self.malformed, "refused": self.refused, "skipped": self.skipped, "lost": self.lost, "faces": self.faces,
-            "detected": self.detected, "reconnects": self.reconnects,
-            "gap_s": round(self.gap_s + self.outage_s, 3), "down": int(self.outage_s > 0),
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "dropped": self.dropped,
+            "malformed": self.malformed,
+            "refused": self.refused,
+            "skipped": self.skipped,
+            "lost": self.lost,
+            "faces": self.faces,
+            "detected": self.detected,
+            "reconnects": self.reconnects,
+            "gap_s": round(self.gap_s + self.outage_s, 3),
+            "down": int(self.outage_s > 0),
             "unreadable": self.unreadable,
-            "busy_s": round(self.busy_s, 3), "wall_s": round(time.perf_counter() - self.started, 3),
+            "busy_s": round(self.busy_s, 3),
+            "wall_s": round(time.perf_counter() - self.started, 3),
             "cpu_s": round(time.process_time() - self.cpu_started, 3),
-            "latency_p50_ms": pct(50), "latency_p95_ms": pct(95), "latency_p99_ms": pct(99),
+            "latency_p50_ms": pct(50),
+            "latency_p95_ms": pct(95),
+            "latency_p99_ms": pct(99),
         }
 
 

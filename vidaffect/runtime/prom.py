@@ -15,8 +15,25 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-_COUNTERS = ("frames_in", "frames_out", "dropped", "lost", "malformed", "refused", "skipped", "faces", "busy_s",
-             "detected", "reconnects", "gap_s", "down", "unreadable", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+_COUNTERS = (
+    "frames_in",
+    "frames_out",
+    "dropped",
+    "lost",
+    "malformed",
+    "refused",
+    "skipped",
+    "faces",
+    "busy_s",
+    "detected",
+    "reconnects",
+    "gap_s",
+    "down",
+    "unreadable",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+)
 
 
 class PrometheusExporter:
@@ -26,8 +43,9 @@ class PrometheusExporter:
         self.registry = CollectorRegistry()
         self.pipeline = pipeline
         self.gauges = {
-            key: Gauge(f"vidaffect_stage_{key}", f"stage metric {key}", ["pipeline", "stage"],
-                       registry=self.registry)
+            key: Gauge(
+                f"vidaffect_stage_{key}", f"stage metric {key}", ["pipeline", "stage"], registry=self.registry
+            )
             for key in _COUNTERS
         }
         self.server, self.thread = start_http_server(port, addr=addr, registry=self.registry)

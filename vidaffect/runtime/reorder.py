@@ -38,8 +38,7 @@ class Reorderer:
             (earlier frames were handled, or lost, by the previous process).
     """
 
-    def __init__(self, producers: int, window: int = 64, ordered: bool = True,
-                 resync: bool = False) -> None:
+    def __init__(self, producers: int, window: int = 64, ordered: bool = True, resync: bool = False) -> None:
         self.producers, self.window, self.ordered, self.resync = producers, window, ordered, resync
         self.streams: dict[str, _StreamState] = {}
         self.lost = 0
@@ -105,8 +104,16 @@ class Reorderer:
             if st.done:
                 continue
             st.eos_seen = self.producers - 1
-            header = {"v": 1, "kind": "eos", "stream": stream, "seq": total, "ts_ns": 0,
-                      "pts_ms": None, "bufs": [], "meta": {"eos_lost": True}}
+            header = {
+                "v": 1,
+                "kind": "eos",
+                "stream": stream,
+                "seq": total,
+                "ts_ns": 0,
+                "pts_ms": None,
+                "bufs": [],
+                "meta": {"eos_lost": True},
+            }
             out += self.push(header, None)
         return out
 

@@ -69,8 +69,10 @@ class RunKeys:
         except (OSError, ValueError) as exc:
             raise VidaffectError(f"pipeline › curve_secret_key: cannot read {path}: {exc}") from None
         if secret is None:
-            raise VidaffectError(f"pipeline › curve_secret_key: {path} holds no secret key "
-                                 "(give the NAME.key_secret file that `vidaffect keys` wrote)")
+            raise VidaffectError(
+                f"pipeline › curve_secret_key: {path} holds no secret key "
+                "(give the NAME.key_secret file that `vidaffect keys` wrote)"
+            )
         return cls(public, secret)
 
     def to_spec(self) -> dict[str, str]:
@@ -92,8 +94,11 @@ def holds_secret_key(path: str | Path) -> bool:
         return False
 
 
-_REFUSALS = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-             | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+_REFUSALS = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 """Socket-monitor events of a refused peer: no CURVE at all (mechanism mismatch) or a HELLO
 made for another server key."""
 

@@ -86,25 +86,38 @@ class StageContext:
         self.state = {"go": False, "stop": False, "abort": False}
         self.upstream_ended: dict[str, int] | None = None
         self.released = False
-        self.supervisor = tuple(spec["supervisor"]) if spec.get("supervisor") else process_identity(os.getppid())
+        self.supervisor = (
+            tuple(spec["supervisor"]) if spec.get("supervisor") else process_identity(os.getppid())
+        )
         self._supervisor_checked = 0.0
         self.eos_totals: dict[str, int] = {}
         self._last_update = 0.0
         buf = None if spec.get("live") else SOCKET_BUFFER_BYTES
         max_bytes = spec.get("max_message_bytes", -1)
-        self.inp = pull_socket(self.ctx, spec["input"], spec["hwm"], buf, self.auth, max_bytes) \
-            if spec.get("input") else None
+        self.inp = (
+            pull_socket(self.ctx, spec["input"], spec["hwm"], buf, self.auth, max_bytes)
+            if spec.get("input")
+            else None
+        )
         drops = spec.get("outputs_drop") or [False] * len(spec["outputs"])
         hwms = spec.get("outputs_hwm") or [spec["hwm"]] * len(spec["outputs"])
         self.outputs = [
-            Fanout([push_socket(self.ctx, ep, hwm, buf, self.auth) for ep in group], self.should_abort,
-                   drop_when_full=drop)
+            Fanout(
+                [push_socket(self.ctx, ep, hwm, buf, self.auth) for ep in group],
+                self.should_abort,
+                drop_when_full=drop,
+            )
             for group, drop, hwm in zip(spec["outputs"], drops, hwms)
         ]
 
     def send_update(self, kind: str, **fields: Any) -> None:
-        msg = {"type": kind, "stage": self.spec["stage"], "worker": self.spec["worker"],
-               "pid": os.getpid(), **fields}
+        msg = {
+            "type": kind,
+            "stage": self.spec["stage"],
+            "worker": self.spec["worker"],
+            "pid": os.getpid(),
+            **fields,
+        }
         self.updates.send(msgpack.packb(msg, use_bin_type=True))
 
     def maybe_update(self, force: bool = False) -> None:
@@ -250,8 +263,10 @@ def run_source(sc: StageContext, source: Source, opened_at: float | None = None)
         last_ts = ts_ns
         if 0 < max_bytes < image.nbytes:  # the next stage would refuse it unread
             h, w = image.shape[:2]
-            raise VidaffectError(f"a {w}x{h} frame is {image.nbytes / 2**20:.1f} MB, above pipeline › "
-                                 f"max_message_mb ({max_bytes / 2**20:g} MB): raise it, or downscale the source")
+            raise VidaffectError(
+                f"a {w}x{h} frame is {image.nbytes / 2**20:.1f} MB, above pipeline › "
+                f"max_message_mb ({max_bytes / 2**20:g} MB): raise it, or downscale the source"
+            )
         frame = Frame(image, stream, seq, ts_ns, pts, {**base_meta, **extra})
         if seqs is not None:
             seqs.reserve(seq + 1)
@@ -368,8 +383,12 @@ def run_processor(sc: StageContext, apply: _Applier) -> None:
     """
     spec = sc.spec
     assert sc.inp is not None
-    reorder = Reorderer(spec["producers"], spec["reorder_window"], ordered=spec["ordered"],
-                        resync=spec.get("restarted", False))
+    reorder = Reorderer(
+        spec["producers"],
+        spec["reorder_window"],
+        ordered=spec["ordered"],
+        resync=spec.get("restarted", False),
+    )
     poller = zmq.Poller()
     poller.register(sc.inp, zmq.POLLIN)
     poller.register(sc.control, zmq.POLLIN)
@@ -433,8 +452,9 @@ class _Applier:
         elif tracking and self.kind == "sink":
             from vidaffect.analytics.smoothing import Smoother
 
-            self.smoother = Smoother(tracking["smoothing"], tracking["alpha"], tracking["window"],
-                                     tracking["hysteresis"])
+            self.smoother = Smoother(
+                tracking["smoothing"], tracking["alpha"], tracking["window"], tracking["hysteresis"]
+            )
 
     def __call__(self, items: list[tuple[dict[str, Any], Frame | None]]) -> bool:
         """Process ``items`` (frames and EOS markers, in order); False when aborted."""

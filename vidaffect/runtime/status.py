@@ -16,8 +16,15 @@ class StatusLine:
     """
 
     def __init__(self, total: int | None) -> None:
-        self.bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True,
-                        mininterval=0.5, leave=True, disable=None)
+        self.bar = tqdm(
+            total=total,
+            unit="frame",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+            leave=True,
+            disable=None,
+        )
         self.done = 0
 
     def update(self, stages: dict[str, dict[str, Any]]) -> None:
@@ -32,8 +39,12 @@ class StatusLine:
             self.bar.update(done - self.done)
             self.done = done
         faces = max((int(s.get("faces") or 0) for s in stages.values()), default=0)
-        self.bar.set_postfix(faces=faces, dropped=dropped,
-                             lost=sum(int(s.get("lost") or 0) for s in stages.values()), refresh=False)
+        self.bar.set_postfix(
+            faces=faces,
+            dropped=dropped,
+            lost=sum(int(s.get("lost") or 0) for s in stages.values()),
+            refresh=False,
+        )
 
     def close(self) -> None:
         self.bar.close()

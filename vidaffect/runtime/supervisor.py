@@ -81,13 +81,16 @@ def unreadable_warnings(stages: dict[str, dict[str, Any]], sources: dict[str, di
             stream = name.removeprefix("source-") if name.startswith("source-") else next(iter(sources), "")
             what = sources.get(stream, {}).get("description", "the file")
             got = m.get("frames_in", 0)
-            out.append(f"stage '{name}': {what} announced {got + n} frames but only {got} could be decoded "
-                       f"({n} unreadable: the file is probably truncated or damaged)")
+            out.append(
+                f"stage '{name}': {what} announced {got + n} frames but only {got} could be decoded "
+                f"({n} unreadable: the file is probably truncated or damaged)"
+            )
     return out
 
 
-def intruder_warnings(stages: dict[str, dict[str, Any]], refused_by_supervisor: int,
-                      rejected_updates: int) -> list[str]:
+def intruder_warnings(
+    stages: dict[str, dict[str, Any]], refused_by_supervisor: int, rejected_updates: int
+) -> list[str]:
     """Warnings about processes outside the run that tried to talk to it: connections refused
     for lack of the run's key, and reports from processes the supervisor did not start."""
     out = []
@@ -95,8 +98,10 @@ def intruder_warnings(stages: dict[str, dict[str, Any]], refused_by_supervisor: 
     refused["supervisor"] = refused_by_supervisor
     if any(refused.values()):
         where = ", ".join(f"{name}: {n}" for name, n in refused.items() if n)
-        out.append(f"connections without the run's key were refused ({where}); some process on "
-                   "the network tried to reach the pipeline's ports")
+        out.append(
+            f"connections without the run's key were refused ({where}); some process on "
+            "the network tried to reach the pipeline's ports"
+        )
     if rejected_updates:
         out.append(f"{rejected_updates} updates from processes this run did not start were ignored")
     return out
@@ -149,8 +154,12 @@ def plugin_preloads(config: PipelineConfig) -> list[str]:
 class Supervisor:
     """Runs one pipeline. Use :meth:`run`; it blocks until the pipeline has stopped."""
 
-    def __init__(self, config: PipelineConfig, show_status: bool | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        show_status: bool | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config
         self.progress = progress or (lambda line: None)
         self.engine = config.engine
@@ -178,16 +187,21 @@ class Supervisor:
     # -- process management --------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
         w.ready, w.done = False, False
-        spec = {**w.ws.spec, "environ": dict(os.environ), "supervisor": process_identity(),
-                "run_dir": str(self.run_dir),
-                "curve": self.keys.to_spec() if self.keys is not None else None}
+        spec = {
+            **w.ws.spec,
+            "environ": dict(os.environ),
+            "supervisor": process_identity(),
+            "run_dir": str(self.run_dir),
+            "curve": self.keys.to_spec() if self.keys is not None else None,
+        }
         proc = self.mpctx.Process(target=stage_main, args=(spec,), name=w.ws.label)
         proc.start()  # kept only once started: clean-up joins every kept process
         w.proc = proc
         w.pids.add(proc.pid)
 
-    def _handle_update(self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker],
-                       result: RunResult) -> None:
+    def _handle_update(
+        self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker], result: RunResult
+    ) -> None:
         w = workers.get((msg.get("stage"), msg.get("worker")))
         if w is None or msg.get("pid") not in w.pids:  # not from a process this run started
             self.rejected_updates += 1
@@ -287,7 +301,9 @@ class Supervisor:
         if self.engine.metrics_port:
             from vidaffect.runtime.prom import PrometheusExporter
 
-            exporter = PrometheusExporter(self.engine.metrics_port, self.engine.name, self.engine.metrics_host)
+            exporter = PrometheusExporter(
+                self.engine.metrics_port, self.engine.name, self.engine.metrics_host
+            )
         t_go = time.monotonic()
         try:
             for w in reversed(list(workers.values())):
@@ -338,7 +354,9 @@ class Supervisor:
                             w.done = True
                             snap = w.metrics_by_pid.get(w.proc.pid)
                             if snap:  # killed: what it held at its last update never went on
-                                snap["dropped"] += in_hand(snap["frames_in"], snap["frames_out"], snap["dropped"])
+                                snap["dropped"] += in_hand(
+                                    snap["frames_in"], snap["frames_out"], snap["dropped"]
+                                )
                             self._failure(w, f"process exited with code {code} without reporting", "")
                 if status is not None or exporter is not None:
                     merged = self._merged(workers)
@@ -401,8 +419,7 @@ class Supervisor:
             if waiting[name] and all(done[d] for d in down):
                 control.send(f"release|{name}".encode())
 
-    def _notify_upstream_ended(self, control: zmq.Socket,
-                               workers: dict[tuple[str, int], _Worker]) -> None:
+    def _notify_upstream_ended(self, control: zmq.Socket, workers: dict[tuple[str, int], _Worker]) -> None:
         """Tell a stage whose producers have all finished (reported done, or died) that its
         streams are over.
 
@@ -427,8 +444,9 @@ class Supervisor:
                 totals = ",".join(f"{k}={v}" for k, v in self.eos_totals.items())
                 control.send(f"upstream_ended|{name}|{totals}".encode())
 
-    def _drain_updates(self, updates: zmq.Socket, workers: dict[tuple[str, int], _Worker],
-                       result: RunResult) -> None:
+    def _drain_updates(
+        self, updates: zmq.Socket, workers: dict[tuple[str, int], _Worker], result: RunResult
+    ) -> None:
         while True:
             try:
                 msg = msgpack.unpackb(updates.recv(zmq.NOBLOCK), raw=False)
@@ -459,8 +477,9 @@ def _stages_done(workers: dict[tuple[str, int], _Worker]) -> dict[str, bool]:
     return done
 
 
-def run_pipeline(config: PipelineConfig, show_status: bool | None = None,
-                 progress: Callable[[str], None] | None = None) -> RunResult:
+def run_pipeline(
+    config: PipelineConfig, show_status: bool | None = None, progress: Callable[[str], None] | None = None
+) -> RunResult:
     """Run ``config`` to completion; see :class:`Supervisor`. ``progress`` receives a line when
     the stage processes start loading their models and when they are all ready."""
     return Supervisor(config, show_status, progress).run()
@@ -468,8 +487,11 @@ def run_pipeline(config: PipelineConfig, show_status: bool | None = None,
 
 def raise_for_errors(result: RunResult) -> None:
     """Raise :class:`StageError` naming every failed stage, with tracebacks of crashes."""
-    hard = [f"stage {label} failed: {message}\n{tb}".rstrip()
-            for label, message, tb in result.errors if "(restarting" not in message]
+    hard = [
+        f"stage {label} failed: {message}\n{tb}".rstrip()
+        for label, message, tb in result.errors
+        if "(restarting" not in message
+    ]
     if hard:
         raise StageError("\n".join(hard))
 

@@ -48,8 +48,9 @@ def use_stage_malloc_settings() -> None:
 class EndpointAllocator:
     """Hands out endpoints: ``ipc://RUN_DIR/NAME.sock`` or ``tcp://HOST:PORT``."""
 
-    def __init__(self, transport: str, run_dir: Path, host: str = "127.0.0.1",
-                 port_base: int | None = None) -> None:
+    def __init__(
+        self, transport: str, run_dir: Path, host: str = "127.0.0.1", port_base: int | None = None
+    ) -> None:
         self.transport, self.run_dir, self.host = transport, run_dir, host
         self._ports = count(port_base) if port_base else None
 
@@ -72,8 +73,14 @@ def connect_address(endpoint: str) -> str:
     return endpoint.replace("://0.0.0.0:", "://127.0.0.1:").replace("://*:", "://127.0.0.1:")
 
 
-def pull_socket(ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | None = None,
-                auth: PeerAuth | None = None, max_bytes: int = -1) -> zmq.Socket:
+def pull_socket(
+    ctx: zmq.Context,
+    endpoint: str,
+    hwm: int,
+    buffer_bytes: int | None = None,
+    auth: PeerAuth | None = None,
+    max_bytes: int = -1,
+) -> zmq.Socket:
     """A bound PULL socket; ``buffer_bytes`` sets the kernel receive buffer (None: OS default),
     ``auth`` makes it a CURVE server of the run (see :mod:`.security`), ``max_bytes`` is
     the largest message part accepted (-1: no limit)."""
@@ -90,8 +97,9 @@ def pull_socket(ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | N
     return sock
 
 
-def push_socket(ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | None = None,
-                auth: PeerAuth | None = None) -> zmq.Socket:
+def push_socket(
+    ctx: zmq.Context, endpoint: str, hwm: int, buffer_bytes: int | None = None, auth: PeerAuth | None = None
+) -> zmq.Socket:
     """A connected PUSH socket; ``buffer_bytes`` sets the kernel send buffer (None: OS default),
     ``auth`` makes it a CURVE client of the run."""
     sock = ctx.socket(zmq.PUSH)
@@ -124,8 +132,13 @@ class Fanout:
     ``broadcast`` sends to every worker (EOS) and always waits.
     """
 
-    def __init__(self, sockets: list[zmq.Socket], should_abort: Callable[[], bool],
-                 poll_ms: int = 100, drop_when_full: bool = False) -> None:
+    def __init__(
+        self,
+        sockets: list[zmq.Socket],
+        should_abort: Callable[[], bool],
+        poll_ms: int = 100,
+        drop_when_full: bool = False,
+    ) -> None:
         self.sockets, self.should_abort, self.poll_ms = sockets, should_abort, poll_ms
         self.drop_when_full = drop_when_full
         self.skipped = 0  # frames not sent because every worker's queue was full

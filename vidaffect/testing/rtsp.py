@@ -12,8 +12,10 @@ from pathlib import Path
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER = Path(__file__).with_name("rtsp_server.py")
-INSTALL_HINT = ("apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good "
-                "gstreamer1.0-plugins-bad gstreamer1.0-tools (or: make rtsp-deps)")
+INSTALL_HINT = (
+    "apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good "
+    "gstreamer1.0-plugins-bad gstreamer1.0-tools (or: make rtsp-deps)"
+)
 
 
 def has_gst_rtsp() -> bool:
@@ -41,7 +43,10 @@ class RtspServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [SYSTEM_PYTHON, str(SERVER), str(self.clip), "--port", str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None and self.proc.stderr is not None
         line = self.proc.stdout.readline()
         if not line.startswith("ready"):

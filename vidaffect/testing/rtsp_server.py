@@ -45,8 +45,10 @@ def main() -> int:
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
     location = str(args.clip.resolve()).replace('"', '\\"')
-    factory.set_launch(f'( filesrc location="{location}" ! qtdemux ! h264parse config-interval=-1 '
-                       f"! rtph264pay name=pay0 pt=96 )")
+    factory.set_launch(
+        f'( filesrc location="{location}" ! qtdemux ! h264parse config-interval=-1 '
+        f"! rtph264pay name=pay0 pt=96 )"
+    )
     factory.set_shared(False)
     server.get_mount_points().add_factory(args.mount, factory)
     if server.attach(None) == 0:

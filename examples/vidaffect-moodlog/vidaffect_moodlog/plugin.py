@@ -61,8 +61,16 @@ class MoodLogSink(Sink):
         window, frames, counts = self.current.pop(stream)
         total = sum(counts.values())
         label, n = counts.most_common(1)[0] if counts else ("", 0)
-        self.writer.writerow([stream, round(window * self.config.window_s, 3), frames, total, label,
-                              round(n / total, 3) if total else 0.0])
+        self.writer.writerow(
+            [
+                stream,
+                round(window * self.config.window_s, 3),
+                frames,
+                total,
+                label,
+                round(n / total, 3) if total else 0.0,
+            ]
+        )
         self.file.flush()
 
     def end_of_stream(self, stream: str, info: dict[str, Any]) -> None:
