@@ -13,10 +13,10 @@ Every source emits uint8 ``(H, W, 3)`` BGR frames. Options shared by all:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
-import sys
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -31,6 +31,8 @@ import vidaffect
 from vidaffect.api import PluginConfig, Source, SourceInfo
 from vidaffect.errors import SourceError
 from vidaffect.imaging.imagefile import DEFAULT_MAX_PIXELS, ImageTooLarge, decode_bounded
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -409,6 +411,7 @@ class StreamSource(_CaptureSource):
             reach = tcp_reachable(config.uri, config.open_timeout_ms / 1000)
             if reach is None or reach[1]:
                 return
+        assert reach is not None  # the loop returned if the URI is not a network one
         raise SourceError(
             f"stream source: nothing answers at {reach[0]} ({config.uri}) after "
             f"{config.open_attempts} attempts: check the address and that the camera is on"
@@ -590,9 +593,7 @@ class ImageFolderSource(Source):
     def _warn(self, path: Path, why: str) -> None:
         if path not in self._warned:
             self._warned.add(path)
-            print(
-                f"vidaffect: images source: skipped {file_label(path)} ({why})", file=sys.stderr, flush=True
-            )
+            log.warning("images source: skipped %s (%s)", file_label(path), why)
 
     def _decode(self, path: Path) -> np.ndarray | None:
         """The image's pixels, None when it cannot be decoded or is too large (warned once)."""
@@ -612,6 +613,7 @@ class ImageFolderSource(Source):
                 self._i = 0
             i, path = self._i, self.files[self._i]
             self._i += 1
+            img: np.ndarray | None
             if self._first is not None and self._first[0] == i:
                 img, self._first = self._first[1], None
             else:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from vidaffect.config import apply_override, load_config, validate
+from vidaffect.config import apply_override, load_config, pipeline_schema, validate
 from vidaffect.errors import ConfigError
 
 CLIP = str(Path(__file__).resolve().parent / "conftest.py")  # any existing file
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def pipeline(**over: Any) -> dict[str, Any]:
@@ -160,3 +163,67 @@ def test_duplicate_stream_ids_are_an_error(write_pipeline) -> None:
         ConfigError, match=r"sources\[1\]' › stream: 'a' is already the stream of sources\[0\]"
     ):
         load_config(write_pipeline(data))
+
+
+def _builtin_schema(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from vidaffect import plugin_manager
+
+    monkeypatch.delenv("VIDAFFECT_PLUGINS")
+    plugin_manager.reset()
+    try:
+        return pipeline_schema()
+    finally:
+        plugin_manager.reset()
+
+
+def test_the_committed_schema_is_the_built_in_plugins_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    committed = json.loads((CONFIGS / "pipeline.schema.json").read_text())
+    assert committed == _builtin_schema(monkeypatch), (
+        "regenerate: vidaffect schema --out configs/pipeline.schema.json"
+    )
+
+
+def test_the_schema_accepts_the_shipped_configs_and_rejects_typos(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(_builtin_schema(monkeypatch))
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        assert path.read_text().startswith("# yaml-language-server: $schema=pipeline.schema.json\n")
+        errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+        assert not errors, (path, errors[0].message)
+    bad = yaml.safe_load((CONFIGS / "video.yaml").read_text())
+    bad["detector"]["min_sise"] = 20
+    assert any("min_sise" in e.message for e in validator.iter_errors(bad))
+    bad = yaml.safe_load((CONFIGS / "video.yaml").read_text())
+    bad["sinks"][0]["type"] = "jsonll"
+    assert list(validator.iter_errors(bad))
+
+
+def test_installed_plugins_extend_the_model_and_the_schema() -> None:
+    """The testing plugins (VIDAFFECT_PLUGINS=vidaffect.testing, set for every test) add their
+    stages to the one model: their options are validated and described like the built-ins'."""
+    schema = pipeline_schema()
+    record = schema["$defs"]["sink_record"]
+    assert record["required"] == ["type", "path"] or set(record["required"]) == {"type", "path"}
+    assert {"workers", "on_error", "path"} <= set(record["properties"])
+    assert "stream" in schema["$defs"]["source_fake_camera"]["properties"]
+    assert "stream" not in schema["$defs"]["detector_haar"]["properties"]
+    with pytest.raises(
+        ConfigError, match=r"stage 'sinks\[0\] \(record\)' › pth: unknown key \(did you mean 'path'\?\)"
+    ):
+        validate(pipeline(sinks=[{"type": "record", "pth": "x"}]), "p.yaml")
+
+
+def test_stages_are_derived_not_edited() -> None:
+    """Stage names, kinds and streams come from the validated file; the runtime reads them."""
+    data = pipeline(sinks=[{"type": "record", "path": "a"}, {"type": "jsonl", "path": "b"}])
+    cfg = validate(data, "p.yaml")
+    assert [(s.name, s.kind, s.type) for s in cfg.stages] == [
+        ("source", "source", "video"),
+        ("detector", "detector", "haar"),
+        ("sink-0-record", "sink", "record"),
+        ("sink-1-jsonl", "sink", "jsonl"),
+    ]
+    assert cfg.stage("sink-1-jsonl").plugin.path == "b"  # type: ignore[attr-defined]
+    assert cfg.source.stream == "cam0" and "stream" not in cfg.source.plugin_dict
+    assert "workers" not in cfg.sinks[0].plugin_dict and cfg.sinks[0].options.workers == 1

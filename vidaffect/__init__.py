@@ -7,9 +7,12 @@ Stages run as separate processes connected by ZeroMQ; see ``vidaffect.runtime``.
 
 __version__ = "0.1.0"
 
+import logging  # noqa: E402
 from typing import Any  # noqa: E402
 
 from vidaffect.hookspecs import Register, hookimpl  # noqa: E402
+
+logging.getLogger("vidaffect").addHandler(logging.NullHandler())  # the embedding program decides
 
 __all__ = ["Register", "__version__", "analyze", "hookimpl"]
 

@@ -159,8 +159,11 @@ class Classifier(Plugin):
     """Adds per-face results (emotion probabilities, ...) to frames that carry faces."""
 
     kind = "classifier"
-    labels: list[str] = []
-    """Label names in the order of each face's ``emotion["probs"]`` (set by ``open``)."""
+
+    def __init__(self, config: PluginConfig) -> None:
+        super().__init__(config)
+        self.labels: list[str] = []
+        """Label names in the order of each face's ``emotion["probs"]`` (set by ``open``)."""
 
     def open(self) -> None:
         """Load models; called once in the stage process before the first ``classify``."""

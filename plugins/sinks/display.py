@@ -9,7 +9,7 @@ import cv2
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
-from vidaffect.errors import PluginError, VidaffectError
+from vidaffect.errors import PluginError, SinkError
 from vidaffect.frames import Frame
 from vidaffect.imaging.draw import annotate
 
@@ -74,7 +74,7 @@ class DisplaySink(Sink):
         """Show the annotated frame in its stream's window and poll the keyboard.
 
         Raises:
-            VidaffectError: OpenCV has no GUI support (e.g. opencv-python-headless).
+            SinkError: OpenCV has no GUI support (e.g. opencv-python-headless).
         """
         title = f"{self.config.title} [{frame.stream}]"
         img = annotate(frame.image, frame.faces, frame.meta.get("labels"), self.config.prob_bars)
@@ -85,7 +85,7 @@ class DisplaySink(Sink):
             cv2.imshow(title, img)
             key = cv2.waitKey(1)
         except cv2.error as exc:
-            raise VidaffectError(
+            raise SinkError(
                 f"display sink: cannot show a window ({exc.err}); OpenCV may "
                 "lack GUI support; use the video sink instead"
             ) from None

@@ -15,7 +15,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from vidaffect.errors import VidaffectError
+from vidaffect.errors import SinkError
 
 KEYFRAME_EVERY_S = 2.0  # H.264: a keyframe, so an MP4 fragment, every 2 s: what a kill can lose
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
@@ -53,7 +53,7 @@ class H264Writer:
     fragment, where an ordinary MP4 has no index until it is closed and plays nothing.
 
     Raises:
-        VidaffectError: the file cannot be created; a frame cannot be encoded or written
+        SinkError: the file cannot be created; a frame cannot be encoded or written
             (a full disk), naming the path and the OS error.
     """
 
@@ -70,7 +70,7 @@ class H264Writer:
             )
             self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         except (OSError, ValueError, av.FFmpegError) as exc:
-            raise VidaffectError(f"video sink: cannot open {path} for writing: {exc}") from None
+            raise SinkError(f"video sink: cannot open {path} for writing: {exc}") from None
         self.stream.width, self.stream.height = self.even
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {
@@ -86,7 +86,7 @@ class H264Writer:
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
         except (OSError, self._av.FFmpegError) as exc:
-            raise VidaffectError(f"video sink: cannot write {self.path}: {exc}") from None
+            raise SinkError(f"video sink: cannot write {self.path}: {exc}") from None
 
     def write(self, img: np.ndarray) -> None:
         if self.even != self.size:
@@ -116,14 +116,14 @@ class OpenCvWriter:
     """OpenCV's ``VideoWriter`` with a FourCC (``mp4v`` for .mp4, ``MJPG`` for .avi).
 
     Raises:
-        VidaffectError: the file cannot be opened with that codec.
+        SinkError: the file cannot be opened with that codec.
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], fourcc: str) -> None:
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
         if not self.writer.isOpened():
             self.writer.release()
-            raise VidaffectError(
+            raise SinkError(
                 f"video sink: cannot open {path} for writing (codec {fourcc!r}, "
                 f"{size[0]}x{size[1]} at {fps:g} fps); check that the folder is writable and "
                 "that the codec suits the file type ('mp4v' for .mp4, 'MJPG' for .avi)"
@@ -143,12 +143,12 @@ def open_writer(path: Path, fps: float, size: tuple[int, int], codec: str) -> Fr
     other 4-character code is an OpenCV FourCC.
 
     Raises:
-        VidaffectError: ``h264`` without PyAV's H.264 encoder, or the file cannot be opened.
+        SinkError: ``h264`` without PyAV's H.264 encoder, or the file cannot be opened.
     """
     suffix = path.suffix.lower()
     if codec == "h264" or (codec == "auto" and suffix in H264_SUFFIXES and h264_available()):
         if not h264_available():
-            raise VidaffectError("video sink: codec 'h264' needs PyAV with libx264 (pip install av)")
+            raise SinkError("video sink: codec 'h264' needs PyAV with libx264 (pip install av)")
         return H264Writer(path, fps, size)
     fourcc = codec if codec not in ("auto", "h264") else ("MJPG" if suffix == ".avi" else "mp4v")
     return OpenCvWriter(path, fps, size, fourcc)

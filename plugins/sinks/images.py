@@ -11,7 +11,7 @@ import cv2
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
-from vidaffect.errors import VidaffectError
+from vidaffect.errors import SinkError
 from vidaffect.frames import Frame, safe_stream_name
 from vidaffect.imaging.draw import annotate
 from vidaffect_plugins.sinks.output_files import prepare_output
@@ -52,7 +52,7 @@ class ImagesSink(Sink):
         """Before any stage starts: the folder can be created and written to.
 
         Raises:
-            VidaffectError: it cannot.
+            SinkError: it cannot.
         """
         prepare_output(Path(config.folder) / "probe", "images")  # type: ignore[attr-defined]
 
@@ -60,7 +60,7 @@ class ImagesSink(Sink):
         """Create the folder and check that it is writable.
 
         Raises:
-            VidaffectError: the folder cannot be created or written to.
+            SinkError: the folder cannot be created or written to.
         """
         self.folder = prepare_output(Path(self.config.folder) / "probe", "images").parent
         self.first_stream: str | None = None
@@ -84,7 +84,7 @@ class ImagesSink(Sink):
         """Annotate ``frame`` and write its file.
 
         Raises:
-            VidaffectError: the image cannot be encoded or written (the path and the OS error
+            SinkError: the image cannot be encoded or written (the path and the OS error
                 named: a full disk, a read-only folder).
         """
         img = annotate(frame.image, frame.faces, frame.meta.get("labels"), self.config.prob_bars)
@@ -106,5 +106,5 @@ class ImagesSink(Sink):
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise VidaffectError(f"images sink: cannot write {path}: {exc.strerror or exc}") from None
+            raise SinkError(f"images sink: cannot write {path}: {exc.strerror or exc}") from None
         self.files_written += 1

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
-from vidaffect.errors import VidaffectError
+from vidaffect.errors import SinkError
 from vidaffect.events.build import (
     build_frame_event,
     build_outage_event,
@@ -50,17 +50,17 @@ class JsonlSink(Sink):
         (nothing is created but the folder).
 
         Raises:
-            VidaffectError: the folder is not writable, or the path is a folder.
+            SinkError: the folder is not writable, or the path is a folder.
         """
         path = prepare_output(config.path, "jsonl")  # type: ignore[attr-defined]
         if path.is_dir():
-            raise VidaffectError(f"jsonl sink: {path} is a folder, not a file")
+            raise SinkError(f"jsonl sink: {path} is a folder, not a file")
 
     def open(self) -> None:
         """Create the folder and open the file.
 
         Raises:
-            VidaffectError: the file cannot be created (unwritable folder, path is a folder).
+            SinkError: the file cannot be created (unwritable folder, path is a folder).
         """
         path = prepare_output(self.config.path, "jsonl")
         try:
@@ -70,7 +70,7 @@ class JsonlSink(Sink):
                 keep_whole_lines(path)
             self.file = path.open("ab" if self.restarts else "wb", buffering=0)
         except OSError as exc:
-            raise VidaffectError(f"jsonl sink: cannot write {path}: {exc.strerror}") from None
+            raise SinkError(f"jsonl sink: cannot write {path}: {exc.strerror}") from None
         self.lines = 0
         self.pending = bytearray()  # whole lines not yet written
         self.written = self.file.tell()  # bytes of whole lines in the file
@@ -90,7 +90,7 @@ class JsonlSink(Sink):
     def _flush(self) -> None:
         """Write the pending lines whole. A failing write (disk full, I/O error) is undone (the
         file is cut back to its last whole line, so it never ends in part of a line) and stops
-        the pipeline with a :class:`VidaffectError` naming the file and the OS error."""
+        the pipeline with a :class:`~vidaffect.errors.SinkError` naming the file and the OS error."""
         data, self.pending = bytes(self.pending), bytearray()
         done = 0
         try:
@@ -102,7 +102,7 @@ class JsonlSink(Sink):
                 self.file.seek(self.written)
             except OSError:
                 pass
-            raise VidaffectError(f"jsonl sink: cannot write {self.file.name}: {exc.strerror}") from None
+            raise SinkError(f"jsonl sink: cannot write {self.file.name}: {exc.strerror}") from None
         self.written += len(data)
 
     def outage(self, stream: str, info: dict[str, Any]) -> None:

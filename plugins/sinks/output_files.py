@@ -5,22 +5,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vidaffect.errors import VidaffectError
+from vidaffect.errors import SinkError
 
 
 def prepare_output(path: str | Path, sink: str) -> Path:
     """Create the parent folder of ``path`` and check that a file can be written there.
 
     Raises:
-        VidaffectError: the folder cannot be created or is not writable.
+        SinkError: the folder cannot be created or is not writable.
     """
     path = Path(path).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise VidaffectError(f"{sink} sink: cannot create folder {path.parent}: {exc.strerror}") from None
+        raise SinkError(f"{sink} sink: cannot create folder {path.parent}: {exc.strerror}") from None
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise VidaffectError(f"{sink} sink: {path} is not writable")
+        raise SinkError(f"{sink} sink: {path} is not writable")
     return path
 
 

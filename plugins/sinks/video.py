@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from vidaffect.api import PluginConfig, Sink
-from vidaffect.errors import VidaffectError
+from vidaffect.errors import SinkError
 from vidaffect.frames import Frame, safe_stream_name
 from vidaffect.imaging.draw import annotate
 from vidaffect_plugins.sinks.encoders import FrameWriter, open_writer
@@ -68,7 +68,7 @@ class VideoSink(Sink):
         """Before any stage starts: the output folder can be created and written to.
 
         Raises:
-            VidaffectError: it cannot.
+            SinkError: it cannot.
         """
         prepare_output(config.path, "video")  # type: ignore[attr-defined]
 
@@ -76,7 +76,7 @@ class VideoSink(Sink):
         """Create the output folder and check it is writable.
 
         Raises:
-            VidaffectError: the folder cannot be created or written to.
+            SinkError: the folder cannot be created or written to.
         """
         path = prepare_output(self.config.path, "video")
         # a restarted sink rolls to a part file: the file its crashed predecessor wrote plays as it is
@@ -113,7 +113,7 @@ class VideoSink(Sink):
         """Annotate ``frame`` and append it to its stream's file.
 
         Raises:
-            VidaffectError: the stream's file cannot be opened or written (the path and the
+            SinkError: the stream's file cannot be opened or written (the path and the
                 OS error named).
         """
         writer, size = self._writer(frame)
@@ -133,17 +133,17 @@ class VideoSink(Sink):
         """Release every open writer, which finalises the files (MP4 index included).
 
         Raises:
-            VidaffectError: a file could not be finalised (the others still are).
+            SinkError: a file could not be finalised (the others still are).
         """
         writers, self.writers = getattr(self, "writers", {}), {}
         errors = []
         for writer, _ in writers.values():
             try:
                 writer.release()
-            except VidaffectError as exc:
+            except SinkError as exc:
                 errors.append(str(exc))
         if errors:
-            raise VidaffectError("; ".join(errors))
+            raise SinkError("; ".join(errors))
 
 
 def letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -30,7 +30,7 @@ import zmq
 from pydantic import Field, model_validator
 
 from vidaffect.api import PluginConfig, Sink
-from vidaffect.errors import VidaffectError
+from vidaffect.errors import SinkError
 from vidaffect.events.build import (
     build_frame_event,
     build_outage_event,
@@ -116,7 +116,7 @@ class ZmqEventsSink(Sink):
         and closing a socket.
 
         Raises:
-            VidaffectError: the address is in use or malformed.
+            SinkError: the address is in use or malformed.
         """
         endpoint = config.endpoint  # type: ignore[attr-defined]
         ctx = zmq.Context()
@@ -127,7 +127,7 @@ class ZmqEventsSink(Sink):
             hint = (
                 " (another vidaffect run, or another program, uses it)" if exc.errno == zmq.EADDRINUSE else ""
             )
-            raise VidaffectError(
+            raise SinkError(
                 f"zmq_events sink: cannot bind {endpoint}: {zmq.strerror(exc.errno)}{hint}"
             ) from None
         finally:
@@ -138,7 +138,7 @@ class ZmqEventsSink(Sink):
         """Create the PUB socket (in this process, on ``zmq.Context.instance()``) and bind.
 
         Raises:
-            VidaffectError: the endpoint cannot be bound (address in use, malformed endpoint).
+            SinkError: the endpoint cannot be bound (address in use, malformed endpoint).
         """
         ctx = zmq.Context.instance()
         self.sock = ctx.socket(zmq.PUB)
@@ -152,7 +152,7 @@ class ZmqEventsSink(Sink):
         except zmq.ZMQError as exc:
             self.sock.close(0)
             del self.sock
-            raise VidaffectError(f"zmq_events sink: cannot bind {self.config.endpoint}: {exc}") from None
+            raise SinkError(f"zmq_events sink: cannot bind {self.config.endpoint}: {exc}") from None
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.events_sent = 0
 
@@ -165,10 +165,10 @@ class ZmqEventsSink(Sink):
             public, secret = zmq.auth.load_certificate(str(self.config.curve_secret_key))
         except (OSError, ValueError) as exc:
             self.sock.close(0)
-            raise VidaffectError(f"zmq_events sink: cannot read curve key: {exc}") from None
+            raise SinkError(f"zmq_events sink: cannot read curve key: {exc}") from None
         if secret is None:
             self.sock.close(0)
-            raise VidaffectError(f"zmq_events sink: {self.config.curve_secret_key} holds no secret key")
+            raise SinkError(f"zmq_events sink: {self.config.curve_secret_key} holds no secret key")
         self.auth = ThreadAuthenticator(ctx)
         self.auth.start()
         self.auth.configure_curve(domain="*", location=str(self.config.curve_authorized_keys))

@@ -6,23 +6,32 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
 
 from vidaffect.cli.training import add_training_commands
 from vidaffect.errors import VidaffectError
+from vidaffect.runtime.logs import configure, debug_enabled
 
 
-def _fail(err: Exception) -> None:
+def _fail(err: VidaffectError) -> None:
+    """Print a user-facing error (its traceback too with --debug) and exit with its status."""
+    if debug_enabled():
+        traceback.print_exception(err)
     click.echo(f"error: {err}", err=True)
-    sys.exit(2 if err.__class__.__name__ == "ConfigError" else 1)
+    sys.exit(err.exit_code)
 
 
 @click.group()
 @click.version_option(package_name="vidaffect")
-def main() -> None:
+@click.option(
+    "--debug", is_flag=True, help="debug log records and the tracebacks of errors, here and in every stage"
+)
+def main(debug: bool) -> None:
     """vidaffect: real-time video analytics for affect (faces -> emotions -> events)."""
+    configure(debug or None)
 
 
 @main.command()
@@ -50,7 +59,7 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_rep
 
     try:
         cfg = load_config(config, overrides)
-        result = run_pipeline(cfg, show_status=status, progress=lambda line: click.echo(line, err=True))
+        result = run_pipeline(cfg, show_status=status)
         click.echo(stage_table(result.stages), err=True)
         for line in result.warnings:
             click.echo(f"warning: {line}", err=True)
@@ -66,7 +75,7 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_rep
         if write_report:
             for sink in cfg.sinks:
                 path = Path(getattr(sink.plugin, "path", ""))
-                if sink.options.type == "jsonl" and path.is_file():
+                if sink.type == "jsonl" and path.is_file():
                     _print_report(path, None)
         raise_for_errors(result)
     except VidaffectError as err:
@@ -106,6 +115,30 @@ def report(events: Path, out: Path | None) -> None:
         _print_report(events, out)
     except (OSError, UnicodeDecodeError) as err:
         _fail(VidaffectError(f"cannot write a report of {events}: {err}"))
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write it to this file (default: print it)",
+)
+def schema(out: Path | None) -> None:
+    """The JSON Schema of pipeline files for the installed plugins. Editors that speak the YAML
+    language server validate and complete a pipeline as it is typed when its first line is
+    `# yaml-language-server: $schema=PATH` (the shipped configs point at
+    configs/pipeline.schema.json, the built-in plugins' schema)."""
+    from vidaffect.config import pipeline_schema
+
+    try:
+        text = json.dumps(pipeline_schema(), indent=2) + "\n"
+    except VidaffectError as err:
+        _fail(err)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
 
 
 @main.command()

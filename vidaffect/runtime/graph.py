@@ -49,7 +49,7 @@ def is_live(config: PipelineConfig) -> bool:
     from vidaffect.plugin_manager import get_registry
 
     reg = get_registry()
-    return any(reg.get("source", s.options.type).is_live(s.plugin) for s in config.sources)
+    return any(reg.get("source", s.type).is_live(s.plugin) for s in config.sources)
 
 
 def downstream_stages(specs: list[WorkerSpec]) -> dict[str, set[str]]:
@@ -82,7 +82,7 @@ def preflight(config: PipelineConfig) -> None:
     reg = get_registry()
     for stage in config.stages:
         try:
-            reg.get(stage.kind, stage.options.type).preflight(stage.plugin)
+            reg.get(stage.kind, stage.type).preflight(stage.plugin)
         except VidaffectError as exc:
             raise PluginError(f"stage {stage.name!r}: {exc}") from None
 
@@ -131,7 +131,7 @@ def build_specs(
                 "kind": stage.kind,
                 "worker": w,
                 "workers": stage.options.workers,
-                "plugin": stage.options.type,
+                "plugin": stage.type,
                 "plugin_options": stage.plugin_dict,
                 "threads": stage.options.threads
                 or (threads if stage.kind in ("detector", "classifier") else 1),
@@ -149,7 +149,7 @@ def build_specs(
                 "live": live,
                 "hwm": _hwm(engine.hwm, live, isolated and stage.kind == "sink"),
                 "streams": streams,
-                "stream_id": stage.options.stream,
+                "stream_id": stage.stream,
                 "tracking": tracking if stage.kind in ("detector", "sink") else None,
                 "control": control,
                 "updates": updates,

@@ -33,6 +33,7 @@ from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect.runtime.codec import MessageError, decode, encode_eos, encode_frame, encode_outage
 from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
+from vidaffect.runtime.logs import configure, debug_enabled
 from vidaffect.runtime.metrics import StageMetrics, in_hand
 from vidaffect.runtime.reorder import Reorderer
 from vidaffect.runtime.security import CONTROL_MAX_BYTES, PeerAuth, RunKeys
@@ -229,7 +230,7 @@ buffers, and would go out as if captured when read (12 s old frames with a laten
 were measured on an RTSP stream)."""
 
 
-def run_source(sc: StageContext, source: Source, opened_at: float | None = None) -> None:
+def run_source(sc: StageContext, source: Source, opened_at: float | None = None) -> None:  # noqa: C901
     """Read frames and push them downstream; EOS at the end of the stream or on ``stop``.
 
     Offline sources (files) are read only when downstream accepts a frame: nothing is dropped.
@@ -538,6 +539,7 @@ def stage_main(spec: dict[str, Any]) -> None:
     if "environ" in spec:  # the supervisor's environment now, not the fork server's at its start
         os.environ.clear()
         os.environ.update(spec["environ"])
+    configure()  # as the command that started the run (--debug or not)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     in_loop = threading.Event()
@@ -570,9 +572,9 @@ def stage_main(spec: dict[str, Any]) -> None:
             run_processor(sc, applier)
     except Terminated:
         terminated = True
-    except VidaffectError as exc:  # a user-facing problem (no camera, unwritable path): no traceback
+    except VidaffectError as exc:  # a user-facing problem (no camera, unwritable path): its message
         code = 1
-        sc.send_update("error", error=f"{type(exc).__name__}: {exc}", traceback="")
+        sc.send_update("error", error=str(exc), traceback=traceback.format_exc() if debug_enabled() else "")
     except BaseException as exc:  # report everything, including KeyboardInterrupt-like exits
         code = 1
         sc.send_update("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())

@@ -13,9 +13,11 @@ class StatusLine:
 
     Args:
         total: frames the source will emit when known (a file), else None (live).
+        kinds: stage name -> plugin kind (``source``, ``detector``, ``classifier``, ``sink``).
     """
 
-    def __init__(self, total: int | None) -> None:
+    def __init__(self, total: int | None, kinds: dict[str, str]) -> None:
+        self.kinds = kinds
         self.bar = tqdm(
             total=total,
             unit="frame",
@@ -31,8 +33,8 @@ class StatusLine:
         if not stages:
             return
         names = list(stages)
-        dropped = sum(int(v.get("dropped") or 0) for k, v in stages.items() if k.startswith("source"))
-        sinks = [v for k, v in stages.items() if k.startswith("sink-")]
+        dropped = sum(int(v.get("dropped") or 0) for k, v in stages.items() if self.kinds.get(k) == "source")
+        sinks = [v for k, v in stages.items() if self.kinds.get(k) == "sink"]
         last = sinks[0] if sinks else stages[names[-1]]
         done = int(last.get("frames_out") or 0)
         if done > self.done:

@@ -14,13 +14,13 @@ and sockets opened) -> broadcast ``go`` -> collect metrics until every process h
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import signal
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ from vidaffect.runtime.security import CONTROL_MAX_BYTES, UPDATE_MAX_BYTES, Peer
 from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
 from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc, use_stage_malloc_settings
+
+log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 300.0
 CONTROL_EVERY_S = 0.2
@@ -72,13 +74,18 @@ class RunResult:
     startup_s: float = 0.0
 
 
-def unreadable_warnings(stages: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]]) -> list[str]:
-    """A warning per source stage whose file announced frames it could not decode."""
+def unreadable_warnings(
+    stages: dict[str, dict[str, Any]], sources: dict[str, dict[str, Any]], streams: dict[str, str]
+) -> list[str]:
+    """A warning per source stage whose file announced frames it could not decode.
+
+    Args:
+        streams: source stage name -> its stream id."""
     out = []
     for name, m in stages.items():
         n = m.get("unreadable") or 0
         if n:
-            stream = name.removeprefix("source-") if name.startswith("source-") else next(iter(sources), "")
+            stream = streams.get(name, "")
             what = sources.get(stream, {}).get("description", "the file")
             got = m.get("frames_in", 0)
             out.append(
@@ -148,7 +155,7 @@ def plugin_preloads(config: PipelineConfig) -> list[str]:
     from vidaffect.plugin_manager import get_registry
 
     reg = get_registry()
-    return [m for stage in config.stages for m in reg.get(stage.kind, stage.options.type).preload]
+    return [m for stage in config.stages for m in reg.get(stage.kind, stage.type).preload]
 
 
 class Supervisor:
@@ -158,10 +165,8 @@ class Supervisor:
         self,
         config: PipelineConfig,
         show_status: bool | None = None,
-        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
-        self.progress = progress or (lambda line: None)
         self.engine = config.engine
         self.show_status = self.engine.status if show_status is None else show_status
         self.mpctx: Any = None
@@ -229,7 +234,7 @@ class Supervisor:
         if opts.on_error == "restart" and w.restarts < opts.max_restarts and self.state == "go":
             w.restarts += 1
             message = f"{message} (restarting, {w.restarts}/{opts.max_restarts})"
-            print(f"vidaffect: stage {w.ws.label} failed: {message}\n{tb}".rstrip(), file=sys.stderr)
+            log.warning("stage %s failed: %s\n%s", w.ws.label, message, tb)
             self.errors.append((w.ws.label, message, tb))
             w.ws.spec["restarted"] = True
             w.ws.spec["restarts"] = w.restarts
@@ -269,7 +274,7 @@ class Supervisor:
             self._deadline = time.monotonic() + 60.0
 
     # -- main loop -----------------------------------------------------------------------
-    def run(self) -> RunResult:
+    def run(self) -> RunResult:  # noqa: C901
         """Run the pipeline to its end, a stop request or a failure.
 
         Raises:
@@ -308,7 +313,7 @@ class Supervisor:
         try:
             for w in reversed(list(workers.values())):
                 self._spawn(w)
-            self.progress(f"loading models ({len(workers)} stage processes)...")
+            log.info("loading models (%d stage processes)...", len(workers))
             self.state = "starting"
             started = time.monotonic()
             last_control = 0.0
@@ -329,10 +334,13 @@ class Supervisor:
                         self.state = "go"
                         t_go = time.monotonic()
                         result.startup_s = t_go - t_start
-                        self.progress(f"started in {result.startup_s:.1f} s")
+                        log.info("started in %.1f s", result.startup_s)
                         if self.show_status:
                             counts = [i.get("frame_count") for i in result.sources_info.values()]
-                            status = StatusLine(None if None in counts else sum(counts))
+                            status = StatusLine(
+                                None if None in counts else sum(counts),
+                                {st.name: st.kind for st in self.config.stages},
+                            )
                     elif now - started > STARTUP_TIMEOUT_S:
                         self.errors.append(("supervisor", "stages did not become ready in time", ""))
                         self._begin_abort()
@@ -391,7 +399,9 @@ class Supervisor:
         result.wall_s = time.monotonic() - t_go
         result.stages = self._merged(workers)
         count_in_transit(result.stages, self._downstream)
-        result.warnings = unreadable_warnings(result.stages, result.sources_info)
+        result.warnings = unreadable_warnings(
+            result.stages, result.sources_info, {st.name: str(st.stream) for st in self.config.sources}
+        )
         result.warnings += intruder_warnings(result.stages, refused, self.rejected_updates)
         result.errors = self.errors
         hard_errors = [e for e in self.errors if "(restarting" not in e[1]]
@@ -433,7 +443,7 @@ class Supervisor:
         # done: reported done (it may still be alive, waiting for its release) or died
         finished = _stages_done(workers)
         order = list(finished)
-        chain = [n for n in order if not n.startswith("sink-")]
+        chain = [n for n in order if self.config.stage(n).kind != "sink"]
         now = time.monotonic()
         for i, name in enumerate(order):
             upstream = chain[:i] if name in chain else chain
@@ -477,12 +487,10 @@ def _stages_done(workers: dict[tuple[str, int], _Worker]) -> dict[str, bool]:
     return done
 
 
-def run_pipeline(
-    config: PipelineConfig, show_status: bool | None = None, progress: Callable[[str], None] | None = None
-) -> RunResult:
-    """Run ``config`` to completion; see :class:`Supervisor`. ``progress`` receives a line when
-    the stage processes start loading their models and when they are all ready."""
-    return Supervisor(config, show_status, progress).run()
+def run_pipeline(config: PipelineConfig, show_status: bool | None = None) -> RunResult:
+    """Run ``config`` to completion; see :class:`Supervisor`. Logs (``vidaffect`` logger, INFO)
+    when the stage processes start loading their models and when they are all ready."""
+    return Supervisor(config, show_status).run()
 
 
 def raise_for_errors(result: RunResult) -> None:
