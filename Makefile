@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install clean rtsp-deps browser-deps
+.PHONY: demo test lint test-fast install clean rtsp-deps browser-deps
 
 # GStreamer's RTSP server for the system Python (vidaffect/testing/rtsp_server.py, the RTSP tests).
 RTSP_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
@@ -23,6 +23,16 @@ demo: install
 
 test: install
 	$(BIN)/pytest
+
+# The checks that keep the style (also the pre-commit hooks): lint, formatting, types.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Without the tests marked slow (pipelines and CLIs in subprocesses, training): a few minutes.
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 rtsp-deps:
 	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \

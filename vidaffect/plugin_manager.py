@@ -12,11 +12,12 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
 import pluggy
 
 from vidaffect import hookspecs
-from vidaffect.api import PLUGIN_KINDS, Plugin
+from vidaffect.api import PLUGIN_KINDS, Classifier, Detector, Plugin, Sink, Source
 from vidaffect.errors import PluginError
 
 ENTRY_POINT_GROUP = "vidaffect"
@@ -42,6 +43,18 @@ class Registry:
             )
         self.classes[kind][name] = cls
         self.origin[(kind, name)] = origin
+
+    # register() checks that a class derives from its kind's base: a literal kind gives that base
+    @overload
+    def get(self, kind: Literal["source"], name: str) -> type[Source]: ...
+    @overload
+    def get(self, kind: Literal["detector"], name: str) -> type[Detector]: ...
+    @overload
+    def get(self, kind: Literal["classifier"], name: str) -> type[Classifier]: ...
+    @overload
+    def get(self, kind: Literal["sink"], name: str) -> type[Sink]: ...
+    @overload
+    def get(self, kind: str, name: str) -> type[Plugin]: ...
 
     def get(self, kind: str, name: str) -> type[Plugin]:
         """The class of ``kind`` registered as ``name``.

@@ -142,7 +142,9 @@ class EmoticClassifier(Classifier):
         self.hog: cv2.HOGDescriptor | None = None
         if self.config.body == "hog":
             self.hog = cv2.HOGDescriptor()
-            self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+            # cv2's stubs lack this function (HOGDescriptor.getDefaultPeopleDetector, typed as a
+            # Sequence[float] that setSVMDetector does not take; both return an ndarray)
+            self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
             self.hog_window = tuple(self.hog.winSize)  # (w, h): smaller frames crash OpenCV
         warm = Frame(stream="warmup", seq=0, image=np.zeros((96, 96, 3), np.uint8), ts_ns=0)
         warm.meta["faces"] = [{"bbox": [30.0, 10.0, 60.0, 40.0], "score": 1.0}]

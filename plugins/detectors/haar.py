@@ -48,7 +48,8 @@ class HaarDetector(Detector):
             )
         path = Path(self.config.cascade)
         if not path.is_file():
-            path = Path(cv2.data.haarcascades) / self.config.cascade
+            # cv2's stubs do not declare its data submodule (the folder of the cascade files)
+            path = Path(cv2.data.haarcascades) / self.config.cascade  # type: ignore[attr-defined]
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise PluginError(f"haar detector: cannot load cascade {path}")

@@ -94,7 +94,8 @@ class DisplaySink(Sink):
 
     def close(self) -> None:
         """Close this sink's windows (windows the user already closed are skipped)."""
-        windows, self.windows = getattr(self, "windows", set()), set()
+        windows: set[str] = getattr(self, "windows", set())
+        self.windows = set()
         for title in windows:
             try:
                 cv2.destroyWindow(title)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from vidaffect.errors import SinkError
+
+if TYPE_CHECKING:
+    import av
 
 KEYFRAME_EVERY_S = 2.0  # H.264: a keyframe, so an MP4 fragment, every 2 s: what a kill can lose
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
@@ -81,7 +84,7 @@ class H264Writer:
         self.description = f"H.264 {self.even[0]}x{self.even[1]} at {fps:g} fps"
         self._av = av
 
-    def _mux(self, frame: object | None) -> None:
+    def _mux(self, frame: av.VideoFrame | None) -> None:
         try:
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
@@ -108,7 +111,7 @@ class H264Writer:
         try:
             self._mux(None)  # flush the encoder
         finally:
-            container, self.container = self.container, None
+            container, self.container = self.container, None  # type: ignore[assignment]  # closed: None
             container.close()
 
 
@@ -120,7 +123,7 @@ class OpenCvWriter:
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], fourcc: str) -> None:
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
         if not self.writer.isOpened():
             self.writer.release()
             raise SinkError(

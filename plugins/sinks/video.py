@@ -93,7 +93,7 @@ class VideoSink(Sink):
             return self.config.fps
         fps = frame.meta.get("fps")
         try:
-            fps = float(fps)
+            fps = float(fps)  # type: ignore[arg-type]  # None or junk: the except below
         except (TypeError, ValueError):
             return DEFAULT_FPS
         return fps if math.isfinite(fps) and 0 < fps <= 1000 else DEFAULT_FPS

@@ -24,7 +24,7 @@ of the public key files of the subscribers allowed in (both as written by
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 from pydantic import Field, model_validator
@@ -41,6 +41,9 @@ from vidaffect.events.build import (
 from vidaffect.frames import Frame
 from vidaffect.runtime.addresses import endpoint_is_local
 from vidaffect.runtime.security import holds_secret_key
+
+if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator
 
 
 class ZmqEventsSink(Sink):
@@ -128,7 +131,7 @@ class ZmqEventsSink(Sink):
                 " (another vidaffect run, or another program, uses it)" if exc.errno == zmq.EADDRINUSE else ""
             )
             raise SinkError(
-                f"zmq_events sink: cannot bind {endpoint}: {zmq.strerror(exc.errno)}{hint}"
+                f"zmq_events sink: cannot bind {endpoint}: {zmq.strerror(exc.errno or 0)}{hint}"
             ) from None
         finally:
             sock.close(0)
@@ -140,11 +143,11 @@ class ZmqEventsSink(Sink):
         Raises:
             SinkError: the endpoint cannot be bound (address in use, malformed endpoint).
         """
-        ctx = zmq.Context.instance()
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.sock = ctx.socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, self.config.hwm)
         self.sock.setsockopt(zmq.LINGER, self.config.linger_ms)
-        self.auth = None
+        self.auth: ThreadAuthenticator | None = None
         if self.config.curve_secret_key is not None:
             self._enable_curve(ctx)
         try:
@@ -169,9 +172,9 @@ class ZmqEventsSink(Sink):
         if secret is None:
             self.sock.close(0)
             raise SinkError(f"zmq_events sink: {self.config.curve_secret_key} holds no secret key")
-        self.auth = ThreadAuthenticator(ctx)
-        self.auth.start()
-        self.auth.configure_curve(domain="*", location=str(self.config.curve_authorized_keys))
+        auth = self.auth = ThreadAuthenticator(ctx)
+        auth.start()
+        auth.configure_curve(domain="*", location=str(self.config.curve_authorized_keys))
         self.sock.curve_secretkey = secret
         self.sock.curve_publickey = public
         self.sock.curve_server = True
@@ -202,5 +205,6 @@ class ZmqEventsSink(Sink):
         sock = getattr(self, "sock", None)
         if sock is not None:
             sock.close(self.config.linger_ms)
-        if getattr(self, "auth", None) is not None:
-            self.auth.stop()
+        auth = getattr(self, "auth", None)
+        if auth is not None:
+            auth.stop()

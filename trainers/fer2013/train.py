@@ -76,7 +76,7 @@ def warn_other_split(role: str, checkpoints: list[str], val_split: str, train_si
         )
 
 
-def train(args: argparse.Namespace) -> Path:
+def train(args: argparse.Namespace) -> Path:  # noqa: C901
     """Train (or resume) a run; returns the path of ``best.safetensors``.
 
     Raises:

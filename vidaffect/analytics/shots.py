@@ -11,6 +11,7 @@ its cost and its cuts on the sample clips and on clips joined with a cut.
 from __future__ import annotations
 
 import cv2
+import numpy as np
 from scenedetect.common import FrameTimecode
 from scenedetect.detectors import ContentDetector
 
@@ -35,11 +36,11 @@ class ShotCutDetector:
         self.frames = 0
         self.cuts = 0
 
-    def is_cut(self, image_bgr: object) -> bool:
+    def is_cut(self, image_bgr: np.ndarray) -> bool:
         """Whether this frame (uint8 ``(H, W, 3)`` BGR, the stream's next frame) starts a new
         shot; never the first frame."""
         img = image_bgr
-        h, w = img.shape[:2]  # type: ignore[attr-defined]
+        h, w = img.shape[:2]
         if w > WIDTH:
             img = cv2.resize(img, (WIDTH, max(1, round(h * WIDTH / w))), interpolation=cv2.INTER_AREA)
         cut = bool(self.detector.process_frame(FrameTimecode(self.frames, self.fps), img))

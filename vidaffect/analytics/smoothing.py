@@ -119,9 +119,9 @@ class Smoother:
                 )
                 st.label = labels[k]
         for tid in frame.meta.get("tracks_ended", ()):
-            st = self._tracks.pop((frame.stream, int(tid)), None)
-            if st is not None and st.label is not None:
-                changes.append({"track_id": int(tid), "from": st.label, "to": None, "score": None})
+            gone = self._tracks.pop((frame.stream, int(tid)), None)
+            if gone is not None and gone.label is not None:
+                changes.append({"track_id": int(tid), "from": gone.label, "to": None, "score": None})
         frame.meta["changes"] = changes
         return changes
 

@@ -112,6 +112,7 @@ class StreamTracker:
         is remembered with a fresh id, which becomes the track's id when ByteTrack confirms
         it, and ends (an "ended" id) if ByteTrack drops it unconfirmed.
         """
+        assert self._tracker is not None  # update() makes one before it assigns ids
         tracklets = list(self._tracker.tracks)
         for tracklet in tracklets:  # confirmed by this update: keep the id its face already had
             if (
@@ -183,6 +184,7 @@ class StreamTracker:
             self._confirmed, self._new, self._last_t = {}, {}, None
             if detections is None:
                 detections = Detections.empty()
+        assert self._tracker is not None  # _starting() made one if there was none
         if self._last_t is not None and t <= self._last_t:
             # ByteTrack skips a repeated timestamp and rejects an earlier one
             t = self._last_t + 1e-6

@@ -35,7 +35,7 @@ def photo_clip(path: Path, seconds: float = 4.0, fps: int = 25, size: int = 384)
 
     photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (size, size))
     if not writer.isOpened():
         raise SourceError(f"cannot write the demo clip {path}")
     n = int(seconds * fps)

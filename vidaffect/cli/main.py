@@ -210,7 +210,7 @@ def events(
     except zmq.ZMQError as err:
         _fail(VidaffectError(f"cannot subscribe to {endpoint!r}: {err} (expected e.g. tcp://127.0.0.1:5560)"))
     except (OSError, ValueError) as err:  # a key file that is missing or not a key
-        _fail(err)
+        _fail(VidaffectError(f"cannot read the curve key: {err}"))
 
 
 @main.command()

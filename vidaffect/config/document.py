@@ -38,13 +38,15 @@ def stage_variant(kind: str, name: str, plugin_config: type[BaseModel], summary:
             f"{kind} {name!r}: option(s) {', '.join(sorted(clash))} clash with the stage keys of "
             "every stage; rename them in the plugin's Config"
         )
-    model = create_model(  # type: ignore[call-overload]
+    tag: Any = Literal[name]
+    bases: Any = (StageModel, keys, plugin_config)  # pydantic's stubs want every base a StageModel
+    model: type[StageModel] = create_model(
         f"{kind}_{name}",
-        __base__=(StageModel, keys, plugin_config),
+        __base__=bases,
         __doc__=f"{kind} {name!r}: {summary}",
-        type=(Literal[name], Field(description=f"{kind} plugin: {summary}")),
+        type=(tag, Field(description=f"{kind} plugin: {summary}")),
     )
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def _union(kind: str, registry: Registry) -> Any:
@@ -107,7 +109,7 @@ def _build_document_model(registry: Registry) -> type[BaseModel]:
             Field(default_factory=list, description="where results go (at least one)"),
         ),
     }
-    return create_model("PipelineDocument", __base__=_DocumentBase, **fields)  # type: ignore[no-any-return, call-overload]
+    return create_model("PipelineDocument", __base__=_DocumentBase, **fields)
 
 
 def document_model() -> type[BaseModel]:

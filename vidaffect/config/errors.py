@@ -95,7 +95,7 @@ def _model_of(annotation: Any) -> Any:
 def _variant_keys(document: type[BaseModel], section: str, tag: Any) -> list[str]:
     """The keys the variant of plugin ``tag`` accepts (for "did you mean")."""
     for variant in _variants(document.model_fields[section].annotation):
-        if variant.model_fields["type"].annotation.__args__[0] == tag:
+        if getattr(variant.model_fields["type"].annotation, "__args__", (None,))[0] == tag:
             return sorted(variant.model_fields)
     return []
 

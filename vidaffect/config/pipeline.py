@@ -73,7 +73,8 @@ class PipelineConfig:
     @property
     def engine(self) -> EngineSettings:
         """The ``pipeline`` section."""
-        return self.document.pipeline  # type: ignore[no-any-return]
+        engine: EngineSettings = self.document.pipeline
+        return engine
 
     @property
     def tracking(self) -> TrackingSettings | None:

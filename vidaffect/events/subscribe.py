@@ -36,7 +36,7 @@ def iter_events(
         ValueError: only one of the two key files is given, the secret key file holds no
             secret key, or a key file is malformed.
     """
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     if curve_secret_key is not None or curve_server_key is not None:

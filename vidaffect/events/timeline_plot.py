@@ -79,7 +79,7 @@ def plot_timeline(st: StreamTimeline, path: Path) -> Path:
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(2, 1, height_ratios=[band_h, 2.2], hspace=0.6 / band_h) if shown else None
     ax_share = fig.add_subplot(grid[1] if grid is not None else 111)
-    if shown:
+    if grid is not None:  # there are tracks to show
         ax_tracks = fig.add_subplot(grid[0], sharex=ax_share)
         for y, tid in enumerate(shown):
             for label, start, width in _spans(tracks[tid], step):

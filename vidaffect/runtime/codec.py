@@ -57,7 +57,7 @@ def encode_frame(frame: Frame) -> list[Any]:
         "bufs": [{"dtype": img.dtype.name, "shape": list(img.shape)}],
         "meta": frame.meta,
     }
-    return [msgpack.packb(header, use_bin_type=True), memoryview(img).cast("B")]
+    return [msgpack.packb(header, use_bin_type=True), img.data.cast("B")]
 
 
 def encode_eos(stream: str, seq: int, meta: dict[str, Any] | None = None) -> list[bytes]:

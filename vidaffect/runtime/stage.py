@@ -338,19 +338,19 @@ def run_source(sc: StageContext, source: Source, opened_at: float | None = None)
         reader.start()
         while not sc.should_abort() and not sc.state["stop"]:
             with lock:
-                item = slot.popleft() if slot else None
-                if item is None:
+                queued = slot.popleft() if slot else None
+                if queued is None:
                     if ended.is_set():
                         break
                     lock.wait(0.1)
                     if slot:
                         continue
                     out = source.outage()  # under the lock: every frame before a break was sent
-            if item is None:
+            if queued is None:
                 if not announce_outage(out):
                     break
                 continue
-            if not emit(*item):
+            if not emit(*queued):
                 break
         ended.set()
         reader.join(timeout=2.0)
@@ -553,7 +553,7 @@ def stage_main(spec: dict[str, Any]) -> None:
     code = 0
     terminated = False
     try:
-        cls = get_registry().get(spec["kind"], spec["plugin"])
+        cls: type[Plugin] = get_registry().get(spec["kind"], spec["plugin"])
         plugin = cls(cls.Config(**spec["plugin_options"]))
         plugin.streams = list(spec["streams"])
         plugin.restarts = int(spec.get("restarts", 0))

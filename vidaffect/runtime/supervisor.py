@@ -207,7 +207,8 @@ class Supervisor:
     def _handle_update(
         self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker], result: RunResult
     ) -> None:
-        w = workers.get((msg.get("stage"), msg.get("worker")))
+        stage, worker = msg.get("stage"), msg.get("worker")
+        w = workers.get((stage, worker)) if isinstance(stage, str) and isinstance(worker, int) else None
         if w is None or msg.get("pid") not in w.pids:  # not from a process this run started
             self.rejected_updates += 1
             return
@@ -338,7 +339,7 @@ class Supervisor:
                         if self.show_status:
                             counts = [i.get("frame_count") for i in result.sources_info.values()]
                             status = StatusLine(
-                                None if None in counts else sum(counts),
+                                None if None in counts else sum(int(c or 0) for c in counts),
                                 {st.name: st.kind for st in self.config.stages},
                             )
                     elif now - started > STARTUP_TIMEOUT_S:
