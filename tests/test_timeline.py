@@ -12,7 +12,8 @@ import pytest
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import read_events, run_cli, write_config
 
-from vidaffect.events.timeline import read_timelines, track_summary, write_timeline_files
+from vidaffect.events.timeline import read_timelines, track_summary
+from vidaffect.events.timeline_plot import write_timeline_files
 
 LABELS = ["angry", "happy", "neutral"]
 
@@ -130,6 +131,7 @@ def test_the_png_is_an_image_with_a_band_per_track(events: Path, tmp_path: Path)
     assert tracked.shape[0] > untracked.shape[0]  # the track panel on top
 
 
+@pytest.mark.slow
 def test_report_command_prints_the_summary(events: Path, tmp_path: Path) -> None:
     proc = run_cli("report", str(events), "--out", str(tmp_path / "r"), timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -139,6 +141,7 @@ def test_report_command_prints_the_summary(events: Path, tmp_path: Path) -> None
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_a_run_writes_the_report_of_its_events(tmp_path: Path) -> None:
     out = tmp_path / "events.jsonl"

@@ -185,6 +185,10 @@ class Sink(Plugin):
     """Consumes annotated frames (files, windows, sockets)."""
 
     kind = "sink"
+    needs_pixels: ClassVar[bool] = True
+    """False for a sink that reads only ``frame.meta`` and ``frame.size`` (events, logs): the
+    runtime then sends it each frame without its pixels (``frame.image`` is black and takes no
+    memory), which saves a copy of every frame per such sink."""
 
     def open(self) -> None:
         """Prepare outputs; errors here (unwritable path, no display) stop the pipeline."""

@@ -134,7 +134,7 @@ class EmoticClassifier(Classifier):
     def open(self) -> None:
         import torch
 
-        from vidaffect.models.emotic import load_emotic_checkpoint
+        from vidaffect.models.emotic_checkpoint import load_emotic_checkpoint
 
         model, self.meta = load_emotic_checkpoint(self.config.checkpoint)
         self.model = model.to(memory_format=torch.channels_last)

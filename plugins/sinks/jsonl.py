@@ -35,6 +35,7 @@ class JsonlSink(Sink):
     """
 
     name = "jsonl"
+    needs_pixels = False
     summary = "JSON Lines file of per-frame events"
 
     class Config(PluginConfig):

@@ -55,6 +55,7 @@ class ZmqEventsSink(Sink):
     """
 
     name = "zmq_events"
+    needs_pixels = False
     summary = "JSON events on a ZeroMQ PUB socket (topic = stream id)"
 
     class Config(PluginConfig):

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from vidaffect.models.emotic import load_emotic_checkpoint
+from vidaffect.models.emotic_checkpoint import load_emotic_checkpoint
 from vidaffect_trainers.profiling import count_macs, cpu_ms_per_item, format_table, resolve
 
 COLUMNS = [

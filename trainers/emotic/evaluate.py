@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidaffect.models.checkpoint import CheckpointMeta
-from vidaffect.models.emotic import load_emotic_checkpoint
+from vidaffect.models.emotic_checkpoint import load_emotic_checkpoint
 from vidaffect.models.emotic_labels import CATEGORIES, VAD
 from vidaffect_trainers import multilabel, plots
 from vidaffect_trainers.common import print_evaluation

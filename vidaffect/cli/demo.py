@@ -18,7 +18,8 @@ import numpy as np
 from vidaffect.cli.run_summary import emotion_summary, stage_table
 from vidaffect.config import validate
 from vidaffect.errors import SourceError
-from vidaffect.events.timeline import read_timelines, write_timeline_files
+from vidaffect.events.timeline import read_timelines
+from vidaffect.events.timeline_plot import write_timeline_files
 from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
 from vidaffect.sample_data import data_dir
 

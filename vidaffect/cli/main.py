@@ -1,5 +1,5 @@
-"""The ``vidaffect`` command: run pipelines, list plugins, print events, run the demo, and
-train and evaluate models (:mod:`vidaffect.cli.training`)."""
+"""The ``vidaffect`` command: run pipelines, list plugins, print events, run the demo, and the
+commands installed packages add (the trainers' train, evaluate, ...)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from vidaffect.cli.training import add_training_commands
 from vidaffect.errors import VidaffectError
 from vidaffect.runtime.logs import configure, debug_enabled
 
@@ -84,7 +83,8 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_rep
 
 def _print_report(events: Path, out: Path | None) -> None:
     from vidaffect.cli.run_summary import emotion_summary
-    from vidaffect.events.timeline import read_timelines, write_timeline_files
+    from vidaffect.events.timeline import read_timelines
+    from vidaffect.events.timeline_plot import write_timeline_files
 
     timelines = read_timelines(events)  # read once, for the summary and the files
     table, stats = emotion_summary(events, timelines)
@@ -234,7 +234,21 @@ def demo(video: Path | None, out: Path, status: bool) -> None:
     sys.exit(code)
 
 
-add_training_commands(main)
+def add_installed_commands(group: click.Group) -> None:
+    """Add the commands that installed packages announce in the ``vidaffect.commands`` entry
+    point group (each entry point is a function taking the click group): vidaffect's trainers
+    add ``train``, ``evaluate``, ``compare``, ``calibrate``, ``export`` and ``stats`` this way.
+    A package whose commands fail to load is named on stderr; the other commands still work."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="vidaffect.commands"):
+        try:
+            ep.load()(group)
+        except Exception as exc:  # a broken third-party package must not break `vidaffect`
+            click.echo(f"warning: commands of {ep.value} not loaded: {exc}", err=True)
+
+
+add_installed_commands(main)
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from vidaffect.events.timeline import FaceRow, StreamTimeline
+from vidaffect.events.timeline import (
+    FaceRow,
+    StreamTimeline,
+    read_timelines,
+    write_timeline_csv,
+    write_tracks_csv,
+)
+from vidaffect.frames import safe_stream_name
 from vidaffect.imaging.draw import label_colour
 
 MAX_TRACKS = 40
@@ -124,3 +131,27 @@ def plot_timeline(st: StreamTimeline, path: Path) -> Path:
     path = Path(path)
     fig.savefig(path)
     return path
+
+
+def write_timeline_files(
+    events: str | Path, out: str | Path | None = None, timelines: dict[str, StreamTimeline] | None = None
+) -> list[Path]:
+    """Write the CSVs and the PNG of every stream of ``events`` into ``out`` (default: the
+    events file's folder); the files written, three per stream with frames. ``timelines``:
+    :func:`read_timelines` of ``events`` when already read.
+
+    Raises:
+        FileNotFoundError: ``events`` does not exist.
+    """
+    events = Path(events)
+    folder = Path(out) if out is not None else events.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for stream, st in (timelines if timelines is not None else read_timelines(events)).items():
+        if not st.frames:
+            continue
+        base = folder / f"{events.stem}.{safe_stream_name(stream)}"
+        written.append(write_timeline_csv(st, base.with_name(base.name + ".timeline.csv")))
+        written.append(write_tracks_csv(st, base.with_name(base.name + ".tracks.csv")))
+        written.append(plot_timeline(st, base.with_name(base.name + ".timeline.png")))
+    return written

@@ -22,16 +22,12 @@ Backbones (torchvision architectures, randomly initialised: nothing is downloade
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torchvision
 from torch import nn
 
-from vidaffect.errors import CheckpointError
-from vidaffect.models.emotic_labels import CATEGORIES, VAD, VAD_RANGE, check_emotic_meta
-from vidaffect.models.meta import CheckpointMeta, read_meta
-from vidaffect.models.registry import model_inputs, register_model
+from vidaffect.models.emotic_labels import CATEGORIES, VAD, VAD_RANGE
+from vidaffect.models.registry import register_model
 
 BACKBONES = ("alexnet", "resnet18")
 #: Smallest input side each backbone accepts (AlexNet's 11x11 stride-4 stem and three max-pools).
@@ -113,19 +109,3 @@ def emotic(
         ValueError: ``in_channels`` is not 3, or an unknown backbone.
     """
     return EmoticNet(num_classes, in_channels, backbone, context_backbone, **kwargs)  # type: ignore[arg-type]
-
-
-def load_emotic_checkpoint(path: str | Path) -> tuple[EmoticNet, CheckpointMeta]:
-    """Load an EMOTIC checkpoint (eval mode, float32, CPU) after checking its metadata.
-
-    Raises:
-        CheckpointError: missing or unreadable file, not an EMOTIC checkpoint, or an
-            architecture without body and context inputs (checked before any weight is read).
-    """
-    from vidaffect.models.checkpoint import load_checkpoint
-
-    meta = check_emotic_meta(read_meta(path), path)
-    if model_inputs(meta.arch) != ("body", "context"):
-        raise CheckpointError(f"{path}: architecture {meta.arch!r} does not take body and context inputs")
-    model, meta = load_checkpoint(path)
-    return model, meta  # type: ignore[return-value]

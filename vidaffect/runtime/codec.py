@@ -35,16 +35,32 @@ class MessageError(ValueError):
     """A message that is not a valid vidaffect message (foreign, truncated or malformed)."""
 
 
-def encode_frame(frame: Frame) -> list[Any]:
+def encode_frame(frame: Frame, pixels: bool = True) -> list[Any]:
     """Encode a :class:`Frame` into message parts ``[header_bytes, image_buffer]``.
 
     The image part is a memoryview of ``frame.image`` (no copy) when it is C-contiguous.
+    With ``pixels=False`` (for sinks that need no pixels, :attr:`vidaffect.api.Sink.needs_pixels`)
+    the message is the header alone, which records the image's shape as ``image_shape``; the
+    receiver's frame then has an all-black read-only image of that shape that takes no memory.
 
     Raises:
         TypeError: ``frame.meta`` holds a value msgpack cannot encode (e.g. a numpy array;
             meta must be plain Python values).
     """
     img = frame.image
+    if not pixels:
+        header = {
+            "v": PROTOCOL_VERSION,
+            "kind": "frame",
+            "stream": frame.stream,
+            "seq": frame.seq,
+            "ts_ns": frame.ts_ns,
+            "pts_ms": frame.pts_ms,
+            "bufs": [],
+            "image_shape": list(img.shape),
+            "meta": frame.meta,
+        }
+        return [msgpack.packb(header, use_bin_type=True)]
     if not img.flags.c_contiguous:
         img = np.ascontiguousarray(img)
     header = {
@@ -133,6 +149,18 @@ def _buffer_array(spec: Any, buf: Any) -> np.ndarray:
     return np.frombuffer(mv, dtype=dtype).reshape(shape)
 
 
+def _no_pixels(shape: Any) -> np.ndarray:
+    """The image of a frame sent without pixels: black, read-only, one byte of memory."""
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and shape[2] == 3
+        and all(isinstance(s, int) and 0 < s <= 2**16 for s in shape)
+    ):
+        raise MessageError(f"bad image_shape {shape!r}")
+    return np.broadcast_to(np.zeros((), np.uint8), tuple(shape))
+
+
 def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
     """Decode message parts into ``(header, frame)``; ``frame`` is ``None`` for EOS and
     outage notices (``header["kind"]`` tells them apart).
@@ -151,10 +179,13 @@ def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
         raise MessageError(f"header lists {len(header['bufs'])} buffers, message has {len(parts) - 1}")
     if header["kind"] != "frame":  # eos, outage
         return header, None
-    if len(parts) != 2:
+    if len(parts) == 1 and "image_shape" in header:  # sent without pixels
+        image = _no_pixels(header["image_shape"])
+    elif len(parts) != 2:
         raise MessageError("a frame message carries exactly one image buffer")
-    buf = parts[1].buffer if hasattr(parts[1], "buffer") else parts[1]
-    image = _buffer_array(header["bufs"][0], buf)
+    else:
+        buf = parts[1].buffer if hasattr(parts[1], "buffer") else parts[1]
+        image = _buffer_array(header["bufs"][0], buf)
     pts = header.get("pts_ms")
     if pts is not None and not isinstance(pts, int | float):
         raise MessageError("pts_ms is not a number")

@@ -93,14 +93,25 @@ def _hwm(engine_hwm: int, live: bool, isolated_sink: bool) -> int:
     return engine_hwm if not live or isolated_sink else min(engine_hwm, LIVE_HWM)
 
 
+def _needs_pixels(stage: StageConfig) -> bool:
+    """Whether ``stage`` reads frames' pixels (every stage but a sink that says otherwise)."""
+    from vidaffect.plugin_manager import get_registry
+
+    if stage.kind != "sink":
+        return True
+    return bool(get_registry().get("sink", stage.type).needs_pixels)
+
+
 def build_specs(
     config: PipelineConfig, endpoint: Callable[[str], str], control: str, updates: str
 ) -> list[WorkerSpec]:
     """One :class:`WorkerSpec` per process, in flow order (sources first).
 
     Every source feeds the first processing stage; its stream id tags each of its frames.
-    With tracking on, a stream's frames all go to the same detector worker (chosen by
-    stream id), which holds that stream's tracker; without it, frames are load-balanced.
+    With tracking on, a stream's frames all go to the same worker of each processing stage
+    (chosen by stream id): the detector worker holds that stream's tracker, the last stage's
+    worker its smoothing state; without tracking, frames are load-balanced. Smoothing runs
+    there, once per frame, so every sink gets the same smoothed labels.
     """
     engine = config.engine
     chain: list[StageConfig] = [s for s in (config.detector, config.classifier) if s]
@@ -141,7 +152,11 @@ def build_specs(
                 # live: a busy sink misses frames instead of holding up the other sinks
                 "outputs_drop": [isolated and d.kind == "sink" for d in downstream],
                 "outputs_hwm": [_hwm(engine.hwm, live, isolated and d.kind == "sink") for d in downstream],
-                "sticky": stage.kind == "source" and tracking is not None,
+                # with tracking, a stream's frames keep to one worker of each processing stage:
+                # its tracker (detector) and its smoothing state (the last one) live there
+                "sticky": tracking is not None and bool(downstream) and downstream[0] in chain,
+                # sinks that read only the metadata get frames without pixels
+                "outputs_pixels": [_needs_pixels(d) for d in downstream],
                 "producers": producers,
                 "ordered": stage.options.workers == 1,
                 # one in-order producer (per stream): a gap is a skipped frame, never late
@@ -150,7 +165,9 @@ def build_specs(
                 "hwm": _hwm(engine.hwm, live, isolated and stage.kind == "sink"),
                 "streams": streams,
                 "stream_id": stage.stream,
-                "tracking": tracking if stage.kind in ("detector", "sink") else None,
+                "tracking": tracking if stage.kind == "detector" else None,
+                # smoothing runs once per frame, in the last stage before the sinks
+                "smoothing": tracking if chain and stage is chain[-1] else None,
                 "control": control,
                 "updates": updates,
                 "max_message_bytes": engine.max_message_bytes,

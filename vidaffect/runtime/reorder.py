@@ -21,6 +21,7 @@ class _StreamState:
     next_seq: int = 0
     pending: dict[int, Item] = field(default_factory=dict)
     eos_seen: int = 0
+    changes: list[Any] = field(default_factory=list)  # label changes at the end, from every producer
     total: int = 0
     done: bool = False
     seen: bool = False
@@ -53,11 +54,13 @@ class Reorderer:
         if frame is None:
             st.eos_seen += 1
             st.total = max(st.total, int(header["seq"]))
+            st.changes += header["meta"].get("changes") or []
             if st.eos_seen < self.producers:
                 return []
             out = self._drain(st, final=True)
             st.done = True
-            return out + [(header | {"seq": st.total}, None)]
+            meta = header["meta"] | ({"changes": st.changes} if st.changes else {})
+            return out + [(header | {"seq": st.total, "meta": meta}, None)]
         if not self.ordered:
             return [(header, frame)]
         if self.resync and not st.seen:

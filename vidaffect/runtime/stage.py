@@ -110,6 +110,8 @@ class StageContext:
             )
             for group, drop, hwm in zip(spec["outputs"], drops, hwms)
         ]
+        self.outputs_pixels: list[bool] = spec.get("outputs_pixels") or [True] * len(self.outputs)
+        self.sticky = bool(spec.get("sticky"))
 
     def send_update(self, kind: str, **fields: Any) -> None:
         msg = {
@@ -165,6 +167,15 @@ class StageContext:
     def send_all(self, parts: list[Any], key: int | None = None) -> bool:
         """Send to one worker of each downstream stage (``key``: always the same worker)."""
         return all(out.send(parts, key) for out in self.outputs)
+
+    def send_frame(self, frame: Frame) -> bool:
+        """Send ``frame`` to one worker of each downstream stage: the same worker for every
+        frame of a stream when this stage is sticky; without its pixels to sinks that need
+        none (encoded once for all of them)."""
+        key = zlib.crc32(frame.stream.encode()) if self.sticky else None
+        full = encode_frame(frame)
+        bare = full if all(self.outputs_pixels) else encode_frame(frame, pixels=False)
+        return all(out.send(full if px else bare, key) for out, px in zip(self.outputs, self.outputs_pixels))
 
     def broadcast(self, parts: list[Any]) -> bool:
         return all(out.broadcast(parts) for out in self.outputs)
@@ -271,7 +282,7 @@ def run_source(sc: StageContext, source: Source, opened_at: float | None = None)
         frame = Frame(image, stream, seq, ts_ns, pts, {**base_meta, **extra})
         if seqs is not None:
             seqs.reserve(seq + 1)
-        if not sc.send_all(encode_frame(frame), key):
+        if not sc.send_frame(frame):
             return False
         seq += 1
         m.frames_out += 1
@@ -438,23 +449,24 @@ class _Applier:
     """Applies a stage's plugin to in-order items and passes them on.
 
     Runs of frames between EOS markers are handed to the plugin together. The detector stage
-    also tracks faces (when the pipeline has a ``tracking`` section); sink stages smooth each
-    track's emotion and report label changes before the sink sees the frame.
+    also tracks faces (when the pipeline has a ``tracking`` section); the last stage before
+    the sinks then smooths each track's emotion and notes label changes, once per frame, so
+    that every sink gets the same labels.
     """
 
     def __init__(self, sc: StageContext, plugin: Plugin) -> None:
         self.sc, self.plugin, self.kind = sc, plugin, sc.spec["kind"]
-        tracking = sc.spec.get("tracking")
+        tracking, smoothing = sc.spec.get("tracking"), sc.spec.get("smoothing")
         self.tracking = self.smoother = None
-        if tracking and self.kind == "detector":
+        if tracking:
             from vidaffect.analytics.tracking import Tracking
 
             self.tracking = Tracking(tracking)
-        elif tracking and self.kind == "sink":
+        if smoothing:
             from vidaffect.analytics.smoothing import Smoother
 
             self.smoother = Smoother(
-                tracking["smoothing"], tracking["alpha"], tracking["window"], tracking["hysteresis"]
+                smoothing["smoothing"], smoothing["alpha"], smoothing["window"], smoothing["hysteresis"]
             )
 
     def __call__(self, items: list[tuple[dict[str, Any], Frame | None]]) -> bool:
@@ -480,14 +492,15 @@ class _Applier:
             self.plugin.classify(frames)  # type: ignore[attr-defined]
         else:
             for frame in frames:
-                if self.smoother is not None:
-                    self.smoother.apply(frame)
                 self.plugin.write(frame)  # type: ignore[attr-defined]
+        if self.smoother is not None:
+            for frame in frames:
+                self.smoother.apply(frame)
         m.busy_s += time.perf_counter() - t0
         for frame in frames:
             m.faces += len(frame.meta.get("faces", ()))
             m.observe_latency(frame.ts_ns)
-            if self.sc.outputs and not self.sc.send_all(encode_frame(frame)):
+            if self.sc.outputs and not self.sc.send_frame(frame):
                 return False
             m.frames_out += 1
         return True
@@ -517,13 +530,13 @@ class _Applier:
         return self.sc.send_all(encode_outage(hdr["stream"], hdr["seq"], hdr["meta"]))
 
     def _eos(self, hdr: dict[str, Any]) -> bool:
-        stream, info = hdr["stream"], {**hdr["meta"], "frames": hdr["seq"]}
+        stream, meta = hdr["stream"], dict(hdr["meta"])
+        if self.smoother is not None:  # the tracks still labelled end with the stream
+            meta["changes"] = meta.get("changes", []) + self.smoother.end_stream(stream)
         if self.kind == "sink":
-            if self.smoother is not None:
-                info["changes"] = self.smoother.end_stream(stream)
-            self.plugin.end_of_stream(stream, info)  # type: ignore[attr-defined]
+            self.plugin.end_of_stream(stream, {**meta, "frames": hdr["seq"]})  # type: ignore[attr-defined]
         self.sc.eos_totals[stream] = hdr["seq"]
-        return self.sc.broadcast(encode_eos(stream, hdr["seq"], hdr["meta"]))
+        return self.sc.broadcast(encode_eos(stream, hdr["seq"], meta))
 
 
 def _count_in_flight_as_dropped(m: StageMetrics) -> None:

@@ -139,13 +139,17 @@ class SlowSink(Sink):
 
 class RecordSink(Sink):
     """A sink that appends ``stream seq n_faces`` per frame and ``stream EOS`` at each stream's
-    end to ``path`` (flushed per line)."""
+    end to ``path`` (flushed per line). With ``smoothed``, each line goes on with
+    ``track_id:label:score`` per face that has a smoothed label (score to 4 digits, as in the
+    events); with ``delay_s`` it sleeps that long per frame (a sink that falls behind)."""
 
     name = "record"
     summary = "test sink: one line per frame: stream, seq, faces"
 
     class Config(PluginConfig):
         path: str
+        smoothed: bool = Field(False, description="append track_id:label:score of each smoothed face")
+        delay_s: float = Field(0.0, ge=0, description="sleep per frame")
 
     config: Config
 
@@ -154,7 +158,14 @@ class RecordSink(Sink):
         self.f = open(self.config.path, "a", buffering=1)
 
     def write(self, frame: Frame) -> None:
-        self.f.write(f"{frame.stream} {frame.seq} {len(frame.faces)}\n")
+        time.sleep(self.config.delay_s)
+        line = f"{frame.stream} {frame.seq} {len(frame.faces)}"
+        if self.config.smoothed:
+            for face in frame.faces:
+                sm = face.get("smoothed")
+                if sm is not None:
+                    line += f" {face.get('track_id')}:{sm['label']}:{round(float(sm['score']), 4)}"
+        self.f.write(line + "\n")
 
     def end_of_stream(self, stream: str, info: dict) -> None:
         self.f.write(f"{stream} EOS\n")

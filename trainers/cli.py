@@ -1,4 +1,6 @@
-"""``vidaffect train|evaluate|compare|calibrate|export|stats``: the model training commands.
+"""``vidaffect train|evaluate|compare|calibrate|export|stats``: the model training commands,
+added to the ``vidaffect`` command through the ``vidaffect.commands`` entry point group
+(:func:`add_commands`), so the engine does not depend on the trainers.
 
 Each forwards its arguments to the command of the chosen task in
 :mod:`vidaffect_trainers.commands` (``--task fer2013``, the default, or ``--task emotic``), which
@@ -56,7 +58,7 @@ def _make(name: str) -> click.Command:
     return command
 
 
-def add_training_commands(group: click.Group) -> None:
-    """Add the training commands to the ``vidaffect`` command group."""
+def add_commands(group: click.Group) -> None:
+    """Add the training commands to the ``vidaffect`` command group (the entry point)."""
     for name in SUMMARIES:
         group.add_command(_make(name))
