@@ -48,31 +48,21 @@ def encode_frame(frame: Frame, pixels: bool = True) -> list[Any]:
             meta must be plain Python values).
     """
     img = frame.image
-    if not pixels:
-        header = {
-            "v": PROTOCOL_VERSION,
-            "kind": "frame",
-            "stream": frame.stream,
-            "seq": frame.seq,
-            "ts_ns": frame.ts_ns,
-            "pts_ms": frame.pts_ms,
-            "bufs": [],
-            "image_shape": list(img.shape),
-            "meta": frame.meta,
-        }
-        return [msgpack.packb(header, use_bin_type=True)]
-    if not img.flags.c_contiguous:
+    if pixels and not img.flags.c_contiguous:
         img = np.ascontiguousarray(img)
-    header = {
+    header: dict[str, Any] = {
         "v": PROTOCOL_VERSION,
         "kind": "frame",
         "stream": frame.stream,
         "seq": frame.seq,
         "ts_ns": frame.ts_ns,
         "pts_ms": frame.pts_ms,
-        "bufs": [{"dtype": img.dtype.name, "shape": list(img.shape)}],
+        "bufs": [{"dtype": img.dtype.name, "shape": list(img.shape)}] if pixels else [],
         "meta": frame.meta,
     }
+    if not pixels:
+        header["image_shape"] = list(img.shape)
+        return [msgpack.packb(header, use_bin_type=True)]
     return [msgpack.packb(header, use_bin_type=True), img.data.cast("B")]
 
 

@@ -84,7 +84,7 @@ def preflight(config: PipelineConfig) -> None:
         try:
             reg.get(stage.kind, stage.type).preflight(stage.plugin)
         except VidaffectError as exc:
-            raise PluginError(f"stage {stage.name!r}: {exc}") from None
+            raise PluginError(f"stage {stage.name!r}: {exc}") from exc  # its traceback with --debug
 
 
 def _hwm(engine_hwm: int, live: bool, isolated_sink: bool) -> int:
