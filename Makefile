@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Without the tests marked slow (pipelines and CLIs in subprocesses, training): a few minutes.
+# Without the tests marked slow (pipelines and CLIs in subprocesses, training, long benchmarks).
 test-fast: install
 	$(BIN)/pytest -m "not slow"
 

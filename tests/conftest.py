@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pipeline_helpers import stop_leftover_runs
 
 from vidaffect.sample_data import data_dir
 
@@ -39,3 +40,4 @@ def _test_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     plugins.reset()
     yield
     plugins.reset()
+    stop_leftover_runs()

@@ -36,15 +36,39 @@ def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+STARTED: list[subprocess.Popen[str]] = []
+"""Runs started by :func:`start_run`; conftest kills those still alive after each test."""
+
+
 def start_run(cfg: Path) -> subprocess.Popen[str]:
-    """``vidaffect run CFG --no-status`` in the background, output captured."""
-    return subprocess.Popen(
+    """``vidaffect run CFG --no-status`` in the background, output captured. A run the test
+    leaves behind (a failed ``wait_for``) is killed after the test (see conftest)."""
+    proc = subprocess.Popen(
         vidaffect_cmd("run", str(cfg), "--no-status"),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    STARTED.append(proc)
+    return proc
+
+
+def stop_leftover_runs() -> None:
+    """Kill the runs a test started and left running (SIGTERM, then SIGKILL), and close their
+    pipes, so that one failed test does not leak processes or warnings into the next."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120, every: float = 0.05) -> None:

@@ -53,6 +53,7 @@ def test_path_array_and_grayscale_inputs_and_models_loaded_once(monkeypatch: pyt
     assert [f for f in vidaffect.analyze(np.zeros((120, 160, 3), np.uint8))] == []  # no face
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_the_same_faces_and_labels_as_the_images_pipeline(tmp_path: Path) -> None:
     folder = tmp_path / "photos"

@@ -183,6 +183,7 @@ def test_smoothing_rows_show_less_flicker_with_hysteresis() -> None:
     assert ref[2] == "100.0%" and float(ref[1]) < float(rows["none"][1])
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_smoothing_benchmark_on_a_real_clip(capsys: pytest.CaptureFixture[str]) -> None:
     clip = DATA / "videos" / "liveportrait_d11.mp4"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pipeline_helpers import read_events, run_cli, video_frames
 
 from vidaffect.cli.demo import photo_clip
@@ -14,6 +15,7 @@ def test_photo_clip_is_a_real_video(tmp_path: Path) -> None:
     assert video_frames(clip) == (10, (128, 128))
 
 
+@pytest.mark.slow
 def test_demo_without_data_folder(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = run_cli("demo", "--out", str(out), "--no-status", env={"VIDAFFECT_DATA": str(tmp_path / "none")})
@@ -27,6 +29,7 @@ def test_demo_without_data_folder(tmp_path: Path) -> None:
     assert "emotion" in proc.stdout and "fps end to end" in proc.stdout
 
 
+@pytest.mark.slow
 def test_demo_missing_video_is_clear_error(tmp_path: Path) -> None:
     proc = run_cli("demo", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "o"))
     assert proc.returncode != 0

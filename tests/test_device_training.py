@@ -75,6 +75,7 @@ def test_packed_faces_round_trip_exactly(tmp_path: Path) -> None:
         read_packed(path, "test")
 
 
+@pytest.mark.slow
 def test_gpu_script_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     """The prepared GPU script, with the CPU as its device and 210 faces: it trains the VGG
     recipe with device batches, calibrates, and writes the fp16 checkpoint and history."""

@@ -109,6 +109,7 @@ def emotic_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_training_loss_falls_and_resume_continues(emotic_run: dict[str, Path]) -> None:
     history = json.loads((emotic_run["out"] / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
@@ -121,6 +122,7 @@ def test_training_loss_falls_and_resume_continues(emotic_run: dict[str, Path]) -
     assert meta.training["data"] == f"{emotic_run['train'].parent.name}/train.csv"
 
 
+@pytest.mark.slow
 def test_evaluate_beats_the_prior_and_writes_the_report(
     emotic_run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -162,6 +164,7 @@ def test_evaluate_beats_the_prior_and_writes_the_report(
     assert float(peace[CATEGORIES.index("Peace")]) == 1.0 and float(peace[CATEGORIES.index("Fear")]) == 0.0
 
 
+@pytest.mark.slow
 def test_compare_and_stats(
     emotic_run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -234,6 +237,7 @@ def _frames_with_faces(seed: int) -> list[Frame]:
     return frames
 
 
+@pytest.mark.slow
 def test_plugin_classifies_each_face_with_its_own_frame_as_context(emotic_run: dict[str, Path]) -> None:
     clf = EmoticClassifier(
         EmoticClassifier.Config(checkpoint=str(emotic_run["checkpoint"]), top_k=2, max_batch=1)
@@ -265,6 +269,7 @@ def test_plugin_classifies_each_face_with_its_own_frame_as_context(emotic_run: d
     assert other.faces[0]["emotion"]["probs"] != frames[0].faces[0]["emotion"]["probs"]
 
 
+@pytest.mark.slow
 def test_plugin_with_the_hog_people_detector(emotic_run: dict[str, Path]) -> None:
     clf = EmoticClassifier(EmoticClassifier.Config(checkpoint=str(emotic_run["checkpoint"]), body="hog"))
     clf.open()  # warms up on a frame smaller than HOG's window (which would crash OpenCV)
@@ -278,6 +283,7 @@ def test_plugin_with_the_hog_people_detector(emotic_run: dict[str, Path]) -> Non
     assert big.faces[0]["body_bbox"][3] > 150  # below the face, whichever way it was found
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_emotic_classifier_in_a_pipeline_on_a_real_clip(emotic_run: dict[str, Path], tmp_path: Path) -> None:
     import jsonschema
@@ -317,6 +323,7 @@ def test_emotic_classifier_in_a_pipeline_on_a_real_clip(emotic_run: dict[str, Pa
     assert video.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_ema_run_keeps_the_average_and_picks_thresholds_with_it(
     emotic_run: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -361,6 +368,7 @@ def test_ema_run_keeps_the_average_and_picks_thresholds_with_it(
     assert read_meta(out / "best.safetensors").metrics["val_mAP"] == record["ema_val_mAP"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -11,10 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import DATA, NEEDS_DATA
 from test_sinks import Publisher
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+pytestmark = pytest.mark.slow
 
 
 def run_example(*argv: str) -> subprocess.CompletedProcess[str]:

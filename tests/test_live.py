@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import REPO, run_cli, vidaffect_cmd, write_config
+from pipeline_helpers import REPO, run_cli, vidaffect_cmd, wait_for, write_config
 
 from vidaffect.runtime.transport import free_tcp_port
 
 CLIP = DATA / "videos" / "liveportrait_d0.mp4"
+
+pytestmark = pytest.mark.slow
 
 
 @NEEDS_DATA
@@ -112,6 +114,8 @@ def test_prometheus_metrics_served_during_run(tmp_path: Path) -> None:
 
 @NEEDS_DATA
 def test_events_command_prints_json(tmp_path: Path) -> None:
+    import zmq
+
     port = free_tcp_port()
     endpoint = f"tcp://127.0.0.1:{port}"
     sub = subprocess.Popen(
@@ -131,7 +135,24 @@ def test_events_command_prints_json(tmp_path: Path) -> None:
             }
         )
     )
-    time.sleep(2)  # let the subscriber start (PUB/SUB delivers only to joined subscribers)
+    # PUB/SUB delivers only to joined subscribers: until the subscriber has started and sent its
+    # subscription, an XPUB socket stands in for the run's publisher on its port
+    probe = zmq.Context.instance().socket(zmq.XPUB)
+    probe.setsockopt(zmq.LINGER, 0)
+    probe.bind(endpoint)
+
+    def subscribed() -> bool:
+        assert sub.poll() is None, sub.communicate()  # the subscriber exited
+        return bool(probe.poll(0))
+
+    try:
+        wait_for(subscribed, "`vidaffect events` to subscribe", timeout=60)
+        assert probe.recv() == b"\x01"  # a subscription to every stream
+    except BaseException:
+        sub.kill()
+        raise
+    finally:
+        probe.close()
     proc = run_cli("run", str(cfg), "--no-status")
     out, _ = sub.communicate(timeout=60)
     assert proc.returncode == 0

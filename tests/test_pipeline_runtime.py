@@ -29,6 +29,7 @@ from vidaffect.runtime.transport import free_tcp_port
 CLIP = DATA / "videos" / "liveportrait_d0.mp4"
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_subscriber_started_before_run_receives_events(tmp_path: Path) -> None:
     port = free_tcp_port()
@@ -64,6 +65,7 @@ def test_subscriber_started_before_run_receives_events(tmp_path: Path) -> None:
     assert any(e["faces"] and e["faces"][0]["emotion"] for _, e in received)
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_sigint_mid_run_leaves_playable_video(tmp_path: Path) -> None:
     out = tmp_path / "cut.mp4"
@@ -90,6 +92,7 @@ def test_sigint_mid_run_leaves_playable_video(tmp_path: Path) -> None:
     assert 15 <= n < 354 and size == (512, 512)
 
 
+@pytest.mark.slow
 def test_bad_yaml_exits_nonzero_naming_key(tmp_path: Path) -> None:
     cfg = write_config(
         tmp_path,
@@ -106,6 +109,7 @@ def test_bad_yaml_exits_nonzero_naming_key(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_missing_video_exits_nonzero_with_clear_message(tmp_path: Path) -> None:
     missing = tmp_path / "nope.mp4"
     proc = run_cli("run", "configs/video.yaml", f"--set=source.uri={missing}")
@@ -114,6 +118,7 @@ def test_missing_video_exits_nonzero_with_clear_message(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_two_classifier_workers_keep_frame_order(tmp_path: Path) -> None:
     jsonl = tmp_path / "e.jsonl"
@@ -132,6 +137,7 @@ def test_two_classifier_workers_keep_frame_order(tmp_path: Path) -> None:
     assert seqs == list(range(video_frames(CLIP)[0]))
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_crashed_stage_reported_with_traceback_and_pipeline_stops(tmp_path: Path) -> None:
     out = tmp_path / "v.mp4"
@@ -153,6 +159,7 @@ def test_crashed_stage_reported_with_traceback_and_pipeline_stops(tmp_path: Path
     assert 1 <= n <= 10  # a finalised, playable file with the frames that got through
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_restart_policy_restarts_crashed_stage(tmp_path: Path) -> None:
     record = tmp_path / "r.txt"
@@ -172,6 +179,7 @@ def test_restart_policy_restarts_crashed_stage(tmp_path: Path) -> None:
     assert len(lines) - 1 >= 60  # frames kept flowing after the restarts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["tcp"])
 @NEEDS_DATA
 def test_tcp_transport(tmp_path: Path, transport: str) -> None:
@@ -198,6 +206,7 @@ def _running(pid: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_stages_exit_when_supervisor_is_killed(tmp_path: Path) -> None:
     record = tmp_path / "r.txt"
@@ -226,6 +235,7 @@ def test_stages_exit_when_supervisor_is_killed(tmp_path: Path) -> None:
     assert not alive, "stage processes outlived their supervisor"
 
 
+@pytest.mark.slow
 def test_dead_camera_is_a_clear_error(tmp_path: Path) -> None:
     cfg = write_config(
         tmp_path,
@@ -276,6 +286,7 @@ def _run_and_kill_detector(tmp_path: Path, on_error: str) -> tuple[subprocess.Co
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), record, metrics
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_sigkilled_stage_is_restarted_and_every_frame_accounted_for(tmp_path: Path) -> None:
     proc, record, metrics = _run_and_kill_detector(tmp_path, "restart")
@@ -291,6 +302,7 @@ def test_sigkilled_stage_is_restarted_and_every_frame_accounted_for(tmp_path: Pa
     assert sent == 354 and len(seqs) + lost == sent  # delivered or counted as lost, never missing
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_sigkilled_stage_with_stop_policy_stops_cleanly(tmp_path: Path) -> None:
     t0 = time.monotonic()
@@ -301,6 +313,7 @@ def test_sigkilled_stage_with_stop_policy_stops_cleanly(tmp_path: Path) -> None:
     assert record.exists()
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_truncated_video_is_a_clear_error(tmp_path: Path) -> None:
     clip = DATA / "videos" / "liveportrait_d3.mp4"
@@ -318,6 +331,7 @@ def test_truncated_video_is_a_clear_error(tmp_path: Path) -> None:
     assert f"cannot open {cut}" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) to fake a full disk")
 @NEEDS_DATA
 def test_full_disk_is_a_clear_error_and_the_video_is_finalised(tmp_path: Path) -> None:
@@ -336,6 +350,7 @@ def test_full_disk_is_a_clear_error_and_the_video_is_finalised(tmp_path: Path) -
     assert video_frames(video)[0] >= 1  # the other sink's file is still playable
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_garbage_on_every_socket_is_dropped_and_counted(tmp_path: Path) -> None:
     import msgpack
@@ -361,7 +376,9 @@ def test_garbage_on_every_socket_is_dropped_and_counted(tmp_path: Path) -> None:
         for c in p.net_connections(kind="unix")
         if str(c.laddr).endswith(".sock")
     }
-    assert any(p.endswith("detector-0.sock") for p in paths) and any(p.endswith("report.sock") for p in paths)
+    assert any(p.endswith("detector-0.sock") for p in paths) and any(
+        p.endswith("updates.sock") for p in paths
+    )
     garbage = [
         [b"not msgpack at all"],
         [msgpack.packb({"v": 1, "kind": "frame", "stream": "cam0", "seq": "x"})],
@@ -431,6 +448,7 @@ def write_truncated_avi(path: Path, frames: int = 67, keep: float = 0.4) -> int:
     return n
 
 
+@pytest.mark.slow
 def test_a_video_cut_short_is_warned_about_and_its_missing_frames_counted(tmp_path: Path) -> None:
     cut = tmp_path / "cut.avi"
     readable = write_truncated_avi(cut)
@@ -467,6 +485,7 @@ def test_a_whole_video_has_no_unreadable_frames(tmp_path: Path) -> None:
     assert src.undelivered() == 0
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 @pytest.mark.parametrize(
     "signals",
@@ -532,6 +551,7 @@ def _fails_before_any_stage(tmp_path: Path, data: dict, message: str) -> None:
     assert not outputs.exists() or not any(outputs.iterdir())
 
 
+@pytest.mark.slow
 def test_a_file_with_no_readable_frame_fails_before_any_stage(tmp_path: Path) -> None:
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video\n" * 100)
@@ -546,6 +566,7 @@ def test_a_file_with_no_readable_frame_fails_before_any_stage(tmp_path: Path) ->
     )
 
 
+@pytest.mark.slow
 def test_an_empty_photo_folder_fails_before_any_stage(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -557,6 +578,7 @@ def test_an_empty_photo_folder_fails_before_any_stage(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_a_port_in_use_fails_before_any_stage(tmp_path: Path) -> None:
     import zmq
@@ -584,6 +606,7 @@ def test_a_port_in_use_fails_before_any_stage(tmp_path: Path) -> None:
         ctx.term()
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_an_unwritable_output_folder_fails_before_any_stage(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
@@ -598,6 +621,7 @@ def test_an_unwritable_output_folder_fails_before_any_stage(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_stages_exit_when_the_supervisor_is_killed_while_models_load(tmp_path: Path) -> None:
     """SIGKILL of `vidaffect run` during start-up (stages importing torch and loading MTCNN and
@@ -641,6 +665,7 @@ def test_stages_exit_when_the_supervisor_is_killed_while_models_load(tmp_path: P
     assert not any(d.exists() for d in left)
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_a_restarted_file_sink_keeps_what_it_wrote(tmp_path: Path) -> None:
     """SIGKILL of the jsonl and video sinks with on_error: restart: the JSONL goes on in the same
@@ -679,6 +704,7 @@ def test_a_restarted_file_sink_keeps_what_it_wrote(tmp_path: Path) -> None:
     assert video_frames(video)[0] >= 50  # the killed sink's file plays
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_a_restarted_source_goes_on_at_once(tmp_path: Path) -> None:
     """SIGKILL of a camera source with on_error: restart: the new source numbers its frames on

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import clip_frames, read_events, run_cli, video_frames
 
 VIDEOS = DATA / "videos"
+
+pytestmark = pytest.mark.slow
 
 
 @NEEDS_DATA

@@ -59,6 +59,7 @@ def test_misspelt_hook_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         plugins.get_plugin_manager()
 
 
+@pytest.mark.slow
 def test_extra_plugin_modules_import_errors_and_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDAFFECT_PLUGINS", "vidaffect.testing, no_such_plugin_module")
     plugins.reset()
@@ -79,6 +80,7 @@ def test_block_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "mtcnn" in plugins.get_registry().classes["detector"]
 
 
+@pytest.mark.slow
 def test_plugins_command_lists_options() -> None:
     proc = run_cli("plugins", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -87,6 +89,7 @@ def test_plugins_command_lists_options() -> None:
     assert {"preset", "min_face_size", "factor", "thresholds"} <= {o["name"] for o in mtcnn["options"]}
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_example_plugin_installs_lists_and_runs(tmp_path: Path) -> None:
     target = tmp_path / "site"

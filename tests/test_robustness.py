@@ -59,6 +59,7 @@ def test_robust_dataset_corrupts_training_faces_only() -> None:
     assert torch.equal(val[0][0][0], clean)
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_benchmark_ranks_corruptions_below_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks import robustness

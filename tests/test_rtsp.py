@@ -21,9 +21,11 @@ from vidaffect.testing.rtsp import INSTALL_HINT, RtspServer, has_gst_rtsp
 from vidaffect_plugins.capture import StreamSource
 
 CLIP = DATA / "videos" / "liveportrait_d3.mp4"  # 12 s, 30 fps, H.264
+
 NEEDS_RTSP = pytest.mark.skipif(
     not has_gst_rtsp(), reason=f"needs GStreamer's RTSP server for /usr/bin/python3: {INSTALL_HINT}"
 )
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

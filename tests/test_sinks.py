@@ -350,6 +350,7 @@ def test_display_without_a_screen_says_so(monkeypatch: pytest.MonkeyPatch) -> No
     assert "video sink" in str(info.value)
 
 
+@pytest.mark.slow
 def test_display_without_a_screen_stops_the_run_before_any_stage_starts(tmp_path: Path) -> None:
     import cv2
 
@@ -375,6 +376,7 @@ def test_register_sinks_registers_the_built_in_sinks() -> None:
         assert all(f.description for f in cls.Config.model_fields.values())
 
 
+@pytest.mark.slow
 def test_curve_events_reach_only_authorized_subscribers(tmp_path: Path) -> None:
     from vidaffect.events.subscribe import iter_events
 
@@ -419,9 +421,12 @@ def test_curve_events_reach_only_authorized_subscribers(tmp_path: Path) -> None:
     ]
     for t in threads:
         t.start()
-    time.sleep(1.0)  # let the handshakes finish (PUB/SUB delivers only to joined subscribers)
-    for i in range(20):
+    # PUB/SUB delivers only to joined subscribers: publish, whenever they join, until every
+    # listener is done (alice after 3 events, the others when nothing has reached them for 3 s)
+    deadline, i = time.monotonic() + 30, 0
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
         sink.write(frame(i))
+        i += 1
         time.sleep(0.02)
     for t in threads:
         t.join(10)
@@ -499,6 +504,7 @@ class Publisher:
         self.sock.close()
 
 
+@pytest.mark.slow
 def test_a_topic_is_a_whole_stream_id_not_a_prefix() -> None:
     from vidaffect.events.subscribe import iter_events
 

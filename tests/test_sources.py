@@ -105,7 +105,7 @@ def test_image_folder_one_frame_per_image(tmp_path: Path) -> None:
 
 
 def test_image_folder_names_each_frame_and_skips_undecodable_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     for i, name in enumerate(["b.png", "c.jpg", "d.jpg"]):
         cv2.imwrite(str(tmp_path / name), np.full((20, 30, 3), 40 * (i + 1), np.uint8))
@@ -123,7 +123,7 @@ def test_image_folder_names_each_frame_and_skips_undecodable_files(
     assert names == ["b.png", "c.jpg", "d.jpg"]
     assert np.allclose(values, [40, 80, 120], atol=2)  # jpeg may move a flat colour by a level
     assert src.skipped == 2
-    err = capsys.readouterr().err
+    err = caplog.text  # logged as warnings by the vidaffect_plugins.capture logger
     assert "skipped a_broken.jpg" in err and "skipped c2_empty.png" in err
 
 
@@ -217,7 +217,7 @@ def huge_png(path: Path, side: int = 20000) -> Path:
 
 
 def test_images_above_the_pixel_limit_are_refused_or_decoded_smaller(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from PIL import Image
 
@@ -236,4 +236,4 @@ def test_images_above_the_pixel_limit_are_refused_or_decoded_smaller(
     src.close()
     # the bomb skipped without being decoded; the big JPEG decoded at half size by libjpeg
     assert [img.shape for img, _ in frames] == [(3000, 4500, 3), (40, 60, 3)]
-    assert src.skipped == 1 and "skipped a_bomb.png (20000x20000 PNG image" in capsys.readouterr().err
+    assert src.skipped == 1 and "skipped a_bomb.png (20000x20000 PNG image" in caplog.text

@@ -302,6 +302,7 @@ def run_tracked(tmp_path: Path, source: dict, **tracking: object) -> tuple[list[
     return read_events(out), read_events(out, "change"), json.loads(metrics.read_text())
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_track_id_is_stable_on_a_single_face_clip(tmp_path: Path) -> None:
     frames, changes, metrics = run_tracked(
@@ -320,6 +321,7 @@ def test_track_id_is_stable_on_a_single_face_clip(tmp_path: Path) -> None:
     assert changes[0]["from"] is None and changes[-1]["to"] is None  # first label ... track end
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_face_that_leaves_and_returns_ends_its_track(tmp_path: Path) -> None:
     # pyfeat_face_noface.mov: a face for ~2.7 s, then an empty scene; looping brings it back
@@ -366,6 +368,7 @@ def test_a_shot_change_ends_every_track_and_starts_new_ones() -> None:
     assert f.faces[0]["track_id"] == 0
 
 
+@pytest.mark.slow
 @NEEDS_DATA
 def test_no_track_id_crosses_a_cut_between_two_people(tmp_path: Path) -> None:
     """Two single-face clips joined by a hard cut, the faces at about the same place: the

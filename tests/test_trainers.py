@@ -307,6 +307,7 @@ def run_dir(fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_robust_training_is_recorded_in_the_checkpoint(
     fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -318,6 +319,7 @@ def test_robust_training_is_recorded_in_the_checkpoint(
     assert "expected a value in [0, 1]" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_step_training_writes_checkpoints(fer_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert train(fer_dir, out, "--epochs", "5", "--max-steps", "2") == 0
@@ -332,18 +334,21 @@ def test_two_step_training_writes_checkpoints(fer_dir: Path, tmp_path: Path) -> 
     assert meta.metrics["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_training_set_smaller_than_a_batch_still_trains(fer_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert train(fer_dir, out, "--epochs", "1", "--batch-size", "64") == 0
     assert json.loads((out / "history.json").read_text())[0]["train_loss"] > 0
 
 
+@pytest.mark.slow
 def test_limit_above_the_data_size_uses_all_of_it(fer_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert train(fer_dir, out, "--epochs", "1", "--max-steps", "1", "--limit", "50") == 0
     assert read_meta(out / "best.safetensors").training["train_size"] == 28  # 42 - 14 val
 
 
+@pytest.mark.slow
 def test_resume_continues_from_last_epoch(
     fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -359,6 +364,7 @@ def test_resume_continues_from_last_epoch(
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_resume_into_another_models_run_names_the_file(
     fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -404,6 +410,7 @@ def test_narrow_convolutions_train_contiguous(
     assert cpu_memory_format(create_model(arch, 7, **options)) == expected
 
 
+@pytest.mark.slow
 def test_a_narrow_model_trains_and_validates_contiguous(
     fer_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,6 +470,7 @@ def test_ema_warms_up_then_decays_at_the_set_rate() -> None:
         make_ema(model, 1.0)
 
 
+@pytest.mark.slow
 def test_ema_selects_and_resumes_the_averaged_weights(
     fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -504,6 +512,7 @@ def test_distillation_loss_is_zero_at_the_teacher_and_scales_with_temperature() 
     assert losses[0] > 0.5 and losses[1] > 0.5  # T^2 keeps the softened term from vanishing
 
 
+@pytest.mark.slow
 def test_teacher_targets_match_the_teacher_and_are_cached(
     run_dir: Path, fer_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -533,6 +542,7 @@ def test_teacher_targets_match_the_teacher_and_are_cached(
         distill.teacher_probs([str(ckpt)], faces.images[:10], list(FER_LABELS), cache=cache)
 
 
+@pytest.mark.slow
 def test_training_with_a_teacher(
     run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -596,6 +606,7 @@ def finetune(data: Path, out: Path, *extra: str) -> int:
     )
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_init_model(
     run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -624,6 +635,7 @@ def test_fine_tuning_starts_from_the_init_model(
     assert any(not torch.equal(p, start_params[n]) for n, p in moved.named_parameters())
 
 
+@pytest.mark.slow
 def test_fine_tuning_a_shipped_fp16_model_on_some_of_its_classes(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -645,6 +657,7 @@ def test_fine_tuning_a_shipped_fp16_model_on_some_of_its_classes(
     assert meta.training["train_size"] == 12 and meta.training["teachers"][0]["arch"] == "lenet5"
 
 
+@pytest.mark.slow
 def test_resumed_fine_tuning_keeps_its_start(
     run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -674,6 +687,7 @@ def test_resumed_fine_tuning_keeps_its_start(
     assert not (out / "init.json").exists() and "init" not in read_meta(out / "best.safetensors").training
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -697,6 +711,7 @@ def test_fine_tuning_errors(
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+@pytest.mark.slow
 def test_fine_tuning_names_the_classes_the_model_lacks(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -708,6 +723,7 @@ def test_fine_tuning_names_the_classes_the_model_lacks(
 # --- export --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
     run_dir: Path, fer_dir: Path, tmp_path: Path
 ) -> None:
@@ -765,6 +781,7 @@ REPORT_FILES = [
 ]
 
 
+@pytest.mark.slow
 def test_evaluate_cli_prints_json_and_writes_report(
     run_dir: Path,
     fer_dir: Path,
@@ -809,6 +826,7 @@ def test_evaluate_cli_prints_json_and_writes_report(
     assert json.loads((report / "metrics.json").read_text())["confusion_matrix"] == cm.tolist()
 
 
+@pytest.mark.slow
 def test_evaluate_maps_labels_by_name(run_dir: Path, fer_dir: Path, tmp_path: Path) -> None:
     """A checkpoint whose label order is reversed is scored against the right classes."""
     model, meta = load_checkpoint(run_dir / "best.safetensors")
@@ -843,6 +861,7 @@ def test_evaluate_default_data_follows_vidaffect_data(
     assert evaluate.dataset_name(tmp_path / "fer2013.csv", "private") == "fer2013-private"
 
 
+@pytest.mark.slow
 def test_evaluate_rejects_a_class_unknown_to_the_model(run_dir: Path, tmp_path: Path) -> None:
     data = write_folder(tmp_path / "odd", {"happy": 1, "contempt": 1})
     args = [
@@ -869,6 +888,7 @@ def cli_json(argv: list[str]) -> Any:
     return json.loads(buf.getvalue())
 
 
+@pytest.mark.slow
 def test_compare_prints_a_row_per_checkpoint(
     run_dir: Path, fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,6 +18,8 @@ from vidaffect.models.zoo import WEIGHTS_DIR
 
 VIDAFFECT = shutil.which("vidaffect", path=str(Path(sys.executable).parent))
 
+pytestmark = pytest.mark.slow
+
 
 def vidaffect(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     assert VIDAFFECT, f"the vidaffect console script is not installed beside {sys.executable}"
