@@ -227,3 +227,21 @@ def test_stages_are_derived_not_edited() -> None:
     assert cfg.stage("sink-1-jsonl").plugin.path == "b"  # type: ignore[attr-defined]
     assert cfg.source.stream == "cam0" and "stream" not in cfg.source.plugin_dict
     assert "workers" not in cfg.sinks[0].plugin_dict and cfg.sinks[0].options.workers == 1
+
+
+@pytest.mark.slow
+def test_schema_command_writes_the_schema(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "VIDAFFECT_PLUGINS"}  # the built-ins only
+    out = tmp_path / "schema.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidaffect", "schema", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text()) == json.loads((CONFIGS / "pipeline.schema.json").read_text())
