@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint test-fast install clean rtsp-deps browser-deps
+.PHONY: demo test lint test-fast install clean rtsp-deps browser-deps mqtt-deps
 
 # GStreamer's RTSP server for the system Python (vidaffect/testing/rtsp_server.py, the RTSP tests).
 RTSP_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
@@ -42,6 +42,11 @@ rtsp-deps:
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 \
 		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+
+# Debian's mosquitto broker for the MQTT tests (started by the tests on 127.0.0.1, never as a service).
+mqtt-deps:
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends mosquitto)
 
 clean:
 	rm -rf out .pytest_cache

@@ -53,6 +53,12 @@ class Plugin(ABC):
         self.streams: list[str] = []
         self.restarts = 0
 
+    def counters(self) -> dict[str, int]:
+        """The plugin's own counters (e.g. ``{"events_dropped": 3}``), reported with the stage's
+        and shown after the run when not zero (``plugin_<name>`` in the metrics); default none.
+        Called in the stage process between frames."""
+        return {}
+
     @classmethod
     def preflight(cls, config: PluginConfig) -> None:
         """Check what this plugin needs from the machine and that validating a config cannot

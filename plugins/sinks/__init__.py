@@ -1,5 +1,5 @@
 """Built-in sinks: annotated video file, annotated images, display window, JSON events over
-ZeroMQ, JSONL file."""
+ZeroMQ, JSONL file, MQTT."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import vidaffect
 from vidaffect_plugins.sinks.display import DisplaySink
 from vidaffect_plugins.sinks.images import ImagesSink
 from vidaffect_plugins.sinks.jsonl import JsonlSink
+from vidaffect_plugins.sinks.mqtt import MqttSink
 from vidaffect_plugins.sinks.video import VideoSink
 from vidaffect_plugins.sinks.zmq_events import ZmqEventsSink
 
-SINKS = (VideoSink, ImagesSink, DisplaySink, JsonlSink, ZmqEventsSink)
+SINKS = (VideoSink, ImagesSink, DisplaySink, JsonlSink, ZmqEventsSink, MqttSink)
 
 
 @vidaffect.hookimpl
 def register_sinks(register: vidaffect.Register) -> None:
-    """Register the built-in sinks: ``video``, ``images``, ``display``, ``jsonl``, ``zmq_events``."""
+    """Register the built-in sinks: ``video``, ``images``, ``display``, ``jsonl``, ``zmq_events``, ``mqtt``."""
     for cls in SINKS:
         register(cls)

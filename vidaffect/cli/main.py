@@ -52,7 +52,7 @@ def main(debug: bool) -> None:
 )
 def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_report: bool) -> None:
     """Run the pipeline described by CONFIG (a YAML file)."""
-    from vidaffect.cli.run_summary import stage_table
+    from vidaffect.cli.run_summary import plugin_counter_lines, stage_table
     from vidaffect.config import load_config
     from vidaffect.runtime.supervisor import raise_for_errors, run_pipeline
 
@@ -60,6 +60,8 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_rep
         cfg = load_config(config, overrides)
         result = run_pipeline(cfg, show_status=status)
         click.echo(stage_table(result.stages), err=True)
+        for line in plugin_counter_lines(result.stages):
+            click.echo(line, err=True)
         for line in result.warnings:
             click.echo(f"warning: {line}", err=True)
         out = result.stages.get(cfg.sinks[0].name, {}).get("frames_out", 0)

@@ -43,6 +43,17 @@ def stage_table(stages: dict[str, dict[str, Any]]) -> str:
     return format_table(rows, [a for _, _, a in COLUMNS])
 
 
+def plugin_counter_lines(stages: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per stage whose plugin reported counters (``plugin_*`` metrics, see
+    :meth:`vidaffect.api.Plugin.counters`), e.g. ``sink-2-mqtt: events_sent 240, events_dropped 0``."""
+    lines = []
+    for name, m in stages.items():
+        own = {k.removeprefix("plugin_"): v for k, v in m.items() if k.startswith("plugin_")}
+        if own:
+            lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in own.items()))
+    return lines
+
+
 def emotion_summary(
     jsonl: str | Path, timelines: dict[str, StreamTimeline] | None = None
 ) -> tuple[str, dict[str, Any]]:

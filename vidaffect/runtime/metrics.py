@@ -113,7 +113,7 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     if not snapshots:
         return {}
     out: dict[str, Any] = {}
-    for key in snapshots[0]:
+    for key in dict.fromkeys(k for s in snapshots for k in s):  # every key, first-seen order
         values = [s[key] for s in snapshots if s.get(key) is not None]
         if not values:
             out[key] = None

@@ -6,7 +6,8 @@ metrics (frames in/out, dropped, lost, malformed, refused connections, skipped, 
 detector ran on, stream reconnects and seconds without frames, streams down now (``down``,
 for alerting), frames a file announced but
 could not decode (``unreadable``), latency percentiles in
-milliseconds); they are refreshed every supervisor loop.
+milliseconds); they are refreshed every supervisor loop. A plugin's own counters
+(:meth:`vidaffect.api.Plugin.counters`) are ``vidaffect_plugin_counter{pipeline, stage, counter}``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class PrometheusExporter:
             )
             for key in _COUNTERS
         }
+        self.plugin_counters = Gauge(
+            "vidaffect_plugin_counter",
+            "a plugin's own counter",
+            ["pipeline", "stage", "counter"],
+            registry=self.registry,
+        )
         self.server, self.thread = start_http_server(port, addr=addr, registry=self.registry)
 
     def update(self, stages: dict[str, dict[str, Any]]) -> None:
@@ -56,6 +63,9 @@ class PrometheusExporter:
                 value = metrics.get(key)
                 if value is not None:
                     gauge.labels(self.pipeline, stage).set(value)
+            for key, value in metrics.items():
+                if key.startswith("plugin_") and value is not None:
+                    self.plugin_counters.labels(self.pipeline, stage, key.removeprefix("plugin_")).set(value)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -84,6 +84,7 @@ class StageContext:
         self.control.setsockopt(zmq.LINGER, 0)
         self.control.connect(spec["control"])
         self.metrics = StageMetrics()
+        self.plugin: Plugin | None = None  # set once built: its counters go with the metrics
         self.state = {"go": False, "stop": False, "abort": False}
         self.upstream_ended: dict[str, int] | None = None
         self.released = False
@@ -129,7 +130,10 @@ class StageContext:
             self._last_update = now
             self.metrics.skipped = sum(out.skipped for out in self.outputs)
             self.metrics.refused = self.auth.refused()
-            self.send_update("metrics", metrics=self.metrics.snapshot())
+            snapshot = self.metrics.snapshot()
+            if self.plugin is not None:
+                snapshot.update({f"plugin_{k}": int(v) for k, v in self.plugin.counters().items()})
+            self.send_update("metrics", metrics=snapshot)
 
     def poll_control(self) -> None:
         while True:
@@ -567,7 +571,7 @@ def stage_main(spec: dict[str, Any]) -> None:
     terminated = False
     try:
         cls: type[Plugin] = get_registry().get(spec["kind"], spec["plugin"])
-        plugin = cls(cls.Config(**spec["plugin_options"]))
+        plugin = sc.plugin = cls(cls.Config(**spec["plugin_options"]))
         plugin.streams = list(spec["streams"])
         plugin.restarts = int(spec.get("restarts", 0))
         if isinstance(plugin, Source):
