@@ -196,6 +196,13 @@ class Sink(Plugin):
     runtime then sends it each frame without its pixels (``frame.image`` is black and takes no
     memory), which saves a copy of every frame per such sink."""
 
+    @classmethod
+    def wants_pixels(cls, config: PluginConfig) -> bool:
+        """Whether this sink, with these options, reads ``frame.image`` (default:
+        :attr:`needs_pixels`); override when an option decides, as the ``webhook`` sink's
+        ``snapshot`` does."""
+        return cls.needs_pixels
+
     def open(self) -> None:
         """Prepare outputs; errors here (unwritable path, no display) stop the pipeline."""
 

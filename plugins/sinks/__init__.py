@@ -1,5 +1,5 @@
 """Built-in sinks: annotated video file, annotated images, display window, JSON events over
-ZeroMQ, JSONL file, MQTT."""
+ZeroMQ, JSONL file, MQTT, webhooks."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from vidaffect_plugins.sinks.images import ImagesSink
 from vidaffect_plugins.sinks.jsonl import JsonlSink
 from vidaffect_plugins.sinks.mqtt import MqttSink
 from vidaffect_plugins.sinks.video import VideoSink
+from vidaffect_plugins.sinks.webhook import WebhookSink
 from vidaffect_plugins.sinks.zmq_events import ZmqEventsSink
 
-SINKS = (VideoSink, ImagesSink, DisplaySink, JsonlSink, ZmqEventsSink, MqttSink)
+SINKS = (VideoSink, ImagesSink, DisplaySink, JsonlSink, ZmqEventsSink, MqttSink, WebhookSink)
 
 
 @vidaffect.hookimpl
 def register_sinks(register: vidaffect.Register) -> None:
-    """Register the built-in sinks: ``video``, ``images``, ``display``, ``jsonl``, ``zmq_events``, ``mqtt``."""
+    """Register the built-in sinks: ``video``, ``images``, ``display``, ``jsonl``, ``zmq_events``, ``mqtt``, ``webhook``."""
     for cls in SINKS:
         register(cls)

@@ -99,7 +99,7 @@ def _needs_pixels(stage: StageConfig) -> bool:
 
     if stage.kind != "sink":
         return True
-    return bool(get_registry().get("sink", stage.type).needs_pixels)
+    return bool(get_registry().get("sink", stage.type).wants_pixels(stage.plugin))
 
 
 def build_specs(
