@@ -370,7 +370,16 @@ def test_display_without_a_screen_stops_the_run_before_any_stage_starts(tmp_path
 def test_register_sinks_registers_the_built_in_sinks() -> None:
     registered: list[type] = []
     register_sinks(registered.append)
-    assert [cls.name for cls in registered] == ["video", "images", "display", "jsonl", "zmq_events"]
+    assert [cls.name for cls in registered] == [
+        "video",
+        "images",
+        "display",
+        "jsonl",
+        "zmq_events",
+        "mqtt",
+        "webhook",
+        "preview",
+    ]
     for cls in registered:
         assert cls.summary and "\n" not in cls.summary
         assert all(f.description for f in cls.Config.model_fields.values())

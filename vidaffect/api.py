@@ -196,6 +196,15 @@ class Sink(Plugin):
     runtime then sends it each frame without its pixels (``frame.image`` is black and takes no
     memory), which saves a copy of every frame per such sink."""
 
+    wants_run_stats: ClassVar[bool] = False
+    """True for a sink that shows the whole run's health: the supervisor then sends the
+    per-stage counters once a second, and the stage hands them to :meth:`run_stats`."""
+
+    def run_stats(self, stages: dict[str, dict[str, Any]]) -> None:
+        """The run's per-stage counters (stage name -> ``frames_in``, ``frames_out``,
+        ``dropped``, ``lost``, ``latency_p50_ms``, ... as in the end-of-run table), about once
+        a second, between frames; only for a sink with :attr:`wants_run_stats`."""
+
     @classmethod
     def wants_pixels(cls, config: PluginConfig) -> bool:
         """Whether this sink, with these options, reads ``frame.image`` (default:

@@ -41,6 +41,7 @@ from vidaffect.events.build import (
 from vidaffect.frames import Frame
 from vidaffect.runtime.addresses import endpoint_is_local
 from vidaffect.runtime.security import holds_secret_key
+from vidaffect_plugins.sinks.pub_socket import bind_pub, check_bindable
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
@@ -122,21 +123,7 @@ class ZmqEventsSink(Sink):
         Raises:
             SinkError: the address is in use or malformed.
         """
-        endpoint = config.endpoint  # type: ignore[attr-defined]
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.PUB)
-        try:
-            sock.bind(endpoint)
-        except zmq.ZMQError as exc:
-            hint = (
-                " (another vidaffect run, or another program, uses it)" if exc.errno == zmq.EADDRINUSE else ""
-            )
-            raise SinkError(
-                f"zmq_events sink: cannot bind {endpoint}: {zmq.strerror(exc.errno or 0)}{hint}"
-            ) from None
-        finally:
-            sock.close(0)
-            ctx.term()
+        check_bindable("zmq_events", config.endpoint)  # type: ignore[attr-defined]
 
     def open(self) -> None:
         """Create the PUB socket (in this process, on ``zmq.Context.instance()``) and bind.
@@ -152,12 +139,10 @@ class ZmqEventsSink(Sink):
         if self.config.curve_secret_key is not None:
             self._enable_curve(ctx)
         try:
-            self.sock.bind(self.config.endpoint)
-        except zmq.ZMQError as exc:
-            self.sock.close(0)
+            self.endpoint = bind_pub("zmq_events", self.sock, self.config.endpoint)
+        except SinkError:
             del self.sock
-            raise SinkError(f"zmq_events sink: cannot bind {self.config.endpoint}: {exc}") from None
-        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            raise
         self.events_sent = 0
 
     def _enable_curve(self, ctx: zmq.Context) -> None:

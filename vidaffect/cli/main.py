@@ -144,6 +144,37 @@ def schema(out: Path | None) -> None:
 
 
 @main.command()
+@click.argument("endpoints", nargs=-1, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to serve on")
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--token-env", default=None, help="environment variable holding the token viewers must give")
+@click.option(
+    "--timeline-s", type=int, default=300, show_default=True, help="seconds of emotion timeline kept"
+)
+def dashboard(
+    endpoints: tuple[str, ...], host: str, port: int, token_env: str | None, timeline_s: int
+) -> None:
+    """Serve a live dashboard of the pipelines whose `preview` sinks bind ENDPOINTS
+    (e.g. tcp://127.0.0.1:5570; several pipelines, on this host or others). Open
+    http://HOST:PORT/ in a browser. Beyond loopback, a token is required (--token-env)."""
+    from vidaffect.dashboard.app import serve
+    from vidaffect.runtime.addresses import is_loopback
+
+    token = os.environ.get(token_env) if token_env else None
+    if token_env and not token:
+        _fail(VidaffectError(f"dashboard: the environment variable {token_env} (the token) is not set"))
+    if not is_loopback(host) and token is None:
+        _fail(
+            VidaffectError(f"dashboard: serving on {host} lets other hosts watch the video; give --token-env")
+        )
+    click.echo(f"dashboard on http://{host}:{port}/ ({', '.join(endpoints)})", err=True)
+    try:
+        serve(list(endpoints), host, port, token, timeline_s)
+    except OSError as err:
+        _fail(VidaffectError(f"dashboard: cannot serve on {host}:{port}: {err}"))
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def plugins(as_json: bool) -> None:
     """List installed plugins (built-in and third-party) and their options."""

@@ -76,6 +76,11 @@ class _DocumentBase(BaseModel):
             raise ValueError("stage 'source': required section is missing ('source' or 'sources')")
         if not data.sinks:
             raise ValueError("stage 'sinks': at least one sink is required")
+        if data.pipeline.dashboard is not None and not any(s.type == "preview" for s in data.sinks):
+            raise ValueError(
+                "pipeline › dashboard: the dashboard shows what a preview sink publishes; add one "
+                "(sinks: - type: preview)"
+            )
         seen: dict[str, str] = {}
         for i, source in enumerate(data.sources or []):
             if source.stream is None:

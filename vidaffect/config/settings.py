@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from vidaffect.runtime.addresses import is_loopback
 
@@ -72,6 +72,26 @@ STAGE_KEYS: dict[str, type[StageKeys]] = {
 """The engine's stage keys model of each plugin kind."""
 
 
+class DashboardSettings(BaseModel):
+    """``pipeline.dashboard``: start ``vidaffect dashboard`` with the pipeline, watching its
+    ``preview`` sinks, and stop it at the end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: int = Field(ge=1, le=65535, description="port to serve the dashboard on")
+    host: str = Field("127.0.0.1", description="address to serve on; beyond loopback needs token_env")
+    token_env: str | None = Field(None, description="environment variable holding the token viewers give")
+
+    @model_validator(mode="after")
+    def _exposure(self) -> DashboardSettings:
+        if not is_loopback(self.host) and self.token_env is None:
+            raise ValueError(
+                f"host {self.host!r} lets other hosts watch the video: set token_env (an "
+                "environment variable holding the token), or keep 127.0.0.1"
+            )
+        return self
+
+
 class EngineSettings(BaseModel):
     """Top-level engine settings of a pipeline file."""
 
@@ -120,6 +140,9 @@ class EngineSettings(BaseModel):
         "(the endpoint has no authentication)",
     )
     metrics_file: str | None = Field(None, description="write final per-stage metrics JSON here")
+    dashboard: DashboardSettings | None = Field(
+        None, description="serve vidaffect dashboard with this run (needs a preview sink)"
+    )
     stream_id: str = Field("cam0", description="stream id of a single source (event topic)")
 
     @field_validator("curve_secret_key")

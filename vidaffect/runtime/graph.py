@@ -69,14 +69,20 @@ def preflight(config: PipelineConfig) -> None:
     """
     from vidaffect.plugin_manager import get_registry
 
-    port, host = config.engine.metrics_port, config.engine.metrics_host
-    if port:
+    ports = [("metrics_port", "metrics", config.engine.metrics_host, config.engine.metrics_port)]
+    if config.engine.dashboard is not None:
+        ports.append(
+            ("dashboard", "the dashboard", config.engine.dashboard.host, config.engine.dashboard.port)
+        )
+    for key, what, host, port in ports:
+        if not port:
+            continue
         with socket.socket() as s:
             try:
                 s.bind((host, port))
             except OSError as exc:
                 raise PluginError(
-                    f"pipeline › metrics_port: cannot serve metrics on {host}:{port}: "
+                    f"pipeline › {key}: cannot serve {what} on {host}:{port}: "
                     f"{exc.strerror} (another vidaffect run, or another program, uses it)"
                 ) from None
     reg = get_registry()

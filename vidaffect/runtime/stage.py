@@ -6,7 +6,9 @@ supervisor's control channel and a PUSH to its updates channel (ready, counters,
 
 * ``go``: start (a source waits for it, so no frame is sent before every stage is ready);
 * ``stop``: a source stops reading and sends EOS, so the pipeline drains and files close;
-* ``abort``: every stage stops now, closes its plugin and exits.
+* ``abort``: every stage stops now, closes its plugin and exits;
+* ``stats|JSON``: the run's per-stage counters, once a second, when a sink asks for them
+  (:attr:`vidaffect.api.Sink.wants_run_stats`).
 
 SIGINT is ignored (the supervisor handles Ctrl-C for the whole pipeline); SIGTERM ends the
 loop through the same path as ``abort``, so ``close()`` still runs and files are finalised.
@@ -15,6 +17,7 @@ loop through the same path as ``abort``, so ``close()`` still runs and files are
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import sys
@@ -85,6 +88,7 @@ class StageContext:
         self.control.connect(spec["control"])
         self.metrics = StageMetrics()
         self.plugin: Plugin | None = None  # set once built: its counters go with the metrics
+        self.run_stats: dict[str, Any] | None = None  # the newest "stats" control message
         self.state = {"go": False, "stop": False, "abort": False}
         self.upstream_ended: dict[str, int] | None = None
         self.released = False
@@ -144,6 +148,11 @@ class StageContext:
             word = msg.decode(errors="replace")
             if word in self.state:
                 self.state[word] = True
+            elif word.startswith("stats|"):  # the run's counters, for a sink that shows them
+                try:
+                    self.run_stats = json.loads(word[6:])
+                except ValueError:
+                    self.metrics.malformed += 1
             elif word == f"release|{self.spec['stage']}":
                 self.released = True
             elif word.startswith("upstream_ended|"):
@@ -495,6 +504,9 @@ class _Applier:
         elif self.kind == "classifier":
             self.plugin.classify(frames)  # type: ignore[attr-defined]
         else:
+            if self.sc.run_stats is not None:
+                stats, self.sc.run_stats = self.sc.run_stats, None
+                self.plugin.run_stats(stats)  # type: ignore[attr-defined]
             for frame in frames:
                 self.plugin.write(frame)  # type: ignore[attr-defined]
         if self.smoother is not None:

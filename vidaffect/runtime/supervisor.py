@@ -14,6 +14,7 @@ and sockets opened) -> broadcast ``go`` -> collect metrics until every process h
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -30,6 +31,7 @@ import zmq
 
 from vidaffect.config import PipelineConfig
 from vidaffect.errors import StageError
+from vidaffect.runtime.dashboard_process import start_dashboard, stop_dashboard
 from vidaffect.runtime.graph import WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
 from vidaffect.runtime.metrics import count_in_transit, in_hand, merge
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 300.0
 CONTROL_EVERY_S = 0.2
+STATS_EVERY_S = 1.0
+"""How often the run's counters go to the sinks that show them (``stats`` control message)."""
 RELEASE_EVERY_S = 0.02
 
 
@@ -310,6 +314,7 @@ class Supervisor:
             exporter = PrometheusExporter(
                 self.engine.metrics_port, self.engine.name, self.engine.metrics_host
             )
+        dashboard = start_dashboard(self.config)
         t_go = time.monotonic()
         try:
             for w in reversed(list(workers.values())):
@@ -317,7 +322,12 @@ class Supervisor:
             log.info("loading models (%d stage processes)...", len(workers))
             self.state = "starting"
             started = time.monotonic()
-            last_control = 0.0
+            last_control = last_stats = 0.0
+            from vidaffect.plugin_manager import get_registry
+
+            stats_wanted = any(
+                get_registry().get("sink", st.type).wants_run_stats for st in self.config.sinks
+            )
             while True:
                 now = time.monotonic()
                 if self.stop_requested:
@@ -367,12 +377,16 @@ class Supervisor:
                                     snap["frames_in"], snap["frames_out"], snap["dropped"]
                                 )
                             self._failure(w, f"process exited with code {code} without reporting", "")
-                if status is not None or exporter is not None:
+                send_stats = stats_wanted and self.state == "go" and now - last_stats >= STATS_EVERY_S
+                if status is not None or exporter is not None or send_stats:
                     merged = self._merged(workers)
                     if status is not None:
                         status.update(merged)
                     if exporter is not None:
                         exporter.update(merged)
+                    if send_stats:
+                        control.send(b"stats|" + json.dumps(merged).encode())
+                        last_stats = now
                 if all(w.done and w.proc is not None and not w.proc.is_alive() for w in workers.values()):
                     break
                 if self.state in ("go", "stop"):
@@ -391,6 +405,7 @@ class Supervisor:
                 status.close()
             if exporter is not None:
                 exporter.close()
+            stop_dashboard(dashboard)
             control.close()
             updates.close()
             refused = auth.refused()
