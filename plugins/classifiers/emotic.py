@@ -41,6 +41,7 @@ import vidaffect
 from vidaffect.api import Classifier, PluginConfig
 from vidaffect.errors import CheckpointError
 from vidaffect.frames import Frame
+from vidaffect.models.device import DeviceOption, check_device, resolve_device
 from vidaffect.models.emotic_labels import CATEGORIES, VAD, check_emotic_meta
 from vidaffect.models.meta import CheckpointMeta, read_meta
 from vidaffect_plugins.classifiers.crops import check_finite, to_model_input
@@ -109,7 +110,7 @@ class EmoticClassifier(Classifier):
     summary = "EMOTIC context model: 26 categories + valence/arousal/dominance (needs a trained checkpoint)"
     preload = ("torch", "torchvision")
 
-    class Config(PluginConfig):
+    class Config(DeviceOption):
         checkpoint: str = Field(description="EMOTIC .safetensors checkpoint (vidaffect train --task emotic)")
         body: Literal["expand", "hog"] = Field(
             "expand", description="body box: expand the face box, or HOG people detector"
@@ -131,13 +132,23 @@ class EmoticClassifier(Classifier):
 
     config: Config
 
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """A GPU asked for (``device``) is there, before any stage starts.
+
+        Raises:
+            PluginError: PyTorch sees no such GPU.
+        """
+        check_device(config, "emotic classifier")
+
     def open(self) -> None:
         import torch
 
         from vidaffect.models.emotic_checkpoint import load_emotic_checkpoint
 
+        self.device = resolve_device(self.config.device, "emotic classifier")
         model, self.meta = load_emotic_checkpoint(self.config.checkpoint)
-        self.model = model.to(memory_format=torch.channels_last)
+        self.model = model.to(self.device).to(memory_format=torch.channels_last)
         self.thresholds = np.asarray(self.meta.thresholds or [0.5] * len(CATEGORIES), np.float32)
         self.hog: cv2.HOGDescriptor | None = None
         if self.config.body == "hog":
@@ -184,20 +195,22 @@ class EmoticClassifier(Classifier):
         contexts = to_model_input([f.image for f, _ in work], m.context_size, 3, m.mean, m.std)
         with torch.inference_mode():
             ctx = self.model.encode_context(
-                torch.from_numpy(contexts).contiguous(memory_format=torch.channels_last)
+                torch.from_numpy(contexts).to(self.device).contiguous(memory_format=torch.channels_last)
             )
             for k, (frame, faces) in enumerate(work):
                 boxes = self._body_boxes(frame, faces)
                 crops = [self._crop(frame.image, b) for b in boxes]
                 for i in range(0, len(crops), self.config.max_batch):
                     part = crops[i : i + self.config.max_batch]
-                    body = torch.from_numpy(to_model_input(part, m.input_size, 3, m.mean, m.std))
+                    body = torch.from_numpy(to_model_input(part, m.input_size, 3, m.mean, m.std)).to(
+                        self.device
+                    )
                     logits, vad = self.model.heads(
                         body.contiguous(memory_format=torch.channels_last),
                         ctx[k : k + 1].expand(len(part), -1),
                     )
-                    probs = check_finite(torch.sigmoid(logits).numpy(), self.config.checkpoint)
-                    vads = check_finite(vad.numpy(), self.config.checkpoint)
+                    probs = check_finite(torch.sigmoid(logits).float().cpu().numpy(), self.config.checkpoint)
+                    vads = check_finite(vad.float().cpu().numpy(), self.config.checkpoint)
                     for face, box, p, v in zip(faces[i:], boxes[i:], probs, vads):
                         self._publish(face, box, p, v)
 

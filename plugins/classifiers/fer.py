@@ -21,6 +21,7 @@ import vidaffect
 from vidaffect.api import Classifier, PluginConfig
 from vidaffect.errors import CheckpointError
 from vidaffect.frames import Frame
+from vidaffect.models.device import DeviceOption, check_device, resolve_device
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint
 from vidaffect_plugins.classifiers.crops import check_finite, square_crop, to_model_input
@@ -33,7 +34,7 @@ class FERClassifier(Classifier):
     summary = "FER-2013 emotion model (7 classes) from a vidaffect checkpoint"
     preload = ("torch",)
 
-    class Config(PluginConfig):
+    class Config(DeviceOption):
         checkpoint: str = Field(
             "default", description="shipped model name (resnet18, alexnet, default) or a .safetensors path"
         )
@@ -62,13 +63,23 @@ class FERClassifier(Classifier):
 
     config: Config
 
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """A GPU asked for (``device``) is there, before any stage starts.
+
+        Raises:
+            PluginError: PyTorch sees no such GPU.
+        """
+        check_device(config, "fer classifier")
+
     def open(self) -> None:
         import torch
 
         from vidaffect.models.checkpoint import load_checkpoint
 
+        self.device = resolve_device(self.config.device, "fer classifier")
         self.model, self.meta = load_checkpoint(resolve_checkpoint(self.config.checkpoint))
-        self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(self.device).to(memory_format=torch.channels_last)
         self.labels = list(self.meta.labels)
         self.predict([np.zeros((64, 64, 3), np.uint8)] * 2)  # warm-up: the first call sets up kernels
 
@@ -93,12 +104,12 @@ class FERClassifier(Classifier):
                         crops[i : i + self.config.max_batch], m.input_size, m.in_channels, m.mean, m.std
                     )
                 )
-                x = x.contiguous(memory_format=torch.channels_last)
+                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
                 t = m.temperature  # calibrated on the validation split (1.0: not calibrated)
                 p = torch.softmax(self.model(x) / t, dim=1)
                 if self.config.tta_flip:
                     p = (p + torch.softmax(self.model(torch.flip(x, dims=[3])) / t, dim=1)) / 2
-                out.append(p.numpy())
+                out.append(p.float().cpu().numpy())
         return check_finite(np.concatenate(out), self.config.checkpoint)
 
     def classify(self, frames: list[Frame]) -> None:

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 import vidaffect
 from vidaffect.api import Detector, PluginConfig
 from vidaffect.frames import Detections
+from vidaffect.models.device import DeviceOption, check_device, resolve_device
 
 PRESETS = {
     "fast": {"min_face_size": 40, "factor": 0.6},
@@ -37,7 +38,7 @@ class MTCNNDetector(Detector):
     summary = "MTCNN (facenet-pytorch): boxes, scores, 5-point landmarks"
     preload = ("torch", "facenet_pytorch.models.mtcnn")
 
-    class Config(PluginConfig):
+    class Config(DeviceOption):
         preset: Literal["fast", "accurate"] = Field(
             "fast", description="fast: min_face_size 40, factor 0.6; accurate: 20, 0.709"
         )
@@ -64,6 +65,15 @@ class MTCNNDetector(Detector):
 
     config: Config
 
+    @classmethod
+    def preflight(cls, config: PluginConfig) -> None:
+        """A GPU asked for (``device``) is there, before any stage starts.
+
+        Raises:
+            PluginError: PyTorch sees no such GPU.
+        """
+        check_device(config, "mtcnn detector")
+
     def open(self) -> None:
         from facenet_pytorch import MTCNN
 
@@ -74,7 +84,7 @@ class MTCNNDetector(Detector):
             factor=c.factor,
             thresholds=list(c.thresholds),
             post_process=False,
-            device="cpu",
+            device=resolve_device(c.device, "mtcnn detector"),
         )
         # warm-up: torch sets up its kernels on the first call, which would otherwise add
         # a few hundred milliseconds to the first frame of a live stream
