@@ -102,7 +102,7 @@ class Recorder:
 
     def _on_message(self, client: object, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
-            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     def on(self, topic: str) -> list[tuple[bytes, bool]]:
         with self.lock:
