@@ -142,7 +142,9 @@ def test_only_a_snapshotting_webhook_is_sent_pixels() -> None:
             "p.yaml",
         )
         return [
-            ws.spec["outputs_pixels"] for ws in build_specs(cfg, str, "c", "u") if ws.stage.kind == "source"
+            list(ws.spec.outputs_pixels)
+            for ws in build_specs(cfg, str, "c", "u")
+            if ws.stage.kind == "source"
         ][0]
 
     assert pixels(False) == [False] and pixels(True) == [True]

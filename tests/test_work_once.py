@@ -39,14 +39,14 @@ def test_smoothing_runs_in_the_last_stage_and_event_sinks_get_no_pixels() -> Non
         },
         "p.yaml",
     )
-    specs = {(ws.stage.name, ws.worker): ws.spec for ws in build_specs(cfg, str, "c", "u")}
+    specs = {(ws.stage.name, ws.worker): vars(ws.spec) for ws in build_specs(cfg, str, "c", "u")}
     assert specs[("detector", 0)]["tracking"] and not specs[("detector", 0)]["smoothing"]
     assert all(specs[("classifier", w)]["smoothing"] for w in (0, 1))
     assert not any(specs[(s.name, 0)]["smoothing"] or specs[(s.name, 0)]["tracking"] for s in cfg.sinks)
     # a stream keeps to one worker of each processing stage (its tracker, its smoothing state)
     assert specs[("source", 0)]["sticky"] and specs[("detector", 0)]["sticky"]
     assert not specs[("classifier", 0)]["sticky"]
-    assert specs[("classifier", 0)]["outputs_pixels"] == [True, False]  # record reads pixels; jsonl not
+    assert specs[("classifier", 0)]["outputs_pixels"] == (True, False)  # record reads pixels; jsonl not
 
 
 @pytest.mark.slow

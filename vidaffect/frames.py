@@ -7,9 +7,41 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+from typing_extensions import NotRequired
+
+
+class Emotion(TypedDict):
+    """A classifier's answer for one face (``face["emotion"]``), or a track's smoothed one
+    (``face["smoothed"]``): the top-1 ``label`` and its ``score`` (probability, [0, 1]), and
+    ``probs`` in the order of the frame's ``meta["labels"]``; the EMOTIC context model adds the
+    ``categories`` above their thresholds and ``vad`` (valence, arousal, dominance, 1-10)."""
+
+    label: str
+    score: float
+    probs: NotRequired[list[float] | None]
+    categories: NotRequired[list[str]]
+    vad: NotRequired[dict[str, float]]
+
+
+class Face(TypedDict):
+    """One face in ``frame.meta["faces"]``: the detector's ``bbox`` (xyxy pixels of the full
+    frame) and ``score``; optional five ``landmarks`` (``[x, y]`` pixels: left eye, right eye,
+    nose, left and right mouth corners); with tracking its ``track_id`` and ``tracked`` (the box
+    is the tracker's prediction); the classifiers' results (``emotion``, ``smoothed``, and the
+    context model's ``body_bbox``). Plugins may add their own keys (the
+    wire contract lets unknown keys through, :mod:`vidaffect.runtime.frame_meta`)."""
+
+    bbox: list[float]
+    score: float
+    landmarks: NotRequired[list[list[float]]]
+    track_id: NotRequired[int | None]
+    tracked: NotRequired[bool]
+    emotion: NotRequired[Emotion | None]
+    smoothed: NotRequired[Emotion | None]
+    body_bbox: NotRequired[list[float]]
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple[int | None, ...]) -> None:
@@ -62,13 +94,13 @@ class Detections:
         """No faces: boxes ``(0, 4)``, scores ``(0,)``, landmarks ``(0, 5, 2)``, all float32."""
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
 
-    def to_faces(self) -> list[dict[str, Any]]:
+    def to_faces(self) -> list[Face]:
         """Per-face dicts for the message header: ``bbox`` (xyxy pixels), ``score`` and, when
         the detector gives them, ``landmarks`` (five ``[x, y]``); floats rounded to 2 (4 for
         the score) decimals."""
-        faces = []
+        faces: list[Face] = []
         for i in range(len(self)):
-            face: dict[str, Any] = {
+            face: Face = {
                 "bbox": [round(float(v), 2) for v in self.boxes[i]],
                 "score": round(float(self.scores[i]), 4),
             }
@@ -115,7 +147,7 @@ class Frame:
             raise ValueError(f"Frame.image: expected a uint8 (H, W, 3) BGR array, got {got}")
 
     @property
-    def faces(self) -> list[dict[str, Any]]:
+    def faces(self) -> list[Face]:
         """``meta["faces"]``, created empty when missing."""
         return self.meta.setdefault("faces", [])
 

@@ -31,7 +31,7 @@ classifier refuses to start otherwise, never running on random weights.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -40,7 +40,7 @@ from pydantic import Field, field_validator
 import vidaffect
 from vidaffect.api import Classifier, PluginConfig
 from vidaffect.errors import CheckpointError
-from vidaffect.frames import Frame
+from vidaffect.frames import Face, Frame
 from vidaffect.models.device import DeviceOption, check_device, resolve_device
 from vidaffect.models.emotic_labels import CATEGORIES, VAD, check_emotic_meta
 from vidaffect.models.meta import CheckpointMeta, read_meta
@@ -161,7 +161,7 @@ class EmoticClassifier(Classifier):
         warm.meta["faces"] = [{"bbox": [30.0, 10.0, 60.0, 40.0], "score": 1.0}]
         self.classify([warm])  # the first call sets up kernels
 
-    def _body_boxes(self, frame: Frame, faces: list[dict[str, Any]]) -> list[list[float]]:
+    def _body_boxes(self, frame: Frame, faces: list[Face]) -> list[list[float]]:
         h, w = frame.image.shape[:2]
         c = self.config
         people = np.zeros((0, 4))
@@ -215,7 +215,7 @@ class EmoticClassifier(Classifier):
                         self._publish(face, box, p, v)
 
     @staticmethod
-    def _visible_faces(frame: Frame) -> list[dict[str, Any]]:
+    def _visible_faces(frame: Frame) -> list[Face]:
         """The faces with some area inside the frame; the others (a tracked box that left it)
         get ``emotion`` None and no ``body_bbox``."""
         h, w = frame.image.shape[:2]
@@ -229,7 +229,7 @@ class EmoticClassifier(Classifier):
                 face.pop("body_bbox", None)
         return visible
 
-    def _publish(self, face: dict[str, Any], box: list[float], p: np.ndarray, v: np.ndarray) -> None:
+    def _publish(self, face: Face, box: list[float], p: np.ndarray, v: np.ndarray) -> None:
         order = np.argsort(-p)
         present = [int(j) for j in order if p[j] >= self.thresholds[j]][: self.config.top_k]
         face["body_bbox"] = [round(float(x), 2) for x in box]

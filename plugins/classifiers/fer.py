@@ -12,15 +12,13 @@ mean/std. All faces of a batch of frames go through the model in one forward pas
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from pydantic import Field, field_validator
 
 import vidaffect
 from vidaffect.api import Classifier, PluginConfig
 from vidaffect.errors import CheckpointError
-from vidaffect.frames import Frame
+from vidaffect.frames import Face, Frame
 from vidaffect.models.device import DeviceOption, check_device, resolve_device
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint
@@ -114,7 +112,7 @@ class FERClassifier(Classifier):
 
     def classify(self, frames: list[Frame]) -> None:
         crops: list[np.ndarray] = []
-        owners: list[dict[str, Any]] = []
+        owners: list[Face] = []
         for frame in frames:
             frame.meta["labels"] = self.labels
             for face in frame.faces:

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import SinkError
 from vidaffect.events.build import encode_event, frame_side_events
-from vidaffect.frames import Frame
+from vidaffect.frames import Face, Frame
 from vidaffect.imaging.draw import annotate
 from vidaffect.runtime.addresses import endpoint_is_local
 from vidaffect_plugins.sinks.pub_socket import bind_pub, check_bindable
@@ -35,16 +35,16 @@ def _compact(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
-def face_summary(face: dict[str, Any]) -> dict[str, Any]:
+def face_summary(face: Face) -> dict[str, Any]:
     """The few fields of a face the dashboard shows."""
-    emo, sm = face.get("emotion") or {}, face.get("smoothed") or {}
+    emo, sm = face.get("emotion"), face.get("smoothed")
     return {
         "track_id": face.get("track_id"),
         "bbox": [round(float(v), 1) for v in face["bbox"]],
-        "label": emo.get("label"),
-        "score": None if emo.get("score") is None else round(float(emo["score"]), 3),
-        "smoothed_label": sm.get("label"),
-        "smoothed_score": None if sm.get("score") is None else round(float(sm["score"]), 3),
+        "label": emo["label"] if emo else None,
+        "score": round(float(emo["score"]), 3) if emo else None,
+        "smoothed_label": sm["label"] if sm else None,
+        "smoothed_score": round(float(sm["score"]), 3) if sm else None,
     }
 
 

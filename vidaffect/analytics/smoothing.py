@@ -101,10 +101,11 @@ class Smoother:
         changes: list[dict[str, Any]] = []
         for face in frame.faces:
             tid, emotion = face.get("track_id"), face.get("emotion")
-            if tid is None or not emotion or not emotion.get("probs") or len(labels) != len(emotion["probs"]):
+            probs = emotion.get("probs") if emotion else None
+            if tid is None or not probs or len(labels) != len(probs):
                 continue
             st = self._tracks.setdefault((frame.stream, int(tid)), _TrackState())
-            p = self._smooth(st, np.asarray(emotion["probs"], np.float64))
+            p = self._smooth(st, np.asarray(probs, np.float64))
             k = int(p.argmax())
             if st.label in labels and p[k] - p[labels.index(st.label)] <= self.hysteresis:
                 k = labels.index(st.label)

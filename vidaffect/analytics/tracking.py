@@ -40,7 +40,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from vidaffect.analytics.shots import ShotCutDetector
-from vidaffect.frames import Detections, Frame
+from vidaffect.frames import Detections, Face, Frame
 
 OUTSIDE_FRACTION = 0.15  # share of a predicted box's area outside the frame that triggers a detection
 
@@ -238,10 +238,10 @@ class StreamTracker:
         frame.meta["detected"] = detections is not None
         return ended
 
-    def _predicted_face(self, tid: int, box: np.ndarray) -> dict[str, Any]:
+    def _predicted_face(self, tid: int, box: np.ndarray) -> Face:
         track = self._tracks[tid]
         x1, y1, x2, y2 = (float(v) for v in box)
-        face: dict[str, Any] = {
+        face: Face = {
             "bbox": [round(v, 2) for v in (x1, y1, x2, y2)],
             "score": round(track.score, 4),
             "track_id": tid,

@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vidaffect.frames import Frame
+from vidaffect.frames import Emotion, Face, Frame
 
 EVENT_SCHEMA_NAME = "vidaffect.event"
 EVENT_VERSION = 5
@@ -69,8 +69,8 @@ def _num(value: Any, digits: int) -> float:
     return round(float(value), digits)
 
 
-def _emotion_event(emotion: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
-    probs = list(emotion.get("probs", []))
+def _emotion_event(emotion: Emotion, labels: list[str] | None) -> dict[str, Any]:
+    probs = list(emotion.get("probs") or [])
     if probs and (labels is None or len(labels) != len(probs)):
         n_labels = "no labels" if labels is None else f"{len(labels)} labels"
         raise ValueError(f"emotion probs has {len(probs)} values but frame.meta['labels'] has {n_labels}")
@@ -81,7 +81,7 @@ def _emotion_event(emotion: dict[str, Any], labels: list[str] | None) -> dict[st
     return out
 
 
-def face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
+def face_event(face: Face, labels: list[str] | None) -> dict[str, Any]:
     """A face of ``frame.meta["faces"]`` as the event schema's face object (rounded numbers,
     ``probs`` keyed by ``labels``, the classifier's labels in order).
 
@@ -102,8 +102,9 @@ def face_event(face: dict[str, Any], labels: list[str] | None) -> dict[str, Any]
         out["body_bbox"] = [_num(v, 2) for v in face["body_bbox"]]
     emotion = face.get("emotion")
     out["emotion"] = None if emotion is None else _emotion_event(emotion, labels)
-    if face.get("smoothed") is not None:
-        out["smoothed"] = _emotion_event(face["smoothed"], labels)
+    smoothed = face.get("smoothed")
+    if smoothed is not None:
+        out["smoothed"] = _emotion_event(smoothed, labels)
     return out
 
 

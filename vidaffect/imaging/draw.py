@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
+
+from vidaffect.frames import Face
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "angry": (40, 40, 220),  # red
@@ -149,7 +150,7 @@ def _put_prob_bars(
 
 def annotate(
     image_bgr: np.ndarray,
-    faces: Sequence[dict[str, Any]],
+    faces: Sequence[Face],
     labels: Sequence[str] | None = None,
     prob_bars: bool = False,
 ) -> np.ndarray:
@@ -234,7 +235,7 @@ class _FaceDrawing:
         return self.box[0], self.box[1], self.box[2] + 1, self.box[3] + 1
 
 
-def _face_drawing(face: dict[str, Any], size: tuple[int, int], st: _Style) -> _FaceDrawing:
+def _face_drawing(face: Face, size: tuple[int, int], st: _Style) -> _FaceDrawing:
     x1, y1, x2, y2 = (int(round(float(v))) for v in face["bbox"])
     emotion = face.get("smoothed") or face.get("emotion")  # a track's smoothed label if any
     if emotion is not None:
@@ -243,10 +244,12 @@ def _face_drawing(face: dict[str, Any], size: tuple[int, int], st: _Style) -> _F
     else:
         colour = FALLBACK_COLOUR
         text = f"face {float(face.get('score', 0.0)):.2f}"
-    if face.get("track_id") is not None:
-        text += f" #{int(face['track_id'])}"
+    track_id = face.get("track_id")
+    if track_id is not None:
+        text += f" #{int(track_id)}"
     texts, tags = [text], [_label_rect(size, text, x1, y1, st)]
-    vad = (face.get("emotion") or {}).get("vad")  # not smoothed: the frame's own values
+    own = face.get("emotion")
+    vad = own.get("vad") if own else None  # not smoothed: the frame's own values
     if vad:
         tag = f"V{float(vad['valence']):.1f} A{float(vad['arousal']):.1f} D{float(vad['dominance']):.1f}"
         (_, th), base = cv2.getTextSize(tag, _FONT, st.font_scale, st.text_thick)

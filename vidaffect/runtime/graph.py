@@ -1,4 +1,4 @@
-"""From a validated pipeline to one spec per stage worker process.
+"""From a validated pipeline to one typed spec per stage worker process (:class:`StageSpec`).
 
 Flow: every source -> detector -> classifier -> every sink. Each worker of a stage binds its own
 input endpoint; every worker of the upstream stage connects a PUSH socket to each of them.
@@ -18,19 +18,87 @@ from vidaffect.config import PipelineConfig, StageConfig
 from vidaffect.errors import PluginError, VidaffectError
 
 
+@dataclass(frozen=True)
+class StageSpec:
+    """What one stage worker process needs, built by :func:`build_specs` (picklable, frozen).
+
+    Attributes:
+        stage, kind, worker, workers: the stage's name and plugin kind, this worker's index
+            and the stage's worker count.
+        plugin, plugin_options: the registered plugin name and its validated options (JSON).
+        threads, batch: torch/OpenCV threads; most frames handed to the plugin per call.
+        input: the endpoint this worker binds (None for sources).
+        outputs: per downstream stage, the input endpoints of its workers.
+        outputs_drop, outputs_hwm, outputs_pixels: per downstream stage: drop when it is busy
+            (an isolated sink of a live run), the send high-water mark, whether it reads pixels.
+        sticky: a stream's frames always go to the same downstream worker.
+        producers: upstream processes that each send one EOS per stream.
+        ordered, reorder_window: restore frame order (one worker), and how many frames to hold.
+        live, hwm: a live pipeline (drop-oldest at the source), the input high-water mark.
+        streams, stream_id: every stream id; a source's own.
+        tracking, smoothing: the tracking settings for the detector / the smoothing stage.
+        control, updates: the supervisor's endpoints.
+        max_message_bytes: largest message part accepted.
+        restarts: how many times this worker was restarted (0 the first time).
+    """
+
+    stage: str
+    kind: str
+    worker: int
+    workers: int
+    plugin: str
+    plugin_options: dict[str, Any]
+    threads: int
+    batch: int
+    input: str | None
+    outputs: tuple[tuple[str, ...], ...]
+    outputs_drop: tuple[bool, ...]
+    outputs_hwm: tuple[int, ...]
+    outputs_pixels: tuple[bool, ...]
+    sticky: bool
+    producers: int
+    ordered: bool
+    reorder_window: int
+    live: bool
+    hwm: int
+    streams: tuple[str, ...]
+    stream_id: str | None
+    tracking: dict[str, Any] | None
+    smoothing: dict[str, Any] | None
+    control: str
+    updates: str
+    max_message_bytes: int
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the supervisor adds when it starts (or restarts) a worker process.
+
+    Attributes:
+        environ: the supervisor's environment now (not the fork server's at its start).
+        supervisor: the supervisor's process identity (the stage exits when it is gone).
+        run_dir: the run's folder (sequence files of restarted sources, ipc sockets).
+        curve: the run's CurveZMQ keys (:meth:`RunKeys.to_spec`), None without.
+    """
+
+    environ: dict[str, str]
+    supervisor: tuple[int, int | None] | None
+    run_dir: str | None
+    curve: dict[str, Any] | None
+
+
 @dataclass
 class WorkerSpec:
-    """A stage worker: which stage it belongs to and the dict its process receives."""
+    """A stage worker: which stage it belongs to and the spec its process receives."""
 
     stage: StageConfig
     worker: int
-    spec: dict[str, Any]
+    spec: StageSpec
 
     @property
     def label(self) -> str:
-        return (
-            self.spec["stage"] if self.stage.options.workers == 1 else f"{self.spec['stage']}[{self.worker}]"
-        )
+        return self.spec.stage if self.stage.options.workers == 1 else f"{self.spec.stage}[{self.worker}]"
 
 
 def default_threads(config: PipelineConfig) -> int:
@@ -54,8 +122,8 @@ def is_live(config: PipelineConfig) -> bool:
 
 def downstream_stages(specs: list[WorkerSpec]) -> dict[str, set[str]]:
     """Stage name -> names of the stages it sends frames to (empty for sinks)."""
-    by_input = {ws.spec["input"]: ws.spec["stage"] for ws in specs if ws.spec["input"]}
-    return {ws.spec["stage"]: {by_input[ep] for group in ws.spec["outputs"] for ep in group} for ws in specs}
+    by_input = {ws.spec.input: ws.spec.stage for ws in specs if ws.spec.input}
+    return {ws.spec.stage: {by_input[ep] for group in ws.spec.outputs for ep in group} for ws in specs}
 
 
 def preflight(config: PipelineConfig) -> None:
@@ -143,40 +211,39 @@ def build_specs(
         else:
             downstream, producers = [], (chain[-1].options.workers if chain else 1)
         for w in range(stage.options.workers):
-            spec = {
-                "stage": stage.name,
-                "kind": stage.kind,
-                "worker": w,
-                "workers": stage.options.workers,
-                "plugin": stage.type,
-                "plugin_options": stage.plugin_dict,
-                "threads": stage.options.threads
-                or (threads if stage.kind in ("detector", "classifier") else 1),
-                "batch": stage.options.batch,
-                "input": inputs[stage.name][w] if stage.name in inputs else None,
-                "outputs": [inputs[d.name] for d in downstream],
+            spec = StageSpec(
+                stage=stage.name,
+                kind=stage.kind,
+                worker=w,
+                workers=stage.options.workers,
+                plugin=stage.type,
+                plugin_options=stage.plugin_dict,
+                threads=stage.options.threads or (threads if stage.kind in ("detector", "classifier") else 1),
+                batch=stage.options.batch,
+                input=inputs[stage.name][w] if stage.name in inputs else None,
+                outputs=tuple(tuple(inputs[d.name]) for d in downstream),
                 # live: a busy sink misses frames instead of holding up the other sinks
-                "outputs_drop": [isolated and d.kind == "sink" for d in downstream],
-                "outputs_hwm": [_hwm(engine.hwm, live, isolated and d.kind == "sink") for d in downstream],
+                outputs_drop=tuple(isolated and d.kind == "sink" for d in downstream),
+                outputs_hwm=tuple(_hwm(engine.hwm, live, isolated and d.kind == "sink") for d in downstream),
+                # sinks that read only the metadata get frames without pixels
+                outputs_pixels=tuple(_needs_pixels(d) for d in downstream),
                 # with tracking, a stream's frames keep to one worker of each processing stage:
                 # its tracker (detector) and its smoothing state (the last one) live there
-                "sticky": tracking is not None and bool(downstream) and downstream[0] in chain,
-                # sinks that read only the metadata get frames without pixels
-                "outputs_pixels": [_needs_pixels(d) for d in downstream],
-                "producers": producers,
-                "ordered": stage.options.workers == 1,
+                sticky=tracking is not None and bool(downstream) and downstream[0] in chain,
+                producers=producers,
+                ordered=stage.options.workers == 1,
                 # one in-order producer (per stream): a gap is a skipped frame, never late
-                "reorder_window": 0 if live and producers == 1 else engine.reorder_window,
-                "live": live,
-                "hwm": _hwm(engine.hwm, live, isolated and stage.kind == "sink"),
-                "streams": streams,
-                "stream_id": stage.stream,
-                "tracking": tracking if stage.kind == "detector" else None,
+                reorder_window=0 if live and producers == 1 else engine.reorder_window,
+                live=live,
+                hwm=_hwm(engine.hwm, live, isolated and stage.kind == "sink"),
+                streams=tuple(streams),
+                stream_id=stage.stream,
+                tracking=tracking if stage.kind == "detector" else None,
                 # smoothing runs once per frame, in the last stage before the sinks
-                "smoothing": tracking if chain and stage is chain[-1] else None,
-                "control": control,
-                "updates": updates,
-                "max_message_bytes": engine.max_message_bytes,
-            }
+                smoothing=tracking if chain and stage is chain[-1] else None,
+                control=control,
+                updates=updates,
+                max_message_bytes=engine.max_message_bytes,
+            )
             specs.append(WorkerSpec(stage, w, spec))
     return specs

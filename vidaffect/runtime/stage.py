@@ -1,13 +1,17 @@
 """Entry point of a stage process: build the plugin, run its loop, report to the supervisor.
 
-A stage process gets a plain-dict spec (see :mod:`.graph`) and creates its own sockets:
+A stage process gets a typed spec and launch details (:class:`.graph.StageSpec`,
+:class:`.graph.Launch`) and creates its own sockets:
 an input PULL (bound), one :class:`~.transport.Fanout` per downstream stage, a SUB on the
 supervisor's control channel and a PUSH to its updates channel (ready, counters, done, errors). Control messages:
 
-* ``go``: start (a source waits for it, so no frame is sent before every stage is ready);
-* ``stop``: a source stops reading and sends EOS, so the pipeline drains and files close;
-* ``abort``: every stage stops now, closes its plugin and exits;
-* ``stats|JSON``: the run's per-stage counters, once a second, when a sink asks for them
+typed msgpack messages (:mod:`.control`):
+
+* state ``go``: start (a source waits for it, so no frame is sent before every stage is ready);
+* state ``stop``: a source stops reading and sends EOS, so the pipeline drains and files close;
+* state ``abort``: every stage stops now, closes its plugin and exits;
+* ``release``, ``upstream_ended``: the end of a run (see the supervisor);
+* ``stats``: the run's per-stage counters, once a second, when a sink asks for them
   (:attr:`vidaffect.api.Sink.wants_run_stats`).
 
 SIGINT is ignored (the supervisor handles Ctrl-C for the whole pipeline); SIGTERM ends the
@@ -16,8 +20,6 @@ loop through the same path as ``abort``, so ``close()`` still runs and files are
 
 from __future__ import annotations
 
-import collections
-import json
 import os
 import signal
 import sys
@@ -25,7 +27,6 @@ import threading
 import time
 import traceback
 import zlib
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -34,12 +35,16 @@ import zmq
 from vidaffect.api import Plugin, Source
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
-from vidaffect.runtime.codec import MessageError, decode, encode_eos, encode_frame, encode_outage
+from vidaffect.runtime.appliers import Applier, make_applier
+from vidaffect.runtime.codec import MessageError, decode, encode_frame
+from vidaffect.runtime.control import ControlError, Release, StateMessage, Stats, decode_control
+from vidaffect.runtime.graph import Launch, StageSpec
 from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
 from vidaffect.runtime.logs import configure, debug_enabled
 from vidaffect.runtime.metrics import StageMetrics, in_hand
 from vidaffect.runtime.reorder import Reorderer
 from vidaffect.runtime.security import CONTROL_MAX_BYTES, PeerAuth, RunKeys
+from vidaffect.runtime.source_loop import SourceLoop
 from vidaffect.runtime.transport import SOCKET_BUFFER_BYTES, Fanout, pull_socket, push_socket
 
 REPORT_EVERY_S = 0.5
@@ -75,54 +80,52 @@ def _set_threads(n: int, kind: str) -> None:
 class StageContext:
     """Sockets and bookkeeping shared by the stage loops."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: StageSpec, launch: Launch | None = None) -> None:
         self.spec = spec
+        self.launch = launch
         self.ctx = zmq.Context()
-        self.auth = PeerAuth(RunKeys.from_spec(spec["curve"]) if spec.get("curve") else None)
+        self.auth = PeerAuth(RunKeys.from_spec(launch.curve) if launch is not None and launch.curve else None)
         self.updates = self.auth.client(self.ctx.socket(zmq.PUSH))
         self.updates.setsockopt(zmq.LINGER, 2000)
-        self.updates.connect(spec["updates"])
+        self.updates.connect(spec.updates)
         self.control = self.auth.client(self.ctx.socket(zmq.SUB), CONTROL_MAX_BYTES)
         self.control.setsockopt(zmq.SUBSCRIBE, b"")
         self.control.setsockopt(zmq.LINGER, 0)
-        self.control.connect(spec["control"])
+        self.control.connect(spec.control)
         self.metrics = StageMetrics()
         self.plugin: Plugin | None = None  # set once built: its counters go with the metrics
         self.run_stats: dict[str, Any] | None = None  # the newest "stats" control message
+        self.source_info: dict[str, Any] = {}  # a source's SourceInfo once opened
         self.state = {"go": False, "stop": False, "abort": False}
         self.upstream_ended: dict[str, int] | None = None
         self.released = False
         self.supervisor = (
-            tuple(spec["supervisor"]) if spec.get("supervisor") else process_identity(os.getppid())
+            launch.supervisor if launch is not None and launch.supervisor else process_identity(os.getppid())
         )
         self._supervisor_checked = 0.0
         self.eos_totals: dict[str, int] = {}
         self._last_update = 0.0
-        buf = None if spec.get("live") else SOCKET_BUFFER_BYTES
-        max_bytes = spec.get("max_message_bytes", -1)
+        buf = None if spec.live else SOCKET_BUFFER_BYTES
+        max_bytes = spec.max_message_bytes
         self.inp = (
-            pull_socket(self.ctx, spec["input"], spec["hwm"], buf, self.auth, max_bytes)
-            if spec.get("input")
-            else None
+            pull_socket(self.ctx, spec.input, spec.hwm, buf, self.auth, max_bytes) if spec.input else None
         )
-        drops = spec.get("outputs_drop") or [False] * len(spec["outputs"])
-        hwms = spec.get("outputs_hwm") or [spec["hwm"]] * len(spec["outputs"])
         self.outputs = [
             Fanout(
                 [push_socket(self.ctx, ep, hwm, buf, self.auth) for ep in group],
                 self.should_abort,
                 drop_when_full=drop,
             )
-            for group, drop, hwm in zip(spec["outputs"], drops, hwms)
+            for group, drop, hwm in zip(spec.outputs, spec.outputs_drop, spec.outputs_hwm)
         ]
-        self.outputs_pixels: list[bool] = spec.get("outputs_pixels") or [True] * len(self.outputs)
-        self.sticky = bool(spec.get("sticky"))
+        self.outputs_pixels = spec.outputs_pixels
+        self.sticky = spec.sticky
 
     def send_update(self, kind: str, **fields: Any) -> None:
         msg = {
             "type": kind,
-            "stage": self.spec["stage"],
-            "worker": self.spec["worker"],
+            "stage": self.spec.stage,
+            "worker": self.spec.worker,
             "pid": os.getpid(),
             **fields,
         }
@@ -145,23 +148,20 @@ class StageContext:
                 msg = self.control.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            word = msg.decode(errors="replace")
-            if word in self.state:
-                self.state[word] = True
-            elif word.startswith("stats|"):  # the run's counters, for a sink that shows them
-                try:
-                    self.run_stats = json.loads(word[6:])
-                except ValueError:
-                    self.metrics.malformed += 1
-            elif word == f"release|{self.spec['stage']}":
-                self.released = True
-            elif word.startswith("upstream_ended|"):
-                # "upstream_ended|<stage>|<stream>=<frames>,...": every producer of this
-                # stage has exited; an EOS still missing was lost with a crashed worker.
-                _, stage, totals = word.split("|", 2)
-                if stage == self.spec["stage"]:
-                    pairs = (item.split("=") for item in totals.split(",") if "=" in item)
-                    self.upstream_ended = {k: int(v) for k, v in pairs}
+            try:
+                cm = decode_control(msg)
+            except ControlError:
+                self.metrics.malformed += 1
+                continue
+            if isinstance(cm, StateMessage):
+                if cm.state.value in self.state:
+                    self.state[cm.state.value] = True
+            elif isinstance(cm, Stats):  # the run's counters, for a sink that shows them
+                self.run_stats = cm.stages
+            elif isinstance(cm, Release):
+                self.released = self.released or cm.stage == self.spec.stage
+            elif cm.stage == self.spec.stage:  # UpstreamEnded: a missing EOS was lost in a crash
+                self.upstream_ended = cm.totals
 
     def _poll(self) -> bool:
         """Read control messages; True on abort (also when the supervisor died)."""
@@ -219,187 +219,7 @@ class StageContext:
         self.ctx.term()
 
 
-def _wait_for_go(sc: StageContext) -> bool:
-    while not (sc.state["go"] or sc.state["stop"] or sc.state["abort"]):
-        time.sleep(0.02)
-        sc.should_abort()
-    return not sc.state["abort"] and not sc.state["stop"]
-
-
-class SeqFile:
-    """The next sequence number of a source's stream, kept in the run folder (8 bytes,
-    rewritten before each frame is sent), so that a restarted source goes on where the crashed
-    one stopped: the next stage then takes its frames at once, instead of dropping every frame
-    numbered below the old one as late. A frame sent after the crash-time write is at most one
-    number skipped, which the next stage counts as lost."""
-
-    def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    def read(self) -> int:
-        data = os.pread(self.fd, 8, 0)
-        return int.from_bytes(data, "little") if len(data) == 8 else 0
-
-    def reserve(self, next_seq: int) -> None:
-        os.pwrite(self.fd, next_seq.to_bytes(8, "little"), 0)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-STALE_AFTER_S = 1.0
-"""A live source opened this long before ``go`` (the other stages were loading models) is
-opened again: frames a camera or RTSP server sent meanwhile wait in FFmpeg's and the kernel's
-buffers, and would go out as if captured when read (12 s old frames with a latency of 0.3 s
-were measured on an RTSP stream)."""
-
-
-def run_source(sc: StageContext, source: Source, opened_at: float | None = None) -> None:  # noqa: C901
-    """Read frames and push them downstream; EOS at the end of the stream or on ``stop``.
-
-    Offline sources (files) are read only when downstream accepts a frame: nothing is dropped.
-    Live sources are read by a capture thread into a one-slot buffer: when downstream is busy
-    the older frame is replaced (drop-oldest) and counted, so latency never builds up; one
-    opened (at ``opened_at``, monotonic) more than :data:`STALE_AFTER_S` before ``go`` is
-    reopened first.
-    """
-    stream = sc.spec["stream_id"]
-    info = sc.spec["source_info"]
-    key = zlib.crc32(stream.encode()) if sc.spec.get("sticky") else None
-    m = sc.metrics
-    seqs = SeqFile(Path(sc.spec["run_dir"]) / f"{sc.spec['stage']}.seq") if sc.spec.get("run_dir") else None
-    seq = seqs.read() if seqs is not None and sc.spec.get("restarted") else 0
-    if not _wait_for_go(sc):
-        sc.broadcast(encode_eos(stream, seq))
-        return
-    if info["live"] and opened_at is not None and time.monotonic() - opened_at > STALE_AFTER_S:
-        source.close()  # what was buffered while the models loaded is stale
-        source.open()
-    sc.metrics.start_clock()
-    base_meta = {"fps": info["fps"], "source": info["description"]}
-
-    max_bytes = sc.spec.get("max_message_bytes", -1)
-
-    last_ts = 0  # capture time of the last frame sent
-    outage_sent = 0.0  # when the last outage notice went out (monotonic; 0: none for this outage)
-
-    def emit(image: Any, pts: float | None, ts_ns: int, extra: dict[str, Any]) -> bool:
-        nonlocal seq, last_ts
-        last_ts = ts_ns
-        if 0 < max_bytes < image.nbytes:  # the next stage would refuse it unread
-            h, w = image.shape[:2]
-            raise VidaffectError(
-                f"a {w}x{h} frame is {image.nbytes / 2**20:.1f} MB, above pipeline › "
-                f"max_message_mb ({max_bytes / 2**20:g} MB): raise it, or downscale the source"
-            )
-        frame = Frame(image, stream, seq, ts_ns, pts, {**base_meta, **extra})
-        if seqs is not None:
-            seqs.reserve(seq + 1)
-        if not sc.send_frame(frame):
-            return False
-        seq += 1
-        m.frames_out += 1
-        return True
-
-    if not info["live"]:
-        while not sc.should_abort() and not sc.state["stop"]:
-            t0 = time.perf_counter()
-            item = source.read()
-            m.busy_s += time.perf_counter() - t0
-            if item is None:
-                m.unreadable = source.undelivered()
-                break
-            m.frames_in += 1
-            if not emit(item[0], item[1], time.time_ns(), _source_meta(source, m)):
-                break
-    else:
-        slot: collections.deque[tuple[Any, float | None, int, dict[str, Any]]] = collections.deque(maxlen=1)
-        lock = threading.Condition()
-        ended = threading.Event()
-
-        failure: list[BaseException] = []
-
-        def capture() -> None:
-            try:
-                while not ended.is_set():
-                    t0 = time.perf_counter()
-                    item = source.read()
-                    m.busy_s += time.perf_counter() - t0
-                    if item is None:
-                        m.unreadable = source.undelivered()
-                        break
-                    extra = _source_meta(source, m)
-                    with lock:
-                        m.frames_in += 1
-                        if slot:
-                            m.dropped += 1
-                            extra = {**slot[0][3], **extra}  # a dropped frame's notes (a gap) live on
-                        slot.append((item[0], item[1], time.time_ns(), extra))
-                        lock.notify()
-            except BaseException as exc:  # raised again by the stage's main thread
-                failure.append(exc)
-            finally:
-                ended.set()
-                with lock:
-                    lock.notify()
-
-        def announce_outage(out: dict[str, Any] | None) -> bool:
-            """While the stream is down (``out``: what ``source.outage()`` said while the slot
-            was empty, so every frame before the break has been sent): an outage notice at
-            once, then every ``source.outage_every_s``; False when aborted while sending."""
-            nonlocal outage_sent
-            if out is None:
-                m.outage_s, outage_sent = 0.0, 0.0
-                return True
-            m.outage_s = max(float(out.get("down_s", 0.0)), 1e-3)
-            now = time.monotonic()
-            if outage_sent and now - outage_sent < source.outage_every_s:
-                return True
-            outage_sent = now
-            return sc.send_all(encode_outage(stream, seq, {**out, "last_ts_ns": last_ts}), key)
-
-        reader = threading.Thread(target=capture, name="capture", daemon=True)
-        reader.start()
-        while not sc.should_abort() and not sc.state["stop"]:
-            with lock:
-                queued = slot.popleft() if slot else None
-                if queued is None:
-                    if ended.is_set():
-                        break
-                    lock.wait(0.1)
-                    if slot:
-                        continue
-                    out = source.outage()  # under the lock: every frame before a break was sent
-            if queued is None:
-                if not announce_outage(out):
-                    break
-                continue
-            if not emit(*queued):
-                break
-        ended.set()
-        reader.join(timeout=2.0)
-        with lock:  # the newest frame, read but not sent when the stream was stopped
-            m.dropped += len(slot)
-            slot.clear()
-        if failure:
-            raise failure[0]
-    if not sc.state["abort"]:
-        sc.broadcast(encode_eos(stream, seq, {"dropped": m.dropped}))
-        sc.eos_totals[stream] = seq
-
-
-def _source_meta(source: Source, m: StageMetrics) -> dict[str, Any]:
-    """The source's notes for the frame just read; a reconnect gap is also counted."""
-    extra = source.take_meta()
-    gap = extra.get("gap")
-    if isinstance(gap, dict):
-        m.reconnects += 1
-        m.gap_s += float(gap.get("gap_s", 0.0))
-        m.outage_s = 0.0  # over: now counted in gap_s
-    return extra
-
-
-def run_processor(sc: StageContext, apply: _Applier) -> None:
+def run_processor(sc: StageContext, apply: Applier) -> None:
     """Receive frames, apply the detector/classifier/sink plugin, pass them on in order.
 
     Frames already queued on the input (up to the stage's ``batch``) are taken together, so
@@ -409,17 +229,17 @@ def run_processor(sc: StageContext, apply: _Applier) -> None:
     spec = sc.spec
     assert sc.inp is not None
     reorder = Reorderer(
-        spec["producers"],
-        spec["reorder_window"],
-        ordered=spec["ordered"],
-        resync=spec.get("restarted", False),
+        spec.producers,
+        spec.reorder_window,
+        ordered=spec.ordered,
+        resync=spec.restarts > 0,
     )
     poller = zmq.Poller()
     poller.register(sc.inp, zmq.POLLIN)
     poller.register(sc.control, zmq.POLLIN)
     m = sc.metrics
     m.start_clock()
-    streams = spec["streams"]
+    streams = list(spec.streams)
     idle_since = time.monotonic()
     while not reorder.all_done(streams):
         events = dict(poller.poll(100))
@@ -432,7 +252,7 @@ def run_processor(sc: StageContext, apply: _Applier) -> None:
             continue
         idle_since = time.monotonic()
         ready: list[tuple[dict[str, Any], Frame | None]] = []
-        for _ in range(spec.get("batch", 1)):
+        for _ in range(spec.batch):
             try:
                 parts = sc.inp.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -458,103 +278,6 @@ def run_processor(sc: StageContext, apply: _Applier) -> None:
     m.lost, m.dropped = reorder.lost, reorder.late  # losses found when the stream was force-ended
 
 
-class _Applier:
-    """Applies a stage's plugin to in-order items and passes them on.
-
-    Runs of frames between EOS markers are handed to the plugin together. The detector stage
-    also tracks faces (when the pipeline has a ``tracking`` section); the last stage before
-    the sinks then smooths each track's emotion and notes label changes, once per frame, so
-    that every sink gets the same labels.
-    """
-
-    def __init__(self, sc: StageContext, plugin: Plugin) -> None:
-        self.sc, self.plugin, self.kind = sc, plugin, sc.spec["kind"]
-        tracking, smoothing = sc.spec.get("tracking"), sc.spec.get("smoothing")
-        self.tracking = self.smoother = None
-        if tracking:
-            from vidaffect.analytics.tracking import Tracking
-
-            self.tracking = Tracking(tracking)
-        if smoothing:
-            from vidaffect.analytics.smoothing import Smoother
-
-            self.smoother = Smoother(
-                smoothing["smoothing"], smoothing["alpha"], smoothing["window"], smoothing["hysteresis"]
-            )
-
-    def __call__(self, items: list[tuple[dict[str, Any], Frame | None]]) -> bool:
-        """Process ``items`` (frames and EOS markers, in order); False when aborted."""
-        run: list[Frame] = []
-        for hdr, item in items:
-            if item is not None:
-                run.append(item)
-                continue
-            if run and not self._frames(run):
-                return False
-            run = []
-            if not self._eos(hdr):
-                return False
-        return self._frames(run) if run else True
-
-    def _frames(self, frames: list[Frame]) -> bool:
-        m = self.sc.metrics
-        t0 = time.perf_counter()
-        if self.kind == "detector":
-            self._detect(frames)
-        elif self.kind == "classifier":
-            self.plugin.classify(frames)  # type: ignore[attr-defined]
-        else:
-            if self.sc.run_stats is not None:
-                stats, self.sc.run_stats = self.sc.run_stats, None
-                self.plugin.run_stats(stats)  # type: ignore[attr-defined]
-            for frame in frames:
-                self.plugin.write(frame)  # type: ignore[attr-defined]
-        if self.smoother is not None:
-            for frame in frames:
-                self.smoother.apply(frame)
-        m.busy_s += time.perf_counter() - t0
-        for frame in frames:
-            m.faces += len(frame.meta.get("faces", ()))
-            m.observe_latency(frame.ts_ns)
-            if self.sc.outputs and not self.sc.send_frame(frame):
-                return False
-            m.frames_out += 1
-        return True
-
-    def _detect(self, frames: list[Frame]) -> None:
-        m = self.sc.metrics
-        if self.tracking is None:
-            for frame, dets in zip(frames, self.plugin.detect([f.image for f in frames])):  # type: ignore[attr-defined]
-                frame.meta["faces"] = dets.to_faces()
-            m.detected += len(frames)
-            return
-        for frame in frames:
-            tracker = self.tracking.tracker(frame)
-            dets = None
-            if tracker.needs_detection(frame):
-                dets = self.plugin.detect([frame.image])[0]  # type: ignore[attr-defined]
-                m.detected += 1
-            frame.meta["tracks_ended"] = tracker.update(frame, dets)
-
-    def outage(self, hdr: dict[str, Any]) -> bool:
-        """An outage notice: a sink's plugin gets it, other stages pass it on; False when
-        aborted while sending."""
-        info = {**hdr["meta"], "frames": hdr["seq"]}
-        if self.kind == "sink":
-            self.plugin.outage(hdr["stream"], info)  # type: ignore[attr-defined]
-            return True
-        return self.sc.send_all(encode_outage(hdr["stream"], hdr["seq"], hdr["meta"]))
-
-    def _eos(self, hdr: dict[str, Any]) -> bool:
-        stream, meta = hdr["stream"], dict(hdr["meta"])
-        if self.smoother is not None:  # the tracks still labelled end with the stream
-            meta["changes"] = meta.get("changes", []) + self.smoother.end_stream(stream)
-        if self.kind == "sink":
-            self.plugin.end_of_stream(stream, {**meta, "frames": hdr["seq"]})  # type: ignore[attr-defined]
-        self.sc.eos_totals[stream] = hdr["seq"]
-        return self.sc.broadcast(encode_eos(stream, hdr["seq"], meta))
-
-
 def _count_in_flight_as_dropped(m: StageMetrics) -> None:
     """After an abort, SIGTERM or a failure: the frames this stage had received and not yet
     passed on (in a batch, in the reorder window, in a source's hand) are dropped here, and
@@ -563,39 +286,39 @@ def _count_in_flight_as_dropped(m: StageMetrics) -> None:
     m.dropped += in_hand(m.frames_in, m.frames_out, m.dropped)
 
 
-def stage_main(spec: dict[str, Any]) -> None:
+def stage_main(spec: StageSpec, launch: Launch | None = None) -> None:
     """Process entry point (``multiprocessing`` target)."""
-    if "environ" in spec:  # the supervisor's environment now, not the fork server's at its start
+    if launch is not None:  # the supervisor's environment now, not the fork server's at its start
         os.environ.clear()
-        os.environ.update(spec["environ"])
+        os.environ.update(launch.environ)
     configure()  # as the command that started the run (--debug or not)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     in_loop = threading.Event()
-    if spec.get("supervisor"):  # exit even while imports and models load (no orphans)
-        start_watchdog(tuple(spec["supervisor"]), in_loop)
-    _set_threads(spec["threads"], spec["kind"])
+    if launch is not None and launch.supervisor:  # exit even while imports and models load (no orphans)
+        start_watchdog(launch.supervisor, in_loop)
+    _set_threads(spec.threads, spec.kind)
     from vidaffect.plugin_manager import get_registry
 
-    sc = StageContext(spec)
+    sc = StageContext(spec, launch)
     plugin: Plugin | None = None
     code = 0
     terminated = False
     try:
-        cls: type[Plugin] = get_registry().get(spec["kind"], spec["plugin"])
-        plugin = sc.plugin = cls(cls.Config(**spec["plugin_options"]))
-        plugin.streams = list(spec["streams"])
-        plugin.restarts = int(spec.get("restarts", 0))
+        cls: type[Plugin] = get_registry().get(spec.kind, spec.plugin)
+        plugin = sc.plugin = cls(cls.Config(**spec.plugin_options))
+        plugin.streams = list(spec.streams)
+        plugin.restarts = spec.restarts
         if isinstance(plugin, Source):
             info = plugin.open()
             opened_at = time.monotonic()
-            spec["source_info"] = dict(info.__dict__)
-            sc.send_update("ready", source_info=spec["source_info"])
+            sc.source_info = dict(info.__dict__)
+            sc.send_update("ready", source_info=sc.source_info)
             in_loop.set()
-            run_source(sc, plugin, opened_at)
+            SourceLoop(sc, plugin, opened_at).run()
         else:
             plugin.open()  # type: ignore[attr-defined]
-            applier = _Applier(sc, plugin)  # tracking / smoothing set up before "ready"
+            applier = make_applier(sc, plugin)  # tracking / smoothing set up before "ready"
             sc.send_update("ready")
             in_loop.set()
             run_processor(sc, applier)

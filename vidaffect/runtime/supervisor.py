@@ -14,7 +14,7 @@ and sockets opened) -> broadcast ``go`` -> collect metrics until every process h
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -31,8 +31,9 @@ import zmq
 
 from vidaffect.config import PipelineConfig
 from vidaffect.errors import StageError
+from vidaffect.runtime.control import Release, RunState, StateMessage, Stats, UpstreamEnded, encode_control
 from vidaffect.runtime.dashboard_process import start_dashboard, stop_dashboard
-from vidaffect.runtime.graph import WorkerSpec, build_specs, downstream_stages, preflight
+from vidaffect.runtime.graph import Launch, WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
 from vidaffect.runtime.metrics import count_in_transit, in_hand, merge
 from vidaffect.runtime.security import CONTROL_MAX_BYTES, UPDATE_MAX_BYTES, PeerAuth, RunKeys
@@ -49,6 +50,18 @@ STATS_EVERY_S = 1.0
 RELEASE_EVERY_S = 0.02
 
 
+@dataclass(frozen=True)
+class StageFailure:
+    """A stage worker that failed: its label (``detector`` or ``detector[1]``), the message, the
+    traceback of a crash (empty for a user-facing error), and whether it was restarted
+    (``on_error: restart``) rather than ending the run."""
+
+    label: str
+    message: str
+    traceback: str = ""
+    restarted: bool = False
+
+
 @dataclass
 class RunResult:
     """Outcome of a pipeline run.
@@ -56,7 +69,7 @@ class RunResult:
     Attributes:
         exit_code: 0 on a clean end of stream or requested stop, 1 on a stage failure.
         stages: merged metrics per stage name (see :class:`~.metrics.StageMetrics`).
-        errors: ``(worker label, message, traceback)`` of every failure.
+        errors: every stage failure (:class:`StageFailure`), restarted ones included.
         wall_s: seconds from ``go`` to the last process exit.
         source_info: what the (first) source reported when it opened.
         sources_info: what each source reported, by stream id.
@@ -69,7 +82,7 @@ class RunResult:
 
     exit_code: int
     stages: dict[str, dict[str, Any]]
-    errors: list[tuple[str, str, str]] = field(default_factory=list)
+    errors: list[StageFailure] = field(default_factory=list)
     wall_s: float = 0.0
     source_info: dict[str, Any] = field(default_factory=dict)
     sources_info: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -174,8 +187,8 @@ class Supervisor:
         self.engine = config.engine
         self.show_status = self.engine.status if show_status is None else show_status
         self.mpctx: Any = None
-        self.state = "go"
-        self.errors: list[tuple[str, str, str]] = []
+        self.state = RunState.GO
+        self.errors: list[StageFailure] = []
         self.stop_requested = 0
         self._deadline: float | None = None
         self._termed = False
@@ -196,14 +209,13 @@ class Supervisor:
     # -- process management --------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
         w.ready, w.done = False, False
-        spec = {
-            **w.ws.spec,
-            "environ": dict(os.environ),
-            "supervisor": process_identity(),
-            "run_dir": str(self.run_dir),
-            "curve": self.keys.to_spec() if self.keys is not None else None,
-        }
-        proc = self.mpctx.Process(target=stage_main, args=(spec,), name=w.ws.label)
+        launch = Launch(
+            environ=dict(os.environ),
+            supervisor=process_identity(),
+            run_dir=str(self.run_dir),
+            curve=self.keys.to_spec() if self.keys is not None else None,
+        )
+        proc = self.mpctx.Process(target=stage_main, args=(w.ws.spec, launch), name=w.ws.label)
         proc.start()  # kept only once started: clean-up joins every kept process
         w.proc = proc
         w.pids.add(proc.pid)
@@ -225,7 +237,7 @@ class Supervisor:
         if kind == "ready":
             w.ready = True
             if "source_info" in msg:
-                result.sources_info[w.ws.spec["stream_id"]] = msg["source_info"]
+                result.sources_info[str(w.ws.spec.stream_id)] = msg["source_info"]
                 result.source_info = result.sources_info.get(self.config.streams[0], msg["source_info"])
         elif kind == "error":
             self._failure(w, msg.get("error", "error"), msg.get("traceback", ""))
@@ -236,36 +248,35 @@ class Supervisor:
 
     def _failure(self, w: _Worker, message: str, tb: str) -> None:
         opts = w.ws.stage.options
-        if opts.on_error == "restart" and w.restarts < opts.max_restarts and self.state == "go":
+        if opts.on_error == "restart" and w.restarts < opts.max_restarts and self.state == RunState.GO:
             w.restarts += 1
             message = f"{message} (restarting, {w.restarts}/{opts.max_restarts})"
             log.warning("stage %s failed: %s\n%s", w.ws.label, message, tb)
-            self.errors.append((w.ws.label, message, tb))
-            w.ws.spec["restarted"] = True
-            w.ws.spec["restarts"] = w.restarts
+            self.errors.append(StageFailure(w.ws.label, message, tb, restarted=True))
+            w.ws.spec = dataclasses.replace(w.ws.spec, restarts=w.restarts)
             if w.proc is not None and w.proc.is_alive():
                 w.proc.join(5)
             self._spawn(w)
             return
-        self.errors.append((w.ws.label, message, tb))
+        self.errors.append(StageFailure(w.ws.label, message, tb))
         self._begin_abort()
 
     def _begin_stop(self) -> None:
-        if self.state == "go":
-            self.state = "stop"
+        if self.state == RunState.GO:
+            self.state = RunState.STOP
             self._deadline = time.monotonic() + self.engine.stop_timeout
 
     def _begin_abort(self) -> None:
-        if self.state != "abort":
-            self.state = "abort"
+        if self.state != RunState.ABORT:
+            self.state = RunState.ABORT
             self._deadline = time.monotonic() + self.engine.term_timeout
 
     def _escalate(self, workers: list[_Worker]) -> None:
         if self._deadline is None or time.monotonic() < self._deadline:
             return
         alive = [w for w in workers if w.proc.is_alive()]
-        if self.state == "stop":
-            self.state = "abort"
+        if self.state == RunState.STOP:
+            self.state = RunState.ABORT
             self._deadline = time.monotonic() + self.engine.term_timeout
             return
         if not self._termed:
@@ -279,7 +290,7 @@ class Supervisor:
             self._deadline = time.monotonic() + 60.0
 
     # -- main loop -----------------------------------------------------------------------
-    def run(self) -> RunResult:  # noqa: C901
+    def run(self) -> RunResult:
         """Run the pipeline to its end, a stop request or a failure.
 
         Raises:
@@ -294,7 +305,7 @@ class Supervisor:
         alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
         ctx = zmq.Context()
         auth = PeerAuth(self.keys)
-        control = auth.server(ctx.socket(zmq.PUB), CONTROL_MAX_BYTES)
+        control = self.control = auth.server(ctx.socket(zmq.PUB), CONTROL_MAX_BYTES)
         control.setsockopt(zmq.LINGER, 0)
         updates = auth.server(ctx.socket(zmq.PULL), UPDATE_MAX_BYTES)
         updates.setsockopt(zmq.LINGER, 0)
@@ -302,97 +313,20 @@ class Supervisor:
         control.bind(control_ep)
         updates.bind(updates_ep)
         specs = build_specs(self.config, alloc, control_ep, updates_ep)
-        workers = {(ws.spec["stage"], ws.worker): _Worker(ws) for ws in specs}
+        workers = {(ws.spec.stage, ws.worker): _Worker(ws) for ws in specs}
         self._downstream = downstream_stages(specs)
         result = RunResult(exit_code=0, stages={})
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        status: StatusLine | None = None
-        exporter = None
-        if self.engine.metrics_port:
-            from vidaffect.runtime.prom import PrometheusExporter
-
-            exporter = PrometheusExporter(
-                self.engine.metrics_port, self.engine.name, self.engine.metrics_host
-            )
+        self.status: StatusLine | None = None
+        self.exporter = self._exporter()
         dashboard = start_dashboard(self.config)
-        t_go = time.monotonic()
+        self.t_go = time.monotonic()
         try:
             for w in reversed(list(workers.values())):
                 self._spawn(w)
             log.info("loading models (%d stage processes)...", len(workers))
-            self.state = "starting"
-            started = time.monotonic()
-            last_control = last_stats = 0.0
-            from vidaffect.plugin_manager import get_registry
-
-            stats_wanted = any(
-                get_registry().get("sink", st.type).wants_run_stats for st in self.config.sinks
-            )
-            while True:
-                now = time.monotonic()
-                if self.stop_requested:
-                    if self.state in ("starting", "go") and self.stop_requested == 1:
-                        result.interrupted = True
-                        if self.state == "starting":
-                            self._begin_abort()
-                        else:
-                            self._begin_stop()
-                    elif self.stop_requested > 1:
-                        result.interrupted = True
-                        self._begin_abort()
-                if self.state == "starting":
-                    if all(w.ready for w in workers.values()):
-                        self.state = "go"
-                        t_go = time.monotonic()
-                        result.startup_s = t_go - t_start
-                        log.info("started in %.1f s", result.startup_s)
-                        if self.show_status:
-                            counts = [i.get("frame_count") for i in result.sources_info.values()]
-                            status = StatusLine(
-                                None if None in counts else sum(int(c or 0) for c in counts),
-                                {st.name: st.kind for st in self.config.stages},
-                            )
-                    elif now - started > STARTUP_TIMEOUT_S:
-                        self.errors.append(("supervisor", "stages did not become ready in time", ""))
-                        self._begin_abort()
-                if now - last_control >= CONTROL_EVERY_S and self.state != "starting":
-                    control.send(self.state.encode())
-                    last_control = now
-                auth.refused()  # reads the monitor events as they come
-                if updates.poll(50):
-                    self._drain_updates(updates, workers, result)
-                for w in workers.values():
-                    if w.proc is not None and not w.proc.is_alive() and not w.done:
-                        code = w.proc.exitcode
-                        if self._termed:
-                            w.done = True
-                            continue
-                        time.sleep(0.05)  # a final update may still be in flight
-                        self._drain_updates(updates, workers, result)
-                        if not w.done:
-                            w.done = True
-                            snap = w.metrics_by_pid.get(w.proc.pid)
-                            if snap:  # killed: what it held at its last update never went on
-                                snap["dropped"] += in_hand(
-                                    snap["frames_in"], snap["frames_out"], snap["dropped"]
-                                )
-                            self._failure(w, f"process exited with code {code} without reporting", "")
-                send_stats = stats_wanted and self.state == "go" and now - last_stats >= STATS_EVERY_S
-                if status is not None or exporter is not None or send_stats:
-                    merged = self._merged(workers)
-                    if status is not None:
-                        status.update(merged)
-                    if exporter is not None:
-                        exporter.update(merged)
-                    if send_stats:
-                        control.send(b"stats|" + json.dumps(merged).encode())
-                        last_stats = now
-                if all(w.done and w.proc is not None and not w.proc.is_alive() for w in workers.values()):
-                    break
-                if self.state in ("go", "stop"):
-                    self._notify_upstream_ended(control, workers)
-                    self._release_finished(control, workers)
-                self._escalate(list(workers.values()))
+            self.state = RunState.STARTING
+            self._loop(workers, updates, auth, result, t_start)
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
@@ -401,10 +335,10 @@ class Supervisor:
                     w.proc.kill()
                 if w.proc is not None:
                     w.proc.join(5)
-            if status is not None:
-                status.close()
-            if exporter is not None:
-                exporter.close()
+            if self.status is not None:
+                self.status.close()
+            if self.exporter is not None:
+                self.exporter.close()
             stop_dashboard(dashboard)
             control.close()
             updates.close()
@@ -412,7 +346,122 @@ class Supervisor:
             auth.close()
             ctx.term()
             cleanup_ipc(run_dir)
-        result.wall_s = time.monotonic() - t_go
+        return self._result(result, workers, refused)
+
+    def _exporter(self) -> Any:
+        """The Prometheus exporter when ``pipeline.metrics_port`` is set."""
+        if not self.engine.metrics_port:
+            return None
+        from vidaffect.runtime.prom import PrometheusExporter
+
+        return PrometheusExporter(self.engine.metrics_port, self.engine.name, self.engine.metrics_host)
+
+    def _loop(
+        self,
+        workers: dict[tuple[str, int], _Worker],
+        updates: zmq.Socket[bytes],
+        auth: PeerAuth,
+        result: RunResult,
+        t_start: float,
+    ) -> None:
+        """Watch the run until every worker has exited."""
+        from vidaffect.plugin_manager import get_registry
+
+        started = time.monotonic()
+        last_control = last_stats = 0.0
+        stats_wanted = any(get_registry().get("sink", st.type).wants_run_stats for st in self.config.sinks)
+        while True:
+            now = time.monotonic()
+            self._handle_stop_requests(result)
+            if self.state == RunState.STARTING:
+                self._check_started(workers, result, t_start, now - started)
+            if now - last_control >= CONTROL_EVERY_S and self.state != RunState.STARTING:
+                self.control.send(encode_control(StateMessage(self.state)))
+                last_control = now
+            auth.refused()  # reads the monitor events as they come
+            if updates.poll(50):
+                self._drain_updates(updates, workers, result)
+            self._reap(workers, updates, result)
+            send_stats = stats_wanted and self.state == RunState.GO and now - last_stats >= STATS_EVERY_S
+            self._publish_counters(workers, send_stats)
+            last_stats = now if send_stats else last_stats
+            if all(w.done and w.proc is not None and not w.proc.is_alive() for w in workers.values()):
+                return
+            if self.state in (RunState.GO, RunState.STOP):
+                self._notify_upstream_ended(self.control, workers)
+                self._release_finished(self.control, workers)
+            self._escalate(list(workers.values()))
+
+    def _handle_stop_requests(self, result: RunResult) -> None:
+        """Ctrl-C / SIGTERM: the first stops the sources (or aborts a run still starting), a
+        second aborts."""
+        if not self.stop_requested:
+            return
+        if self.state in (RunState.STARTING, RunState.GO) and self.stop_requested == 1:
+            result.interrupted = True
+            if self.state == RunState.STARTING:
+                self._begin_abort()
+            else:
+                self._begin_stop()
+        elif self.stop_requested > 1:
+            result.interrupted = True
+            self._begin_abort()
+
+    def _check_started(
+        self, workers: dict[tuple[str, int], _Worker], result: RunResult, t_start: float, waited: float
+    ) -> None:
+        """``GO`` once every worker is ready (and the status line starts); abort after
+        :data:`STARTUP_TIMEOUT_S`."""
+        if all(w.ready for w in workers.values()):
+            self.state = RunState.GO
+            self.t_go = time.monotonic()
+            result.startup_s = self.t_go - t_start
+            log.info("started in %.1f s", result.startup_s)
+            if self.show_status:
+                counts = [i.get("frame_count") for i in result.sources_info.values()]
+                self.status = StatusLine(
+                    None if None in counts else sum(int(c or 0) for c in counts),
+                    {st.name: st.kind for st in self.config.stages},
+                )
+        elif waited > STARTUP_TIMEOUT_S:
+            self.errors.append(StageFailure("supervisor", "stages did not become ready in time"))
+            self._begin_abort()
+
+    def _reap(
+        self, workers: dict[tuple[str, int], _Worker], updates: zmq.Socket[bytes], result: RunResult
+    ) -> None:
+        """Workers whose process exited: done, and a failure unless it said it was done."""
+        for w in workers.values():
+            if w.proc is None or w.proc.is_alive() or w.done:
+                continue
+            code = w.proc.exitcode
+            if self._termed:
+                w.done = True
+                continue
+            time.sleep(0.05)  # a final update may still be in flight
+            self._drain_updates(updates, workers, result)
+            if not w.done:
+                w.done = True
+                snap = w.metrics_by_pid.get(w.proc.pid)
+                if snap:  # killed: what it held at its last update never went on
+                    snap["dropped"] += in_hand(snap["frames_in"], snap["frames_out"], snap["dropped"])
+                self._failure(w, f"process exited with code {code} without reporting", "")
+
+    def _publish_counters(self, workers: dict[tuple[str, int], _Worker], send_stats: bool) -> None:
+        """The merged counters to the status line, Prometheus and (``send_stats``) the sinks."""
+        if self.status is None and self.exporter is None and not send_stats:
+            return
+        merged = self._merged(workers)
+        if self.status is not None:
+            self.status.update(merged)
+        if self.exporter is not None:
+            self.exporter.update(merged)
+        if send_stats:
+            self.control.send(encode_control(Stats(merged)))
+
+    def _result(self, result: RunResult, workers: dict[tuple[str, int], _Worker], refused: int) -> RunResult:
+        """The run's counters, warnings, failures and exit code."""
+        result.wall_s = time.monotonic() - self.t_go
         result.stages = self._merged(workers)
         count_in_transit(result.stages, self._downstream)
         result.warnings = unreadable_warnings(
@@ -420,8 +469,7 @@ class Supervisor:
         )
         result.warnings += intruder_warnings(result.stages, refused, self.rejected_updates)
         result.errors = self.errors
-        hard_errors = [e for e in self.errors if "(restarting" not in e[1]]
-        result.exit_code = 1 if hard_errors else 0
+        result.exit_code = 1 if any(not e.restarted for e in self.errors) else 0
         return result
 
     def _release_finished(self, control: zmq.Socket, workers: dict[tuple[str, int], _Worker]) -> None:
@@ -443,7 +491,7 @@ class Supervisor:
             waiting[name] = waiting[name] or (w.done and w.proc is not None and w.proc.is_alive())
         for name, down in self._downstream.items():
             if waiting[name] and all(done[d] for d in down):
-                control.send(f"release|{name}".encode())
+                control.send(encode_control(Release(name)))
 
     def _notify_upstream_ended(self, control: zmq.Socket, workers: dict[tuple[str, int], _Worker]) -> None:
         """Tell a stage whose producers have all finished (reported done, or died) that its
@@ -467,8 +515,7 @@ class Supervisor:
                 continue
             since = self._upstream_gone.setdefault(name, now)
             if now - since > 2.0 and int((now - since) * 5) % 5 == 0:
-                totals = ",".join(f"{k}={v}" for k, v in self.eos_totals.items())
-                control.send(f"upstream_ended|{name}|{totals}".encode())
+                control.send(encode_control(UpstreamEnded(name, dict(self.eos_totals))))
 
     def _drain_updates(
         self, updates: zmq.Socket, workers: dict[tuple[str, int], _Worker], result: RunResult
@@ -491,7 +538,7 @@ class Supervisor:
         by_stage: dict[str, list[dict[str, Any]]] = {}
         for w in workers.values():
             snaps = list(w.metrics_by_pid.values())
-            by_stage.setdefault(w.ws.spec["stage"], []).extend(snaps)
+            by_stage.setdefault(w.ws.spec.stage, []).extend(snaps)
         return {name: merge(snaps) for name, snaps in by_stage.items()}
 
 
@@ -512,12 +559,12 @@ def run_pipeline(config: PipelineConfig, show_status: bool | None = None) -> Run
 def raise_for_errors(result: RunResult) -> None:
     """Raise :class:`StageError` naming every failed stage, with tracebacks of crashes."""
     hard = [
-        f"stage {label} failed: {message}\n{tb}".rstrip()
-        for label, message, tb in result.errors
-        if "(restarting" not in message
+        f"stage {e.label} failed: {e.message}\n{e.traceback}".rstrip()
+        for e in result.errors
+        if not e.restarted
     ]
     if hard:
         raise StageError("\n".join(hard))
 
 
-__all__ = ["RunResult", "Supervisor", "run_pipeline", "raise_for_errors"]
+__all__ = ["RunResult", "StageFailure", "Supervisor", "run_pipeline", "raise_for_errors"]
