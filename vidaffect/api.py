@@ -39,7 +39,7 @@ class Plugin(ABC):
             wrote (``jsonl``) or rolls to a part file (``video``), never starts its file afresh.
         preload: heavy modules the plugin imports when it opens (``("torch",)``); the fork
             server that stage processes are forked from imports them once for all stages
-            (:func:`vidaffect.runtime.supervisor.start_stage_server`). Optional: a module
+            (:func:`vidaffect.runtime.runners.start_stage_server`). Optional: a module
             left out is imported by the stage itself; one that fails to import is skipped.
     """
 

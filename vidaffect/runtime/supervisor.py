@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing as mp
 import os
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +34,10 @@ from vidaffect.runtime.dashboard_process import start_dashboard, stop_dashboard
 from vidaffect.runtime.graph import Launch, WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
 from vidaffect.runtime.metrics import count_in_transit, in_hand, merge
+from vidaffect.runtime.runners import LocalRunner, Runner, WorkerHandle
 from vidaffect.runtime.security import CONTROL_MAX_BYTES, UPDATE_MAX_BYTES, PeerAuth, RunKeys
-from vidaffect.runtime.stage import stage_main
 from vidaffect.runtime.status import StatusLine
-from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc, use_stage_malloc_settings
+from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc
 
 log = logging.getLogger(__name__)
 
@@ -134,37 +132,12 @@ def intruder_warnings(
 @dataclass
 class _Worker:
     ws: WorkerSpec
-    proc: Any = None
+    proc: WorkerHandle | None = None
     ready: bool = False
     done: bool = False
     restarts: int = 0
     pids: set[int] = field(default_factory=set)  # of every incarnation: updates from others are refused
     metrics_by_pid: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-
-def start_stage_server(preload: Sequence[str] = ()) -> Any:
-    """Start (once per process) the fork server that stage processes are forked from, and
-    return its multiprocessing context.
-
-    The server imports ``preload`` (the heavy modules of the pipeline's plugins, their
-    :attr:`~vidaffect.api.Plugin.preload`: torch, MTCNN's library) and then
-    :mod:`vidaffect.runtime.preload` (numpy, OpenCV, ZeroMQ, the engine) once, so stages start
-    without importing them again; with ``spawn`` every stage imported them itself. The first
-    call decides what the server preloads for the life of the process. ``python -m
-    benchmarks.startup`` measures it (``VIDAFFECT_START_METHOD=spawn`` there selects the
-    old way). Stage processes get the supervisor's environment of the moment they start
-    (:func:`vidaffect.runtime.stage.stage_main`), and malloc settings
-    (:data:`~vidaffect.runtime.transport.MALLOC_ENV`) from the server's start.
-    """
-    use_stage_malloc_settings()
-    if os.environ.get("VIDAFFECT_START_METHOD") == "spawn":  # for benchmarks.startup
-        return mp.get_context("spawn")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([*dict.fromkeys(preload), "vidaffect.runtime.preload"])
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-    return ctx
 
 
 def plugin_preloads(config: PipelineConfig) -> list[str]:
@@ -186,7 +159,7 @@ class Supervisor:
         self.config = config
         self.engine = config.engine
         self.show_status = self.engine.status if show_status is None else show_status
-        self.mpctx: Any = None
+        self.runner: Runner | None = None
         self.state = RunState.GO
         self.errors: list[StageFailure] = []
         self.stop_requested = 0
@@ -215,10 +188,11 @@ class Supervisor:
             run_dir=str(self.run_dir),
             curve=self.keys.to_spec() if self.keys is not None else None,
         )
-        proc = self.mpctx.Process(target=stage_main, args=(w.ws.spec, launch), name=w.ws.label)
-        proc.start()  # kept only once started: clean-up joins every kept process
+        assert self.runner is not None
+        proc = self.runner.start(w.ws.spec, launch, w.ws.label)  # kept only once started: clean-up joins it
         w.proc = proc
-        w.pids.add(proc.pid)
+        if proc.pid is not None:
+            w.pids.add(proc.pid)
 
     def _handle_update(
         self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker], result: RunResult
@@ -274,19 +248,19 @@ class Supervisor:
     def _escalate(self, workers: list[_Worker]) -> None:
         if self._deadline is None or time.monotonic() < self._deadline:
             return
-        alive = [w for w in workers if w.proc.is_alive()]
+        alive = [w.proc for w in workers if w.proc is not None and w.proc.is_alive()]
         if self.state == RunState.STOP:
             self.state = RunState.ABORT
             self._deadline = time.monotonic() + self.engine.term_timeout
             return
         if not self._termed:
-            for w in alive:
-                w.proc.terminate()
+            for proc in alive:
+                proc.terminate()
             self._termed = True
             self._deadline = time.monotonic() + self.engine.term_timeout
         else:
-            for w in alive:
-                w.proc.kill()
+            for proc in alive:
+                proc.kill()
             self._deadline = time.monotonic() + 60.0
 
     # -- main loop -----------------------------------------------------------------------
@@ -297,7 +271,7 @@ class Supervisor:
             PluginError: a plugin's preflight check failed (no stage was started).
         """
         t_start = time.monotonic()
-        self.mpctx = start_stage_server(plugin_preloads(self.config))  # imports overlap the checks
+        self.runner = LocalRunner(plugin_preloads(self.config))  # the imports overlap the checks
         preflight(self.config)
         reclaim_stale_run_dirs(Path(tempfile.gettempdir()))  # left by a supervisor that was killed
         run_dir = self.run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-"))
@@ -442,7 +416,7 @@ class Supervisor:
             self._drain_updates(updates, workers, result)
             if not w.done:
                 w.done = True
-                snap = w.metrics_by_pid.get(w.proc.pid)
+                snap = w.metrics_by_pid.get(w.proc.pid or -1)
                 if snap:  # killed: what it held at its last update never went on
                     snap["dropped"] += in_hand(snap["frames_in"], snap["frames_out"], snap["dropped"])
                 self._failure(w, f"process exited with code {code} without reporting", "")
