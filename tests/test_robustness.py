@@ -11,7 +11,14 @@ import torch
 from conftest import DATA, NEEDS_DATA
 
 from vidaffect_trainers.fer2013.augment import FaceTensorDataset
-from vidaffect_trainers.fer2013.corrupt import FAMILIES, SEVERITIES, TRAIN_RANGES, corrupt, random_corruption
+from vidaffect_trainers.fer2013.corrupt import (
+    FAMILIES,
+    SEVERITIES,
+    TRAIN_RANGES,
+    WIDE_RANGES,
+    corrupt,
+    random_corruption,
+)
 from vidaffect_trainers.fer2013.data import load
 
 
@@ -38,6 +45,15 @@ def test_training_draws_stop_short_of_the_strongest_benchmark_level() -> None:
     for family in FAMILIES:
         lo, hi = TRAIN_RANGES[family]
         assert not lo <= SEVERITIES[family][2] <= hi, family
+
+
+def test_wide_ranges_run_past_every_benchmark_level() -> None:
+    for family in FAMILIES:
+        lo, hi = WIDE_RANGES[family]
+        assert all(lo < level < hi for level in SEVERITIES[family] if level > 0), family
+    img = np.tile(np.arange(48, dtype=np.uint8) * 5, (48, 1))
+    rng = np.random.default_rng(1)
+    assert sum(not np.array_equal(random_corruption(img, rng, 1.0, "wide"), img) for _ in range(50)) > 40
 
 
 def test_random_corruption_applies_with_its_probability() -> None:

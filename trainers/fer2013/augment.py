@@ -45,8 +45,10 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
         soft: np.ndarray | None = None,
         robust: float = 0.0,
         seed: int = 0,
+        robust_ranges: str = "standard",
     ) -> None:
         self.raw = np.ascontiguousarray(images)
+        self.robust_ranges = robust_ranges
         self.images = torch.from_numpy(self.raw).unsqueeze(1)
         self.robust = robust if augment else 0.0
         self.seed = seed
@@ -65,7 +67,9 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
         if self.robust:
             if self._rng is None:  # one per DataLoader worker, seeded by torch's per-worker seed
                 self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32])
-            img = torch.from_numpy(random_corruption(self.raw[i], self._rng, self.robust)).unsqueeze(0)
+            img = torch.from_numpy(
+                random_corruption(self.raw[i], self._rng, self.robust, self.robust_ranges)
+            ).unsqueeze(0)
         if self.transform is not None:
             img = self.transform(img)
         x = (img.float() / 255.0 - self.mean) / self.std

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidaffect_trainers.fer2013.corrupt import FAMILIES, TRAIN_RANGES
+from vidaffect_trainers.fer2013.corrupt import FAMILIES, RANGES
 from vidaffect_trainers.fer2013.corrupt import _jpeg as _jpeg_op
 
 
@@ -87,8 +87,10 @@ class DeviceBatches:
         robust: float = 0.0,
         seed: int = 0,
         drop_last: bool = True,
+        robust_ranges: str = "standard",
     ) -> None:
         self.device = device
+        self.ranges = RANGES[robust_ranges]
         self.images = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).to(device)
         self.labels = torch.from_numpy(labels).to(device)
         self.soft = (
@@ -161,7 +163,7 @@ class DeviceBatches:
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """With probability ``robust`` per face, one family at a strength drawn from
-        :data:`~vidaffect_trainers.fer2013.corrupt.TRAIN_RANGES`."""
+        the chosen :data:`~vidaffect_trainers.fer2013.corrupt.RANGES`."""
         g, dev, n = self.gen, self.device, len(x)
         chosen = torch.rand(n, generator=g, device=dev) < self.robust
         family = torch.randint(len(FAMILIES), (n,), generator=g, device=dev)
@@ -169,7 +171,7 @@ class DeviceBatches:
         for k, name in enumerate(FAMILIES):
             idx = torch.nonzero(chosen & (family == k)).flatten()
             if len(idx):
-                lo, hi = TRAIN_RANGES[name]
+                lo, hi = self.ranges[name]
                 x[idx] = getattr(self, f"_{name}")(x[idx], _uniform(len(idx), lo, hi, g, dev)).clamp(0, 1)
         return x
 

@@ -154,6 +154,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             robust=args.robust,
             seed=args.seed,
             drop_last=len(train_set) >= args.batch_size,
+            robust_ranges=args.robust_ranges,
         )
     else:
         train_loader = DataLoader(
@@ -166,6 +167,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
                 soft=soft,
                 robust=args.robust,
                 seed=args.seed,
+                robust_ranges=args.robust_ranges,
             ),
             batch_size=args.batch_size,
             shuffle=sampler is None,
@@ -201,7 +203,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             "balance": args.balance,
             "label_smoothing": args.label_smoothing,
             "seed": args.seed,
-            **({"robust": args.robust} if args.robust else {}),
+            **({"robust": args.robust, "robust_ranges": args.robust_ranges} if args.robust else {}),
             **({"ema_decay": args.ema} if args.ema else {}),
             **(
                 {
@@ -346,6 +348,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="robustness training: with probability P a training face gets one camera "
         "corruption (darkening, low contrast, blur, downscale, JPEG, noise, rotation, "
         "head turn, box jitter, occlusion) of random strength; 0: off",
+    )
+    p.add_argument(
+        "--robust-ranges",
+        choices=["standard", "wide"],
+        default="standard",
+        help="strengths --robust draws from: standard stops short of the robustness benchmark's "
+        "strongest level; wide runs past it (the benchmark's severity 3 is then not held out)",
     )
     p.add_argument(
         "--teacher",
