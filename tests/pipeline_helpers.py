@@ -36,6 +36,26 @@ def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def face_pipeline(
+    tmp_path: Path, clip: Path, sinks: list[dict[str, Any]], source: str = "video", **settings: Any
+) -> Path:
+    """Write a pipeline that finds, tracks and classifies the faces of ``clip`` (haar, fer,
+    tracking every third frame, no status line) into ``sinks``; ``settings`` go to
+    ``pipeline``, the source's ``max_frames`` defaults to 60. Returns the file's path."""
+    max_frames = settings.pop("max_frames", 60)
+    return write_config(
+        tmp_path,
+        {
+            "pipeline": {"status": False, **settings},
+            "source": {"type": source, "uri": str(clip), "max_frames": max_frames},
+            "detector": {"type": "haar"},
+            "classifier": {"type": "fer"},
+            "tracking": {"detect_every": 3},
+            "sinks": sinks,
+        },
+    )
+
+
 STARTED: list[subprocess.Popen[str]] = []
 """Runs started by :func:`start_run`; conftest kills those still alive after each test."""
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from browser import NEEDS_BROWSER, chromium_page
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import REPO, start_run, wait_for, write_config
+from pipeline_helpers import REPO, face_pipeline, start_run, wait_for
 
 from vidaffect.config import validate
 from vidaffect.errors import ConfigError
@@ -126,20 +126,10 @@ def test_the_dashboard_setting_needs_a_preview_sink_and_a_token_beyond_loopback(
 @NEEDS_DATA
 def test_a_browser_shows_the_live_dashboard_of_a_run(tmp_path: Path) -> None:
     port = free_port()
-    cfg = write_config(
-        tmp_path,
-        {
-            "pipeline": {"status": False, "dashboard": {"port": port}},
-            "source": {
-                "type": "fake_camera",
-                "uri": str(DATA / "videos" / "liveportrait_d0.mp4"),
-                "max_frames": 750,
-            },
-            "detector": {"type": "haar"},
-            "classifier": {"type": "fer"},
-            "tracking": {"detect_every": 3},
-            "sinks": [{"type": "preview", "endpoint": f"tcp://127.0.0.1:{free_port()}", "max_fps": 10}],
-        },
+    preview = {"type": "preview", "endpoint": f"tcp://127.0.0.1:{free_port()}", "max_fps": 10}
+    clip = DATA / "videos" / "liveportrait_d0.mp4"
+    cfg = face_pipeline(
+        tmp_path, clip, [preview], source="fake_camera", dashboard={"port": port}, max_frames=750
     )
     proc = start_run(cfg)
     url = f"http://127.0.0.1:{port}"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import run_cli, write_config
+from pipeline_helpers import face_pipeline, run_cli
 
 from vidaffect.errors import PluginError, SinkError
 from vidaffect.frames import Frame
@@ -213,21 +213,8 @@ def test_frame_events_are_rate_capped(broker: Broker) -> None:
 @NEEDS_DATA
 def test_a_pipeline_publishes_to_the_broker(broker: Broker, tmp_path: Path) -> None:
     watcher = Recorder(broker.port, "#")  # discovery goes under homeassistant/
-    cfg = write_config(
-        tmp_path,
-        {
-            "pipeline": {"status": False},
-            "source": {
-                "type": "video",
-                "uri": str(DATA / "videos" / "liveportrait_d0.mp4"),
-                "max_frames": 60,
-            },
-            "detector": {"type": "haar"},
-            "classifier": {"type": "fer"},
-            "tracking": {"detect_every": 3},
-            "sinks": [{"type": "mqtt", "port": broker.port, "topic_prefix": "vidaffect", "discovery": True}],
-        },
-    )
+    sinks = [{"type": "mqtt", "port": broker.port, "topic_prefix": "vidaffect", "discovery": True}]
+    cfg = face_pipeline(tmp_path, DATA / "videos" / "liveportrait_d0.mp4", sinks)
     proc = run_cli("run", str(cfg), timeout=300)
     try:
         assert proc.returncode == 0, proc.stderr

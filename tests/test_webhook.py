@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import run_cli, write_config
+from pipeline_helpers import face_pipeline, run_cli
 
 from vidaffect.config import validate
 from vidaffect.errors import SinkError
@@ -157,21 +157,8 @@ def test_only_a_snapshotting_webhook_is_sent_pixels() -> None:
 def test_a_pipeline_posts_its_label_changes(tmp_path: Path) -> None:
     r = HttpReceiver(tmp_path, free_port())
     try:
-        cfg = write_config(
-            tmp_path,
-            {
-                "pipeline": {"status": False},
-                "source": {
-                    "type": "video",
-                    "uri": str(DATA / "videos" / "liveportrait_d0.mp4"),
-                    "max_frames": 60,
-                },
-                "detector": {"type": "haar"},
-                "classifier": {"type": "fer"},
-                "tracking": {"detect_every": 3},
-                "sinks": [{"type": "webhook", "url": r.url, "secret_env": "HOOK_SECRET", "cooldown_s": 0}],
-            },
-        )
+        sinks = [{"type": "webhook", "url": r.url, "secret_env": "HOOK_SECRET", "cooldown_s": 0}]
+        cfg = face_pipeline(tmp_path, DATA / "videos" / "liveportrait_d0.mp4", sinks)
         proc = run_cli("run", str(cfg), timeout=300, env={"HOOK_SECRET": "k"})
         assert proc.returncode == 0, proc.stderr
         bodies = [json.loads(x["body"]) for x in r.requests()]
