@@ -20,8 +20,9 @@ import httpx
 import psutil
 
 from vidaffect.frames import Frame
+from vidaffect.runtime.transport import free_tcp_port
 from vidaffect.sample_data import data_dir
-from vidaffect.testing.mqtt import free_port, wait_until
+from vidaffect.testing.probe import wait_until
 from vidaffect_plugins.sinks.preview import PreviewSink
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         frames.append(cv2.resize(img, (640, 480), interpolation=cv2.INTER_AREA))
     if not frames:
         sys.exit(f"cannot read {args.clip}")
-    endpoint, port = f"tcp://127.0.0.1:{free_port()}", free_port()
+    endpoint, port = f"tcp://127.0.0.1:{free_tcp_port()}", free_tcp_port()
     sink = PreviewSink(PreviewSink.Config(endpoint=endpoint, max_fps=args.fps, max_side=640))
     sink.open()
     dash = subprocess.Popen(

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from vidaffect.frames import Frame
-from vidaffect.testing.mqtt import Broker, Recorder, wait_until
+from vidaffect.testing.mqtt import Broker, Recorder
+from vidaffect.testing.probe import wait_until
 from vidaffect_plugins.sinks.mqtt import MqttSink
 
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]

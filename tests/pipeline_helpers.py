@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
+
+from vidaffect.testing.probe import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,17 +93,13 @@ def stop_leftover_runs() -> None:
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120, every: float = 0.05) -> None:
-    """Poll ``predicate`` until it holds.
+    """Poll ``predicate`` until it holds (:func:`vidaffect.testing.probe.wait_until`, with a
+    pipeline's start-up in the default ``timeout``).
 
     Raises:
         AssertionError: it did not hold within ``timeout`` seconds.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(predicate, what, timeout, every)
 
 
 def line_count(path: Path) -> int:

@@ -21,7 +21,7 @@ from pipeline_helpers import REPO, face_pipeline, start_run, wait_for
 from vidaffect.config import validate
 from vidaffect.errors import ConfigError
 from vidaffect.frames import Frame
-from vidaffect.testing.mqtt import free_port
+from vidaffect.runtime.transport import free_tcp_port
 from vidaffect_plugins.sinks.preview import PreviewSink
 
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -41,7 +41,7 @@ def _frame(seq: int, label: str) -> Frame:
 @pytest.fixture
 def dashboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
     """A dashboard process watching a preview endpoint, with a token; yields (URL, endpoint)."""
-    endpoint, port = f"tcp://127.0.0.1:{free_port()}", free_port()
+    endpoint, port = f"tcp://127.0.0.1:{free_tcp_port()}", free_tcp_port()
     env = {**os.environ, "DASH_TOKEN": "t0ken"}
     proc = subprocess.Popen(
         [
@@ -125,8 +125,8 @@ def test_the_dashboard_setting_needs_a_preview_sink_and_a_token_beyond_loopback(
 @NEEDS_BROWSER
 @NEEDS_DATA
 def test_a_browser_shows_the_live_dashboard_of_a_run(tmp_path: Path) -> None:
-    port = free_port()
-    preview = {"type": "preview", "endpoint": f"tcp://127.0.0.1:{free_port()}", "max_fps": 10}
+    port = free_tcp_port()
+    preview = {"type": "preview", "endpoint": f"tcp://127.0.0.1:{free_tcp_port()}", "max_fps": 10}
     clip = DATA / "videos" / "liveportrait_d0.mp4"
     cfg = face_pipeline(
         tmp_path, clip, [preview], source="fake_camera", dashboard={"port": port}, max_frames=750

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA, NEEDS_DATA
-from pipeline_helpers import REPO, run_cli, vidaffect_cmd, wait_for, write_config
+from pipeline_helpers import REPO, run_cli, start_run, vidaffect_cmd, wait_for, write_config
 
 from vidaffect.runtime.transport import free_tcp_port
 
@@ -93,13 +93,7 @@ def test_prometheus_metrics_served_during_run(tmp_path: Path) -> None:
             }
         )
     )
-    proc = subprocess.Popen(
-        vidaffect_cmd("run", str(cfg), "--no-status"),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_run(cfg)
     body = ""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and 'stage="source"' not in body:

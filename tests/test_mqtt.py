@@ -19,7 +19,9 @@ from pipeline_helpers import face_pipeline, run_cli
 
 from vidaffect.errors import PluginError, SinkError
 from vidaffect.frames import Frame
-from vidaffect.testing.mqtt import Broker, Recorder, free_port, mosquitto_path, wait_until
+from vidaffect.runtime.transport import free_tcp_port
+from vidaffect.testing.mqtt import Broker, Recorder, mosquitto_path
+from vidaffect.testing.probe import wait_until
 from vidaffect_plugins.sinks.mqtt import MqttSink
 from vidaffect_plugins.sinks.mqtt_state import mood_of
 
@@ -188,7 +190,7 @@ def test_the_sink_rides_out_a_broker_restart_and_republishes_its_state(broker: B
 
 
 def test_an_unreachable_broker_is_named_before_the_run_and_at_open() -> None:
-    port = free_port()  # nothing listens there
+    port = free_tcp_port()  # nothing listens there
     with pytest.raises(PluginError, match=f"cannot reach the broker at 127.0.0.1:{port}"):
         MqttSink.preflight(MqttSink.Config(port=port, connect_timeout_s=2))
     with pytest.raises(SinkError, match=f"127.0.0.1:{port}"):

@@ -23,8 +23,9 @@ from vidaffect.config import validate
 from vidaffect.errors import SinkError
 from vidaffect.frames import Frame
 from vidaffect.runtime.graph import build_specs
+from vidaffect.runtime.transport import free_tcp_port
 from vidaffect.testing.http_receiver import HttpReceiver
-from vidaffect.testing.mqtt import free_port, wait_until
+from vidaffect.testing.probe import wait_until
 from vidaffect_plugins.sinks.webhook import WebhookSink
 
 
@@ -40,7 +41,7 @@ def change_frame(seq: int, track: int, to: str | None, image: np.ndarray | None 
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[HttpReceiver]:
-    r = HttpReceiver(tmp_path, free_port())
+    r = HttpReceiver(tmp_path, free_tcp_port())
     yield r
     r.stop()
 
@@ -74,7 +75,7 @@ def test_events_arrive_signed_and_a_track_cools_down(
 
 
 def test_a_failing_endpoint_is_retried(tmp_path: Path) -> None:
-    r = HttpReceiver(tmp_path, free_port(), fail_first=2)
+    r = HttpReceiver(tmp_path, free_tcp_port(), fail_first=2)
     try:
         sink = open_sink(r.url, retries=3)
         sink.write(change_frame(0, 1, "happy"))
@@ -87,7 +88,7 @@ def test_a_failing_endpoint_is_retried(tmp_path: Path) -> None:
 
 
 def test_a_slow_endpoint_does_not_slow_the_pipeline_and_the_queue_is_bounded(tmp_path: Path) -> None:
-    r = HttpReceiver(tmp_path, free_port(), delay=1.0)
+    r = HttpReceiver(tmp_path, free_tcp_port(), delay=1.0)
     try:
         sink = open_sink(r.url, queue_size=5, cooldown_s=0, timeout_s=5)
         t0 = time.perf_counter()
@@ -105,7 +106,7 @@ def test_a_slow_endpoint_does_not_slow_the_pipeline_and_the_queue_is_bounded(tmp
 
 
 def test_a_dead_endpoint_is_counted_not_fatal() -> None:
-    sink = open_sink(f"http://127.0.0.1:{free_port()}/hook", retries=1, timeout_s=1)
+    sink = open_sink(f"http://127.0.0.1:{free_tcp_port()}/hook", retries=1, timeout_s=1)
     sink.write(change_frame(0, 1, "happy"))
     wait_until(lambda: sink.counters()["failed"] == 1, "the event given up", timeout=15)
     sink.close()
@@ -155,7 +156,7 @@ def test_only_a_snapshotting_webhook_is_sent_pixels() -> None:
 @pytest.mark.slow
 @NEEDS_DATA
 def test_a_pipeline_posts_its_label_changes(tmp_path: Path) -> None:
-    r = HttpReceiver(tmp_path, free_port())
+    r = HttpReceiver(tmp_path, free_tcp_port())
     try:
         sinks = [{"type": "webhook", "url": r.url, "secret_env": "HOOK_SECRET", "cooldown_s": 0}]
         cfg = face_pipeline(tmp_path, DATA / "videos" / "liveportrait_d0.mp4", sinks)

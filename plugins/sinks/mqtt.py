@@ -130,6 +130,7 @@ class MqttSink(Sink):
         self._refused: str | None = None
         self._closing = False
         client_id = cfg.client_id or f"vidaffect-{socket.gethostname()}-{os.getpid()}"
+        self._taken = mqtt.MQTT_ERR_SUCCESS  # publish()'s code for a message paho took
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         user = os.environ.get(cfg.username_env)
         if user:
@@ -181,10 +182,8 @@ class MqttSink(Sink):
     # -- publishing ------------------------------------------------------------------------
     def _publish(self, topic: str, payload: bytes, retain: bool = False, qos: int | None = None) -> bool:
         """Hand one message to paho; False when it was not taken (no broker, queue full)."""
-        import paho.mqtt.client as mqtt
-
         info = self.client.publish(topic, payload, qos=self.config.qos if qos is None else qos, retain=retain)
-        return bool(info.rc == mqtt.MQTT_ERR_SUCCESS)
+        return bool(info.rc == self._taken)
 
     def _retain(self, pairs: list[tuple[str, bytes]]) -> None:
         """Publish retained state if connected; otherwise it waits in :attr:`state` for the

@@ -8,11 +8,12 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+
+from vidaffect.runtime.transport import free_tcp_port
+from vidaffect.testing.probe import wait_until
 
 
 def mosquitto_path() -> str | None:
@@ -21,27 +22,12 @@ def mosquitto_path() -> str | None:
     return exe if Path(exe).exists() else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Broker:
     """mosquitto on 127.0.0.1:``port`` with TCP_NODELAY and no persistence (a restart forgets
     retained messages), started and stopped by PID."""
 
     def __init__(self, folder: Path, port: int | None = None, nodelay: bool = True) -> None:
-        self.port = port or free_port()
+        self.port = port or free_tcp_port()
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
