@@ -14,7 +14,8 @@ work of ``--ema`` and ``--teacher`` are not counted.
 
 The table gives images per second, the minutes one FER-2013 epoch (25,837 training faces
 after the 10% validation split) would take at that rate, and the channels_last /
-contiguous ratio measured in the same run. A model with a convolution narrower than 8
+contiguous ratio measured in the same run; on a CPU with native bfloat16 also the trainer's
+memory format under bfloat16 autocast (what ``vidaffect train`` uses there by default). A model with a convolution narrower than 8
 channels (``lenet5``, a ResNet of width 4) is measured contiguous only, as the trainer runs it:
 torch 2.14.1's channels_last backward of such convolutions crashes on AVX2-only CPUs.
 """
@@ -34,7 +35,7 @@ from benchmarks.common import parse_spec, print_table, set_threads
 from vidaffect.models import create_model, list_models, model_inputs
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint, shipped_models
-from vidaffect_trainers.common import cpu_memory_format, make_optimizer
+from vidaffect_trainers.common import cpu_has_bf16, cpu_memory_format, make_optimizer
 
 FER_TRAIN_FACES = 25_837  # FER-2013 train (28,709) minus the stratified 10% validation split
 
@@ -55,9 +56,16 @@ def channels_last_trainable(arch: str, options: dict[str, Any]) -> bool:
 
 
 def training_step(
-    arch: str, options: dict[str, Any], channels_last: bool, batch_size: int, num_classes: int = 7
+    arch: str,
+    options: dict[str, Any],
+    channels_last: bool,
+    batch_size: int,
+    num_classes: int = 7,
+    bf16: bool = False,
 ) -> tuple[torch.nn.Module, Callable[[], None]]:
-    """A fresh model and a callable doing one training step of it on a fixed random batch."""
+    """A fresh model and a callable doing one training step of it on a fixed random batch;
+    ``bf16``: the forward pass under bfloat16 autocast, as the trainer runs it on a CPU with
+    native bfloat16."""
     torch.manual_seed(0)
     model = create_model(arch, num_classes, **options).train()
     x = torch.randn(batch_size, 1, 48, 48)
@@ -69,29 +77,42 @@ def training_step(
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y, label_smoothing=0.1).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        F.cross_entropy(logits.float(), y, label_smoothing=0.1).backward()
         optimizer.step()
 
     return model, step
 
 
 def images_per_second(
-    arch: str, options: dict[str, Any], batch_size: int, steps: int, rounds: int = 3, warmup: int = 3
-) -> dict[bool, float]:
+    arch: str,
+    options: dict[str, Any],
+    batch_size: int,
+    steps: int,
+    rounds: int = 3,
+    warmup: int = 3,
+    bf16: bool = False,
+) -> dict[bool | str, float]:
     """Median training images per second, keyed by ``channels_last`` (False, True); only
     ``False`` for a model the trainer keeps contiguous (a convolution narrower than 8 channels,
     see :func:`vidaffect_trainers.common.cpu_memory_format`: channels_last can crash there).
+    With ``bf16`` also ``"bf16"``: the trainer's memory format under bfloat16 autocast.
 
     Both memory formats are warmed up with ``warmup`` untimed steps, then timed in ``rounds``
     alternating blocks of ``steps`` steps, so that a slower stretch of the machine hits both
     and the first steps of a process (allocator and oneDNN set-up) hit neither.
     """
     formats = (False, True) if channels_last_trainable(arch, options) else (False,)
-    steps_by_format = {cl: training_step(arch, options, cl, batch_size)[1] for cl in formats}
+    steps_by_format: dict[bool | str, Callable[[], None]] = {
+        cl: training_step(arch, options, cl, batch_size)[1] for cl in formats
+    }
+    if bf16:
+        steps_by_format["bf16"] = training_step(arch, options, formats[-1], batch_size, bf16=True)[1]
     for step in steps_by_format.values():
         for _ in range(warmup):
             step()
-    rates: dict[bool, list[float]] = {cl: [] for cl in formats}
+    rates: dict[bool | str, list[float]] = {cl: [] for cl in steps_by_format}
     for _ in range(rounds):
         for cl, step in steps_by_format.items():
             t0 = time.perf_counter()
@@ -114,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3, help="timed blocks per memory format (median)")
     args = p.parse_args(argv)
     set_threads(args.threads)
+    bf16 = cpu_has_bf16()  # the trainer then uses bfloat16 autocast: time it too
     rows = []
     specs = [model_spec(spec) for spec in args.models or list(shipped_models())]
     face_models = [a for a in list_models() if model_inputs(a) == ("image",)]
@@ -122,8 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"not a single-image architecture: {', '.join(unknown)}; use one of {', '.join(face_models)}")
     for name, arch, options in specs:
         params = sum(t.numel() for t in create_model(arch, 7, **options).parameters()) / 1e6
-        rates = images_per_second(arch, options, args.batch_size, args.steps, args.rounds)
-        for cl, layout in ((False, "contiguous"), (True, "channels_last")):
+        rates = images_per_second(arch, options, args.batch_size, args.steps, args.rounds, bf16=bf16)
+        layouts: list[tuple[bool | str, str]] = [(False, "contiguous"), (True, "channels_last")]
+        for cl, layout in layouts + ([("bf16", "trainer's, bfloat16 autocast")] if bf16 else []):
             if cl not in rates:
                 rows.append([name, f"{params:.2f}", layout, "-", "-", "not run: a conv < 8 channels"])
                 continue

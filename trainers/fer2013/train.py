@@ -332,7 +332,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="bfloat16 mixed precision (autocast) for the forward pass (default: on a GPU, "
-        "and on a CPU with native bfloat16 instructions, where it trains about 2x faster)",
+        "and on a CPU with native bfloat16 instructions; python -m benchmarks.train_speed says "
+        "whether it pays for a model there)",
     )
     p.add_argument(
         "--device-batches",
