@@ -14,8 +14,8 @@ work of ``--ema`` and ``--teacher`` are not counted.
 
 The table gives images per second, the minutes one FER-2013 epoch (25,837 training faces
 after the 10% validation split) would take at that rate, and the channels_last /
-contiguous ratio measured in the same run; on a CPU with native bfloat16 also the trainer's
-memory format under bfloat16 autocast (what ``vidaffect train`` uses there by default). A model with a convolution narrower than 8
+contiguous ratio measured in the same run; with ``--bf16`` (a CPU with native bfloat16) also the
+trainer's memory format under bfloat16 autocast (what ``vidaffect train`` uses there by default). A model with a convolution narrower than 8
 channels (``lenet5``, a ResNet of width 4) is measured contiguous only, as the trainer runs it:
 torch 2.14.1's channels_last backward of such convolutions crashes on AVX2-only CPUs.
 """
@@ -133,9 +133,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=5, help="timed training steps per block")
     p.add_argument("--rounds", type=int, default=3, help="timed blocks per memory format (median)")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also time the trainer's bfloat16 autocast (CPUs with native bfloat16)",
+    )
     args = p.parse_args(argv)
     set_threads(args.threads)
-    bf16 = cpu_has_bf16()  # the trainer then uses bfloat16 autocast: time it too
+    bf16 = args.bf16
+    if bf16 and not cpu_has_bf16():
+        p.error(
+            "--bf16: this CPU has no native bfloat16 (avx512_bf16, amx_bf16); the trainer uses float32 here"
+        )
     rows = []
     specs = [model_spec(spec) for spec in args.models or list(shipped_models())]
     face_models = [a for a in list_models() if model_inputs(a) == ("image",)]

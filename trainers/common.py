@@ -96,7 +96,7 @@ def cpu_has_bf16() -> bool:
     """True when this CPU computes bfloat16 natively (x86 ``avx512_bf16`` or ``amx_bf16``, read
     from ``/proc/cpuinfo``; False where that file is missing). There, bfloat16 autocast trains
     the VGG 1.6x as fast as float32 but the shipped ResNet-18 slower (0.84x):
-    ``python -m benchmarks.train_speed`` times both on the machine at hand."""
+    ``python -m benchmarks.train_speed --bf16`` times both on the machine at hand."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
