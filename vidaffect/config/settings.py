@@ -11,10 +11,45 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from vidaffect.runtime.addresses import is_loopback
 
 
+class Placement(BaseModel):
+    """``placement`` of a stage with ``pipeline.runner: ray``: what a Ray node must offer to run
+    its workers (one Ray actor each). Without it, Ray places the actor where it sees fit.
+
+    Resources are Ray's: ``num_cpus``/``num_gpus`` reserve that many CPUs/GPUs of the node for
+    the worker while it runs; ``resources`` are custom ones a node was started with
+    (``ray start --resources '{"gpu_box": 1}'``); ``labels`` must all match the node's labels
+    (``ray start --labels camera_lan=hall``), e.g. the node that can reach a camera.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float | None = Field(None, ge=0, description="CPUs reserved per worker (Ray)")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs reserved per worker (Ray)")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources per worker, e.g. {gpu_box: 1}"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="node labels the worker's node must have, e.g. {zone: hall}"
+    )
+
+    def demands(self) -> dict[str, float]:
+        """Every resource asked for, in Ray's names (``CPU``, ``GPU``, custom ones)."""
+        out = dict(self.resources)
+        if self.num_cpus:
+            out["CPU"] = self.num_cpus
+        if self.num_gpus:
+            out["GPU"] = self.num_gpus
+        return out
+
+
 class StageKeys(BaseModel):
     """Keys every stage accepts besides its plugin's own (the engine's, not the plugin's)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    placement: Placement | None = Field(
+        None, description="runner ray: the node resources or labels this stage's workers need"
+    )
 
     workers: int = Field(1, ge=1, le=16, description="processes running this stage in parallel")
     on_error: Literal["stop", "restart"] = Field(
@@ -92,13 +127,37 @@ class DashboardSettings(BaseModel):
         return self
 
 
+class RaySettings(BaseModel):
+    """``pipeline.ray``: the Ray cluster of a run with ``runner: ray``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(
+        "auto",
+        pattern=r"^(auto|local|[A-Za-z0-9_.:\[\]-]+:[0-9]+)$",
+        description="'auto': the cluster `ray start` runs on this machine (RAY_ADDRESS if set); "
+        "'local': start a one-machine cluster for this run; HOST:PORT: the head node's GCS",
+    )
+    placement_timeout: float = Field(
+        120.0, gt=0, description="seconds to wait for a worker to be placed (or re-placed)"
+    )
+
+
 class EngineSettings(BaseModel):
     """Top-level engine settings of a pipeline file."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("pipeline", description="pipeline name, used in logs")
-    transport: Literal["ipc", "tcp"] = Field("ipc", description="how stages talk: ipc:// or tcp://")
+    runner: Literal["local", "ray"] = Field(
+        "local",
+        description="where stage workers run: 'local' processes of this machine, or 'ray' actors "
+        "of a Ray cluster (pip install vidaffect[ray]; frames go on ZeroMQ tcp)",
+    )
+    ray: RaySettings = Field(RaySettings.model_validate({}), description="runner ray: the cluster")
+    transport: Literal["ipc", "tcp"] = Field(
+        "ipc", description="how stages talk: ipc:// or tcp:// (always tcp with runner ray)"
+    )
     auth: Literal["curve", "none"] = Field(
         "curve",
         description="tcp transport: 'curve' encrypts and authenticates every stage connection "
@@ -144,6 +203,17 @@ class EngineSettings(BaseModel):
         None, description="serve vidaffect dashboard with this run (needs a preview sink)"
     )
     stream_id: str = Field("cam0", description="stream id of a single source (event topic)")
+
+    @model_validator(mode="after")
+    def _ray_needs_tcp(self) -> EngineSettings:
+        if self.runner == "ray":
+            if "transport" in self.model_fields_set and self.transport == "ipc":
+                raise ValueError(
+                    "runner 'ray' places stages on several hosts, and ipc:// reaches one: "
+                    "use transport: tcp (the default with runner ray)"
+                )
+            self.transport = "tcp"
+        return self
 
     @field_validator("curve_secret_key")
     @classmethod

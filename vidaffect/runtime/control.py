@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-CONTROL_VERSION = 1
+CONTROL_VERSION = 2
 
 
 class RunState(str, Enum):
@@ -57,7 +57,19 @@ class Stats:
     stages: dict[str, dict[str, Any]]
 
 
-ControlMessage = StateMessage | Release | UpstreamEnded | Stats
+@dataclass(frozen=True)
+class Wiring:
+    """Where every stage's workers listen, sent once they have all bound (two-phase start):
+    ``inputs`` maps a stage name to the input endpoint of each of its workers, in worker order
+    (``tcp://HOST:PORT`` or ``ipc://PATH``). A stage connects its outputs to the stages it
+    feeds from it, and reconnects when a later ``version`` moves an endpoint (a worker
+    restarted on another node)."""
+
+    version: int
+    inputs: dict[str, list[str]]
+
+
+ControlMessage = StateMessage | Release | UpstreamEnded | Stats | Wiring
 
 
 class ControlError(ValueError):
@@ -72,6 +84,8 @@ def encode_control(msg: ControlMessage) -> bytes:
         body = {"kind": "release", "stage": msg.stage}
     elif isinstance(msg, UpstreamEnded):
         body = {"kind": "upstream_ended", "stage": msg.stage, "totals": msg.totals}
+    elif isinstance(msg, Wiring):
+        body = {"kind": "wiring", "version": msg.version, "inputs": msg.inputs}
     else:
         body = {"kind": "stats", "stages": msg.stages}
     return bytes(msgpack.packb({"v": CONTROL_VERSION, **body}, use_bin_type=True))
@@ -99,6 +113,9 @@ def decode_control(data: bytes) -> ControlMessage:
             return UpstreamEnded(str(m["stage"]), {str(k): int(v) for k, v in dict(m["totals"]).items()})
         if kind == "stats":
             return Stats(dict(m["stages"]))
+        if kind == "wiring":
+            inputs = {str(k): [str(ep) for ep in v] for k, v in dict(m["inputs"]).items()}
+            return Wiring(int(m["version"]), inputs)
     except (KeyError, ValueError, TypeError) as exc:
         raise ControlError(f"control message {kind!r} is malformed: {exc}") from None
     raise ControlError(f"unknown control message kind {kind!r}")

@@ -1,7 +1,10 @@
 """From a validated pipeline to one typed spec per stage worker process (:class:`StageSpec`).
 
 Flow: every source -> detector -> classifier -> every sink. Each worker of a stage binds its own
-input endpoint; every worker of the upstream stage connects a PUSH socket to each of them.
+input endpoint where it runs and reports it; once all have, the supervisor sends every worker
+where the others listen (:class:`~.control.Wiring`), and every worker of the upstream stage
+connects a PUSH socket to each worker of the stage it feeds (two-phase start: no address is
+guessed in advance, so a worker can run on another host, or move there when restarted).
 A stage with one worker restores frame order (its input may come from a fanned-out stage);
 workers of a fanned-out stage see only some frames and pass them on unordered.
 """
@@ -27,8 +30,11 @@ class StageSpec:
             and the stage's worker count.
         plugin, plugin_options: the registered plugin name and its validated options (JSON).
         threads, batch: torch/OpenCV threads; most frames handed to the plugin per call.
-        input: the endpoint this worker binds (None for sources).
-        outputs: per downstream stage, the input endpoints of its workers.
+        input: the endpoint this worker binds (None for sources): ``ipc://PATH``, or
+            ``tcp://HOST:PORT`` where the port may be ``*`` (the system picks a free one; the
+            worker reports the endpoint it got).
+        downstream: the names of the stages this worker feeds, in order; where their workers
+            listen comes with the :class:`~.control.Wiring` message.
         outputs_drop, outputs_hwm, outputs_pixels: per downstream stage: drop when it is busy
             (an isolated sink of a live run), the send high-water mark, whether it reads pixels.
         sticky: a stream's frames always go to the same downstream worker.
@@ -51,7 +57,7 @@ class StageSpec:
     threads: int
     batch: int
     input: str | None
-    outputs: tuple[tuple[str, ...], ...]
+    downstream: tuple[str, ...]
     outputs_drop: tuple[bool, ...]
     outputs_hwm: tuple[int, ...]
     outputs_pixels: tuple[bool, ...]
@@ -77,15 +83,20 @@ class Launch:
 
     Attributes:
         environ: the supervisor's environment now (not the fork server's at its start).
-        supervisor: the supervisor's process identity (the stage exits when it is gone).
-        run_dir: the run's folder (sequence files of restarted sources, ipc sockets).
+        supervisor: the supervisor's process identity (the stage exits when it is gone); None
+            on another host, where the stage watches the control channel's heartbeat instead.
+        run_dir: the run's folder on the worker's host (sequence files of restarted sources,
+            ipc sockets).
         curve: the run's CurveZMQ keys (:meth:`RunKeys.to_spec`), None without.
+        incarnation: this start of the worker, unique in the run: its updates carry it, and the
+            supervisor ignores updates of earlier incarnations and of processes it never started.
     """
 
     environ: dict[str, str]
     supervisor: tuple[int, int | None] | None
     run_dir: str | None
     curve: dict[str, Any] | None
+    incarnation: int = 0
 
 
 @dataclass
@@ -122,8 +133,7 @@ def is_live(config: PipelineConfig) -> bool:
 
 def downstream_stages(specs: list[WorkerSpec]) -> dict[str, set[str]]:
     """Stage name -> names of the stages it sends frames to (empty for sinks)."""
-    by_input = {ws.spec.input: ws.spec.stage for ws in specs if ws.spec.input}
-    return {ws.spec.stage: {by_input[ep] for group in ws.spec.outputs for ep in group} for ws in specs}
+    return {ws.spec.stage: set(ws.spec.downstream) for ws in specs}
 
 
 def preflight(config: PipelineConfig) -> None:
@@ -181,6 +191,8 @@ def build_specs(
 ) -> list[WorkerSpec]:
     """One :class:`WorkerSpec` per process, in flow order (sources first).
 
+    ``endpoint(name)`` gives the address a worker binds (see :attr:`StageSpec.input`).
+
     Every source feeds the first processing stage; its stream id tags each of its frames.
     With tracking on, a stream's frames all go to the same worker of each processing stage
     (chosen by stream id): the detector worker holds that stream's tracker, the last stage's
@@ -221,7 +233,7 @@ def build_specs(
                 threads=stage.options.threads or (threads if stage.kind in ("detector", "classifier") else 1),
                 batch=stage.options.batch,
                 input=inputs[stage.name][w] if stage.name in inputs else None,
-                outputs=tuple(tuple(inputs[d.name]) for d in downstream),
+                downstream=tuple(d.name for d in downstream),
                 # live: a busy sink misses frames instead of holding up the other sinks
                 outputs_drop=tuple(isolated and d.kind == "sink" for d in downstream),
                 outputs_hwm=tuple(_hwm(engine.hwm, live, isolated and d.kind == "sink") for d in downstream),

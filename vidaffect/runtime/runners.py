@@ -1,9 +1,11 @@
 """Where stage workers run: the supervisor asks a runner to start each worker (and again to
 restart it) and watches it through a :class:`WorkerHandle`; the runner owns how.
 
-:class:`LocalRunner` forks each worker from a multiprocessing fork server on this machine. Frames,
-control and updates travel on ZeroMQ whatever the runner, so the supervisor's logic (states,
-EOS, release, restarts, counters) does not depend on it.
+:class:`LocalRunner` forks each worker from a multiprocessing fork server on this machine;
+:class:`~vidaffect.runtime.ray_runner.RayRunner` (``pipeline.runner: ray``) starts each in a Ray
+actor, wherever the cluster places it. Frames, control and updates travel on ZeroMQ whatever
+the runner, so the supervisor's logic (states, wiring, EOS, release, restarts, counters) does
+not depend on it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from vidaffect.runtime.graph import Launch, StageSpec
+from vidaffect.config import PipelineConfig
+from vidaffect.runtime.graph import Launch, WorkerSpec
 from vidaffect.runtime.transport import use_stage_malloc_settings
 
 
@@ -37,11 +40,44 @@ class WorkerHandle(Protocol):
 
 
 class Runner(Protocol):
-    """Starts stage workers."""
+    """Starts stage workers.
 
-    def start(self, spec: StageSpec, launch: Launch, name: str) -> WorkerHandle:
-        """Start one worker of ``spec`` (``spec.restarts`` > 0: a restart); ``name`` labels it."""
+    Attributes:
+        host: the address the supervisor binds its control and updates sockets to (tcp),
+            reachable from every worker.
+    """
+
+    host: str
+
+    def start(self, ws: WorkerSpec, launch: Launch) -> WorkerHandle:
+        """Start one worker (``ws.spec.restarts`` > 0: a restart).
+
+        Raises:
+            StageError: the worker could not be started (a runner that places it elsewhere
+                found no place).
+        """
         ...
+
+    def placement(self) -> list[tuple[str, dict[str, Any]]]:
+        """Where each worker runs (label, ``{"ip", "node_id", "pid"}``); empty when all run here."""
+        ...
+
+    def close(self) -> None:
+        """Release what the runner holds, once every worker has ended."""
+        ...
+
+
+def make_runner(config: PipelineConfig, preload: Sequence[str] = ()) -> Runner:
+    """The runner ``pipeline.runner`` names.
+
+    Raises:
+        PluginError: ``ray``, and Ray is missing, unreachable, or cannot place a stage.
+    """
+    if config.engine.runner == "ray":
+        from vidaffect.runtime.ray_runner import RayRunner
+
+        return RayRunner(config)
+    return LocalRunner(preload, config.engine.host)
 
 
 def start_stage_server(preload: Sequence[str] = ()) -> Any:
@@ -73,12 +109,19 @@ class LocalRunner:
     """Workers as processes of this machine, forked from the fork server (see
     :func:`start_stage_server`, started here with the plugins' ``preload`` modules)."""
 
-    def __init__(self, preload: Sequence[str] = ()) -> None:
+    def __init__(self, preload: Sequence[str] = (), host: str = "127.0.0.1") -> None:
         self.ctx = start_stage_server(preload)
+        self.host = host
 
-    def start(self, spec: StageSpec, launch: Launch, name: str) -> WorkerHandle:
+    def start(self, ws: WorkerSpec, launch: Launch) -> WorkerHandle:
         from vidaffect.runtime.stage import stage_main
 
-        proc = self.ctx.Process(target=stage_main, args=(spec, launch), name=name)
+        proc = self.ctx.Process(target=stage_main, args=(ws.spec, launch), name=ws.label)
         proc.start()
         return proc
+
+    def placement(self) -> list[tuple[str, dict[str, Any]]]:
+        return []
+
+    def close(self) -> None:
+        pass

@@ -1,18 +1,23 @@
 """Entry point of a stage process: build the plugin, run its loop, report to the supervisor.
 
 A stage process gets a typed spec and launch details (:class:`.graph.StageSpec`,
-:class:`.graph.Launch`) and creates its own sockets:
-an input PULL (bound), one :class:`~.transport.Fanout` per downstream stage, a SUB on the
-supervisor's control channel and a PUSH to its updates channel (ready, counters, done, errors). Control messages:
-
-typed msgpack messages (:mod:`.control`):
+:class:`.graph.Launch`) and creates its own sockets: an input PULL, bound where it runs and
+reported to the supervisor (``bound``), a SUB on the supervisor's control channel and a PUSH to
+its updates channel (bound, ready, counters, done, errors). Once its plugin is open it waits for
+the supervisor's :class:`~.control.Wiring` and connects one :class:`~.transport.Fanout` per
+downstream stage, then reports ``ready``. Control messages are typed msgpack messages
+(:mod:`.control`):
 
 * state ``go``: start (a source waits for it, so no frame is sent before every stage is ready);
 * state ``stop``: a source stops reading and sends EOS, so the pipeline drains and files close;
 * state ``abort``: every stage stops now, closes its plugin and exits;
 * ``release``, ``upstream_ended``: the end of a run (see the supervisor);
 * ``stats``: the run's per-stage counters, once a second, when a sink asks for them
-  (:attr:`vidaffect.api.Sink.wants_run_stats`).
+  (:attr:`vidaffect.api.Sink.wants_run_stats`);
+* ``wiring``: where the workers of every stage listen (again when one moved).
+
+A stage started without its supervisor's process identity (a Ray actor on another host) takes
+the supervisor for dead when no control message came for :data:`HEARTBEAT_TIMEOUT_S`.
 
 SIGINT is ignored (the supervisor handles Ctrl-C for the whole pipeline); SIGTERM ends the
 loop through the same path as ``abort``, so ``close()`` still runs and files are finalised.
@@ -20,6 +25,7 @@ loop through the same path as ``abort``, so ``close()`` still runs and files are
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -37,7 +43,7 @@ from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect.runtime.appliers import Applier, make_applier
 from vidaffect.runtime.codec import MessageError, decode, encode_frame
-from vidaffect.runtime.control import ControlError, Release, StateMessage, Stats, decode_control
+from vidaffect.runtime.control import ControlError, Release, StateMessage, Stats, Wiring, decode_control
 from vidaffect.runtime.graph import Launch, StageSpec
 from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
 from vidaffect.runtime.logs import configure, debug_enabled
@@ -45,10 +51,15 @@ from vidaffect.runtime.metrics import StageMetrics, in_hand
 from vidaffect.runtime.reorder import Reorderer
 from vidaffect.runtime.security import CONTROL_MAX_BYTES, PeerAuth, RunKeys
 from vidaffect.runtime.source_loop import SourceLoop
-from vidaffect.runtime.transport import SOCKET_BUFFER_BYTES, Fanout, pull_socket, push_socket
+from vidaffect.runtime.transport import SOCKET_BUFFER_BYTES, Fanout, bound_endpoint, pull_socket, push_socket
 
 REPORT_EVERY_S = 0.5
 SUPERVISOR_CHECK_S = 0.25  # how often a stage checks that its supervisor is alive
+HEARTBEAT_TIMEOUT_S = 15.0
+"""Seconds without a control message (the supervisor repeats the run state every 0.2 s)
+after which a stage that cannot see its supervisor's process exits."""
+WIRING_TIMEOUT_S = 300.0
+"""Seconds a started stage waits for the supervisor's wiring before it gives up."""
 
 
 class Terminated(Exception):
@@ -99,10 +110,13 @@ class StageContext:
         self.state = {"go": False, "stop": False, "abort": False}
         self.upstream_ended: dict[str, int] | None = None
         self.released = False
-        self.supervisor = (
-            launch.supervisor if launch is not None and launch.supervisor else process_identity(os.getppid())
-        )
+        if launch is None:
+            self.supervisor: tuple[int, int | None] | None = process_identity(os.getppid())
+        else:
+            self.supervisor = launch.supervisor  # None: watched through the control channel
         self._supervisor_checked = 0.0
+        self._last_control = time.monotonic()
+        self.wiring_version = 0
         self.eos_totals: dict[str, int] = {}
         self._last_update = 0.0
         buf = None if spec.live else SOCKET_BUFFER_BYTES
@@ -110,16 +124,21 @@ class StageContext:
         self.inp = (
             pull_socket(self.ctx, spec.input, spec.hwm, buf, self.auth, max_bytes) if spec.input else None
         )
+        self.incarnation = launch.incarnation if launch is not None else 0
+        self.send_update("bound", input=bound_endpoint(self.inp) if self.inp is not None else None)
         self.outputs = [
             Fanout(
-                [push_socket(self.ctx, ep, hwm, buf, self.auth) for ep in group],
+                functools.partial(self._push_socket, hwm=hwm, buffer_bytes=buf),
                 self.should_abort,
                 drop_when_full=drop,
             )
-            for group, drop, hwm in zip(spec.outputs, spec.outputs_drop, spec.outputs_hwm)
+            for drop, hwm in zip(spec.outputs_drop, spec.outputs_hwm)
         ]
         self.outputs_pixels = spec.outputs_pixels
         self.sticky = spec.sticky
+
+    def _push_socket(self, endpoint: str, hwm: int, buffer_bytes: int | None) -> zmq.Socket:
+        return push_socket(self.ctx, endpoint, hwm, buffer_bytes, self.auth)
 
     def send_update(self, kind: str, **fields: Any) -> None:
         msg = {
@@ -127,9 +146,40 @@ class StageContext:
             "stage": self.spec.stage,
             "worker": self.spec.worker,
             "pid": os.getpid(),
+            "incarnation": self.incarnation,
             **fields,
         }
         self.updates.send(msgpack.packb(msg, use_bin_type=True))
+
+    def connect_outputs(self) -> None:
+        """Wait for the supervisor's wiring and connect to the workers of every downstream
+        stage (at once when it already came).
+
+        Raises:
+            Terminated: aborted (or the supervisor died) while waiting.
+            VidaffectError: no wiring within :data:`WIRING_TIMEOUT_S`.
+        """
+        deadline = time.monotonic() + WIRING_TIMEOUT_S
+        while self.outputs and not self.wiring_version:
+            if self._poll():
+                raise Terminated()
+            if time.monotonic() > deadline:
+                raise VidaffectError(f"no wiring from the supervisor in {WIRING_TIMEOUT_S:.0f} s")
+            self.control.poll(20)
+        for out in self.outputs:
+            out._apply_pending()
+
+    def _rewire(self, wiring: Wiring) -> None:
+        """Point the outputs at the workers of ``wiring`` (applied before the next send)."""
+        if wiring.version <= self.wiring_version:
+            return
+        missing = [d for d in self.spec.downstream if d not in wiring.inputs]
+        if missing:
+            self.metrics.malformed += 1
+            return
+        self.wiring_version = wiring.version
+        for out, stage in zip(self.outputs, self.spec.downstream):
+            out.reconnect_later(wiring.inputs[stage])
 
     def maybe_update(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -153,6 +203,7 @@ class StageContext:
             except ControlError:
                 self.metrics.malformed += 1
                 continue
+            self._last_control = time.monotonic()
             if isinstance(cm, StateMessage):
                 if cm.state.value in self.state:
                     self.state[cm.state.value] = True
@@ -160,6 +211,8 @@ class StageContext:
                 self.run_stats = cm.stages
             elif isinstance(cm, Release):
                 self.released = self.released or cm.stage == self.spec.stage
+            elif isinstance(cm, Wiring):
+                self._rewire(cm)
             elif cm.stage == self.spec.stage:  # UpstreamEnded: a missing EOS was lost in a crash
                 self.upstream_ended = cm.totals
 
@@ -169,7 +222,11 @@ class StageContext:
         now = time.monotonic()
         if now - self._supervisor_checked >= SUPERVISOR_CHECK_S:
             self._supervisor_checked = now
-            if not is_alive(self.supervisor):  # the supervisor died (SIGKILL): don't linger
+            if self.supervisor is not None:
+                gone = not is_alive(self.supervisor)  # the supervisor died (SIGKILL): don't linger
+            else:
+                gone = now - self._last_control > HEARTBEAT_TIMEOUT_S
+            if gone:
                 self.state["abort"] = True
         return self.state["abort"]
 
@@ -287,16 +344,32 @@ def _count_in_flight_as_dropped(m: StageMetrics) -> None:
 
 
 def stage_main(spec: StageSpec, launch: Launch | None = None) -> None:
-    """Process entry point (``multiprocessing`` target)."""
+    """Process entry point (``multiprocessing`` target): the supervisor's environment, signal
+    handling and a watchdog on the supervisor, then :func:`run_stage`; exits with its code."""
     if launch is not None:  # the supervisor's environment now, not the fork server's at its start
         os.environ.clear()
         os.environ.update(launch.environ)
-    configure()  # as the command that started the run (--debug or not)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     in_loop = threading.Event()
     if launch is not None and launch.supervisor:  # exit even while imports and models load (no orphans)
         start_watchdog(launch.supervisor, in_loop)
+    code = run_stage(spec, launch, in_loop)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run_stage(spec: StageSpec, launch: Launch | None, in_loop: threading.Event | None = None) -> int:
+    """Run one stage worker in this process to its end and return its exit code (0: clean,
+    1: the plugin failed, after an ``error`` update with the message).
+
+    Opens the plugin, connects the outputs once the supervisor's wiring comes, reports
+    ``ready``, and runs the source or processing loop; closes the plugin and reports ``done``
+    whatever happened. ``in_loop`` is set once the loop runs (the watchdog's cue).
+    """
+    configure()  # as the command that started the run (--debug or not)
+    in_loop = in_loop or threading.Event()
     _set_threads(spec.threads, spec.kind)
     from vidaffect.plugin_manager import get_registry
 
@@ -313,12 +386,14 @@ def stage_main(spec: StageSpec, launch: Launch | None = None) -> None:
             info = plugin.open()
             opened_at = time.monotonic()
             sc.source_info = dict(info.__dict__)
+            sc.connect_outputs()
             sc.send_update("ready", source_info=sc.source_info)
             in_loop.set()
             SourceLoop(sc, plugin, opened_at).run()
         else:
             plugin.open()  # type: ignore[attr-defined]
             applier = make_applier(sc, plugin)  # tracking / smoothing set up before "ready"
+            sc.connect_outputs()
             sc.send_update("ready")
             in_loop.set()
             run_processor(sc, applier)
@@ -348,6 +423,4 @@ def stage_main(spec: StageSpec, launch: Launch | None = None) -> None:
             except Terminated:
                 deliver = False
         sc.close(deliver=deliver and not sc.state["abort"])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    return code

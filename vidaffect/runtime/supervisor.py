@@ -29,15 +29,23 @@ import zmq
 
 from vidaffect.config import PipelineConfig
 from vidaffect.errors import StageError
-from vidaffect.runtime.control import Release, RunState, StateMessage, Stats, UpstreamEnded, encode_control
+from vidaffect.runtime.control import (
+    Release,
+    RunState,
+    StateMessage,
+    Stats,
+    UpstreamEnded,
+    Wiring,
+    encode_control,
+)
 from vidaffect.runtime.dashboard_process import start_dashboard, stop_dashboard
 from vidaffect.runtime.graph import Launch, WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
 from vidaffect.runtime.metrics import count_in_transit, in_hand, merge
-from vidaffect.runtime.runners import LocalRunner, Runner, WorkerHandle
+from vidaffect.runtime.runners import Runner, WorkerHandle, make_runner
 from vidaffect.runtime.security import CONTROL_MAX_BYTES, UPDATE_MAX_BYTES, PeerAuth, RunKeys
 from vidaffect.runtime.status import StatusLine
-from vidaffect.runtime.transport import EndpointAllocator, cleanup_ipc
+from vidaffect.runtime.transport import EndpointAllocator, bound_endpoint, cleanup_ipc
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +144,10 @@ class _Worker:
     ready: bool = False
     done: bool = False
     restarts: int = 0
-    pids: set[int] = field(default_factory=set)  # of every incarnation: updates from others are refused
-    metrics_by_pid: dict[int, dict[str, Any]] = field(default_factory=dict)
+    incarnation: int = 0  # the current start's; updates of others are refused or (metrics) kept
+    incarnations: set[int] = field(default_factory=set)
+    metrics_by_incarnation: dict[int, dict[str, Any]] = field(default_factory=dict)
+    endpoint: str | None = None  # where its input listens, as it reported (``bound``)
 
 
 def plugin_preloads(config: PipelineConfig) -> list[str]:
@@ -170,6 +180,8 @@ class Supervisor:
         self._downstream: dict[str, set[str]] = {}
         self._last_release = 0.0
         self.rejected_updates = 0
+        self._incarnations = 0
+        self.wiring_version = 0
         self.keys: RunKeys | None = None
         if self.engine.transport == "tcp" and self.engine.auth == "curve":
             key_file = self.engine.curve_secret_key
@@ -182,33 +194,45 @@ class Supervisor:
     # -- process management --------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
         w.ready, w.done = False, False
+        self._incarnations += 1
+        w.incarnation = self._incarnations
+        w.incarnations.add(w.incarnation)
         launch = Launch(
             environ=dict(os.environ),
             supervisor=process_identity(),
             run_dir=str(self.run_dir),
             curve=self.keys.to_spec() if self.keys is not None else None,
+            incarnation=w.incarnation,
         )
         assert self.runner is not None
-        proc = self.runner.start(w.ws.spec, launch, w.ws.label)  # kept only once started: clean-up joins it
-        w.proc = proc
-        if proc.pid is not None:
-            w.pids.add(proc.pid)
+        try:
+            w.proc = self.runner.start(w.ws, launch)  # kept only once started: clean-up joins it
+        except StageError as exc:  # another host's runner found no place for it
+            w.done = True
+            self.errors.append(StageFailure(w.ws.label, str(exc)))
+            self._begin_abort()
 
     def _handle_update(
         self, msg: dict[str, Any], workers: dict[tuple[str, int], _Worker], result: RunResult
     ) -> None:
         stage, worker = msg.get("stage"), msg.get("worker")
         w = workers.get((stage, worker)) if isinstance(stage, str) and isinstance(worker, int) else None
-        if w is None or msg.get("pid") not in w.pids:  # not from a process this run started
+        incarnation = msg.get("incarnation")
+        if w is None or incarnation not in w.incarnations:  # not from a process this run started
             self.rejected_updates += 1
             return
         kind = msg.get("type")
         if kind == "metrics" and isinstance(msg.get("metrics"), dict):
-            w.metrics_by_pid[msg["pid"]] = msg["metrics"]  # all incarnations count
+            w.metrics_by_incarnation[incarnation] = msg["metrics"]  # all incarnations count
             return
-        if w.proc is not None and msg.get("pid") != w.proc.pid:
+        if incarnation != w.incarnation:
             return
-        if kind == "ready":
+        if kind == "bound":
+            endpoint = msg.get("input")
+            if endpoint != w.endpoint and isinstance(endpoint, str):
+                w.endpoint = endpoint
+                self.wiring_version += 1
+        elif kind == "ready":
             w.ready = True
             if "source_info" in msg:
                 result.sources_info[str(w.ws.spec.stream_id)] = msg["source_info"]
@@ -271,21 +295,27 @@ class Supervisor:
             PluginError: a plugin's preflight check failed (no stage was started).
         """
         t_start = time.monotonic()
-        self.runner = LocalRunner(plugin_preloads(self.config))  # the imports overlap the checks
+        self.runner = make_runner(self.config, plugin_preloads(self.config))  # imports overlap the checks
+        try:
+            return self._run(t_start, self.runner)
+        finally:
+            self.runner.close()
+
+    def _run(self, t_start: float, runner: Runner) -> RunResult:
         preflight(self.config)
         reclaim_stale_run_dirs(Path(tempfile.gettempdir()))  # left by a supervisor that was killed
         run_dir = self.run_dir = Path(tempfile.mkdtemp(prefix="vidaffect-"))
         claim_run_dir(run_dir)
-        alloc = EndpointAllocator(self.engine.transport, run_dir, self.engine.host, self.engine.port_base)
+        alloc = EndpointAllocator(self.engine.transport, run_dir, runner.host, self.engine.port_base)
         ctx = zmq.Context()
         auth = PeerAuth(self.keys)
         control = self.control = auth.server(ctx.socket(zmq.PUB), CONTROL_MAX_BYTES)
         control.setsockopt(zmq.LINGER, 0)
         updates = auth.server(ctx.socket(zmq.PULL), UPDATE_MAX_BYTES)
         updates.setsockopt(zmq.LINGER, 0)
-        control_ep, updates_ep = alloc("control"), alloc("updates")
-        control.bind(control_ep)
-        updates.bind(updates_ep)
+        control.bind(alloc("control"))
+        updates.bind(alloc("updates"))
+        control_ep, updates_ep = bound_endpoint(control), bound_endpoint(updates)
         specs = build_specs(self.config, alloc, control_ep, updates_ep)
         workers = {(ws.spec.stage, ws.worker): _Worker(ws) for ws in specs}
         self._downstream = downstream_stages(specs)
@@ -349,8 +379,9 @@ class Supervisor:
             self._handle_stop_requests(result)
             if self.state == RunState.STARTING:
                 self._check_started(workers, result, t_start, now - started)
-            if now - last_control >= CONTROL_EVERY_S and self.state != RunState.STARTING:
+            if now - last_control >= CONTROL_EVERY_S:  # also the stages' heartbeat
                 self.control.send(encode_control(StateMessage(self.state)))
+                self._send_wiring(workers)
                 last_control = now
             auth.refused()  # reads the monitor events as they come
             if updates.poll(50):
@@ -365,6 +396,18 @@ class Supervisor:
                 self._notify_upstream_ended(self.control, workers)
                 self._release_finished(self.control, workers)
             self._escalate(list(workers.values()))
+
+    def _send_wiring(self, workers: dict[tuple[str, int], _Worker]) -> None:
+        """Where every worker's input listens, once all have bound (repeated: a worker that
+        starts or restarts later gets it too; stages apply a new version only)."""
+        inputs: dict[str, list[str]] = {}
+        for w in workers.values():
+            if w.ws.spec.input is None:
+                continue
+            if w.endpoint is None:
+                return
+            inputs.setdefault(w.ws.spec.stage, []).append(w.endpoint)
+        self.control.send(encode_control(Wiring(self.wiring_version, inputs)))
 
     def _handle_stop_requests(self, result: RunResult) -> None:
         """Ctrl-C / SIGTERM: the first stops the sources (or aborts a run still starting), a
@@ -391,6 +434,12 @@ class Supervisor:
             self.t_go = time.monotonic()
             result.startup_s = self.t_go - t_start
             log.info("started in %.1f s", result.startup_s)
+            assert self.runner is not None
+            placed = self.runner.placement()
+            if placed:
+                from vidaffect.runtime.ray_runner import placement_lines
+
+                log.info("placement:\n  %s", "\n  ".join(placement_lines(placed)))
             if self.show_status:
                 counts = [i.get("frame_count") for i in result.sources_info.values()]
                 self.status = StatusLine(
@@ -416,7 +465,7 @@ class Supervisor:
             self._drain_updates(updates, workers, result)
             if not w.done:
                 w.done = True
-                snap = w.metrics_by_pid.get(w.proc.pid or -1)
+                snap = w.metrics_by_incarnation.get(w.incarnation)
                 if snap:  # killed: what it held at its last update never went on
                     snap["dropped"] += in_hand(snap["frames_in"], snap["frames_out"], snap["dropped"])
                 self._failure(w, f"process exited with code {code} without reporting", "")
@@ -511,7 +560,7 @@ class Supervisor:
     def _merged(workers: dict[tuple[str, int], _Worker]) -> dict[str, dict[str, Any]]:
         by_stage: dict[str, list[dict[str, Any]]] = {}
         for w in workers.values():
-            snaps = list(w.metrics_by_pid.values())
+            snaps = list(w.metrics_by_incarnation.values())
             by_stage.setdefault(w.ws.spec.stage, []).extend(snaps)
         return {name: merge(snaps) for name, snaps in by_stage.items()}
 

@@ -9,6 +9,7 @@ the oldest frame).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable
@@ -46,7 +47,9 @@ def use_stage_malloc_settings() -> None:
 
 
 class EndpointAllocator:
-    """Hands out endpoints: ``ipc://RUN_DIR/NAME.sock`` or ``tcp://HOST:PORT``."""
+    """Hands out endpoints to bind: ``ipc://RUN_DIR/NAME.sock``, ``tcp://HOST:PORT`` from
+    ``port_base`` on, or ``tcp://HOST:*`` (the system picks a free port at bind time; read it
+    back with :func:`bound_endpoint`)."""
 
     def __init__(
         self, transport: str, run_dir: Path, host: str = "127.0.0.1", port_base: int | None = None
@@ -57,8 +60,13 @@ class EndpointAllocator:
     def __call__(self, name: str) -> str:
         if self.transport == "ipc":
             return f"ipc://{self.run_dir / name}.sock"
-        port = next(self._ports) if self._ports else free_tcp_port(self.host)
+        port = next(self._ports) if self._ports else "*"
         return f"tcp://{self.host}:{port}"
+
+
+def bound_endpoint(sock: zmq.Socket) -> str:
+    """The endpoint ``sock`` was last bound to, with the port the system chose for ``*``."""
+    return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
 
 def free_tcp_port(host: str = "127.0.0.1") -> int:
@@ -121,6 +129,10 @@ def send_parts(sock: zmq.Socket, parts: list[Any], flags: int = 0) -> None:
         sock.send(part, flags=flags | (zmq.SNDMORE if i < last else 0), copy=nbytes < ZERO_COPY_MIN)
 
 
+_MOVED = object()
+"""What :meth:`Fanout._wait_writable` returns when the worker it waited for has moved."""
+
+
 class Fanout:
     """The PUSH sockets of one downstream stage (one per worker), with load balancing.
 
@@ -129,26 +141,58 @@ class Fanout:
     request is never blocked by a stuck consumer. With ``drop_when_full`` (a sink of a live
     pipeline with other sinks beside it) a full queue means the frame is skipped for that
     consumer and counted in ``skipped``, so one slow sink never holds up the others.
-    ``broadcast`` sends to every worker (EOS) and always waits.
+    ``broadcast`` sends to every worker (EOS) and always waits. ``connect`` (re)points it at
+    the workers' endpoints: a socket whose endpoint is unchanged is kept with its queue.
     """
 
     def __init__(
         self,
-        sockets: list[zmq.Socket],
+        make_socket: Callable[[str], zmq.Socket],
         should_abort: Callable[[], bool],
         poll_ms: int = 100,
         drop_when_full: bool = False,
     ) -> None:
-        self.sockets, self.should_abort, self.poll_ms = sockets, should_abort, poll_ms
+        self.make_socket, self.should_abort, self.poll_ms = make_socket, should_abort, poll_ms
         self.drop_when_full = drop_when_full
         self.skipped = 0  # frames not sent because every worker's queue was full
         self._next = 0
+        self.endpoints: list[str] = []
+        self.sockets: list[zmq.Socket] = []
+        self.pending: list[str] | None = None
         self.poller = zmq.Poller()
-        for s in sockets:
-            self.poller.register(s, zmq.POLLOUT)
 
-    def _wait_writable(self, candidates: list[zmq.Socket]) -> zmq.Socket | None:
+    def connect(self, endpoints: list[str]) -> None:
+        """One PUSH socket per endpoint, in worker order; sockets to endpoints no longer
+        listed are closed (what they held is lost with the worker that left them)."""
+        old = dict(zip(self.endpoints, self.sockets))
+        self.sockets = [old.pop(ep) if ep in old else self.make_socket(ep) for ep in endpoints]
+        self.endpoints = list(endpoints)
+        for sock in old.values():
+            sock.close(linger=0)
+        self.poller = zmq.Poller()
+        for sock in self.sockets:
+            self.poller.register(sock, zmq.POLLOUT)
+        self._next = 0
+
+    def reconnect_later(self, endpoints: list[str]) -> None:
+        """Connect to ``endpoints`` at the next safe point: before the next send, or while a
+        send waits for a worker that has moved (called from ``should_abort``)."""
+        if endpoints != self.endpoints:
+            self.pending = list(endpoints)
+
+    def _apply_pending(self) -> None:
+        if self.pending is not None:
+            endpoints, self.pending = self.pending, None
+            self.connect(endpoints)
+
+    def _wait_writable(self, pick: Callable[[list[zmq.Socket]], list[zmq.Socket]]) -> Any:
+        """The first writable socket among ``pick(sockets)`` (re-picked after a reconnect;
+        ``_MOVED`` when it picks none), None on abort."""
         while True:
+            self._apply_pending()
+            candidates = pick(self.sockets)
+            if not candidates:
+                return _MOVED
             ready = dict(self.poller.poll(self.poll_ms))
             for s in candidates:
                 if ready.get(s, 0) & zmq.POLLOUT:
@@ -162,8 +206,9 @@ class Fanout:
         With ``key``, always to worker ``key % n`` (a stream keeps its worker, which holds
         per-stream state such as its face tracker); else to the next writable worker.
         """
-        n = len(self.sockets)
+        self._apply_pending()
         if self.drop_when_full:
+            n = len(self.sockets)
             targets = [self.sockets[key % n]] if key is not None else self.sockets
             ready = dict(self.poller.poll(0))
             writable = [s for s in targets if ready.get(s, 0) & zmq.POLLOUT]
@@ -173,26 +218,36 @@ class Fanout:
             send_parts(writable[0], parts)
             return True
         if key is not None:
-            sock = self._wait_writable([self.sockets[key % n]])
-            if sock is None:
-                return False
-            send_parts(sock, parts)
-            return True
-        order = [self.sockets[(self._next + i) % n] for i in range(n)]
-        sock = self._wait_writable(order)
+            sock = self._wait_writable(lambda socks: [socks[key % len(socks)]])
+        else:
+            sock = self._wait_writable(
+                lambda socks: [socks[(self._next + i) % len(socks)] for i in range(len(socks))]
+            )
         if sock is None:
             return False
-        self._next = (self.sockets.index(sock) + 1) % n
+        if key is None:
+            self._next = (self.sockets.index(sock) + 1) % len(self.sockets)
         send_parts(sock, parts)
         return True
 
+    def _socket_of(self, endpoint: str, sockets: list[zmq.Socket]) -> list[zmq.Socket]:
+        return [s for e, s in zip(self.endpoints, sockets) if e == endpoint]
+
     def broadcast(self, parts: list[Any]) -> bool:
-        """Send to every worker; False when aborted before all got it."""
-        for s in self.sockets:
-            if self._wait_writable([s]) is None:
+        """Send to every worker, in worker order (and to a worker that replaced one while it
+        waited); False when aborted before all got it."""
+        sent: set[str] = set()
+        while True:
+            self._apply_pending()
+            todo = [ep for ep in self.endpoints if ep not in sent]
+            if not todo:
+                return True
+            sock = self._wait_writable(functools.partial(self._socket_of, todo[0]))
+            if sock is None:
                 return False
-            send_parts(s, parts)
-        return True
+            if sock is not _MOVED:
+                send_parts(sock, parts)
+                sent.add(todo[0])
 
     def close(self, linger_ms: int = 0) -> None:
         """Close the sockets; ``linger_ms`` -1 waits until queued messages are delivered."""
