@@ -61,15 +61,19 @@ STARTED: list[subprocess.Popen[str]] = []
 """Runs started by :func:`start_run`; conftest kills those still alive after each test."""
 
 
-def start_run(cfg: Path) -> subprocess.Popen[str]:
-    """``vidaffect run CFG --no-status`` in the background, output captured. A run the test
+def start_run(
+    cfg: Path, *args: str, env: dict[str, str] | None = None, stderr: Any = None
+) -> subprocess.Popen[str]:
+    """``vidaffect run CFG --no-status ARGS`` in the background, output captured (``stderr``:
+    an open file to write it to instead), ``env`` added to the environment. A run the test
     leaves behind (a failed ``wait_for``) is killed after the test (see conftest)."""
     proc = subprocess.Popen(
-        vidaffect_cmd("run", str(cfg), "--no-status"),
+        vidaffect_cmd("run", str(cfg), "--no-status", *args),
         cwd=REPO,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr if stderr is not None else subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     STARTED.append(proc)
     return proc

@@ -137,3 +137,28 @@ def count_in_transit(stages: dict[str, dict[str, Any]], downstream: dict[str, se
         gap = sent - (m.get("frames_in") or 0) - (m.get("lost") or 0)
         if gap > 0:
             m["lost"] = (m.get("lost") or 0) + gap
+
+
+def reconcile_killed(
+    stages: dict[str, dict[str, Any]], downstream: dict[str, set[str]], killed: set[str]
+) -> None:
+    """Correct the counters of stages that had a worker killed, from what the stages they feed
+    saw. A killed worker's last report is up to ``REPORT_EVERY_S`` old: frames it passed on
+    after it were counted dropped with it (see :func:`in_hand`), and maybe not even received.
+    Every frame a stage passes on reaches each stage it feeds (received, or counted lost
+    there), so ``frames_out`` is at least the largest ``frames_in + lost`` among them; the
+    difference moves from ``dropped`` to ``frames_out`` (and, past ``dropped``, adds to
+    ``frames_in`` too). Changes ``stages`` in place; call before :func:`count_in_transit`."""
+    for name in killed:
+        m = stages.get(name)
+        downs = [stages[d] for d in downstream.get(name, ()) if stages.get(d)]
+        if not m or not downs:
+            continue
+        seen = max((d.get("frames_in") or 0) + (d.get("lost") or 0) for d in downs)
+        extra = seen - (m.get("frames_out") or 0)
+        if extra <= 0:
+            continue
+        moved = min(extra, m.get("dropped") or 0)
+        m["dropped"] = (m.get("dropped") or 0) - moved
+        m["frames_out"] = (m.get("frames_out") or 0) + extra
+        m["frames_in"] = (m.get("frames_in") or 0) + extra - moved

@@ -41,7 +41,7 @@ from vidaffect.runtime.control import (
 from vidaffect.runtime.dashboard_process import start_dashboard, stop_dashboard
 from vidaffect.runtime.graph import Launch, WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
-from vidaffect.runtime.metrics import count_in_transit, in_hand, merge
+from vidaffect.runtime.metrics import count_in_transit, in_hand, merge, reconcile_killed
 from vidaffect.runtime.runners import Runner, WorkerHandle, make_runner
 from vidaffect.runtime.security import CONTROL_MAX_BYTES, UPDATE_MAX_BYTES, PeerAuth, RunKeys
 from vidaffect.runtime.status import StatusLine
@@ -181,6 +181,7 @@ class Supervisor:
         self._last_release = 0.0
         self.rejected_updates = 0
         self._incarnations = 0
+        self._killed: set[str] = set()  # stages with a worker that died without reporting done
         self.wiring_version = 0
         self.keys: RunKeys | None = None
         if self.engine.transport == "tcp" and self.engine.auth == "curve":
@@ -468,6 +469,7 @@ class Supervisor:
                 snap = w.metrics_by_incarnation.get(w.incarnation)
                 if snap:  # killed: what it held at its last update never went on
                     snap["dropped"] += in_hand(snap["frames_in"], snap["frames_out"], snap["dropped"])
+                self._killed.add(w.ws.spec.stage)
                 self._failure(w, f"process exited with code {code} without reporting", "")
 
     def _publish_counters(self, workers: dict[tuple[str, int], _Worker], send_stats: bool) -> None:
@@ -486,6 +488,7 @@ class Supervisor:
         """The run's counters, warnings, failures and exit code."""
         result.wall_s = time.monotonic() - self.t_go
         result.stages = self._merged(workers)
+        reconcile_killed(result.stages, self._downstream, self._killed)
         count_in_transit(result.stages, self._downstream)
         result.warnings = unreadable_warnings(
             result.stages, result.sources_info, {st.name: str(st.stream) for st in self.config.sources}
