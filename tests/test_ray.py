@@ -29,7 +29,7 @@ import pytest
 from conftest import DATA, NEEDS_DATA
 from pipeline_helpers import face_pipeline, line_count, read_events, run_cli, start_run, wait_for
 
-from vidaffect.testing.ray_cluster import LocalRayCluster, kill_pids, processes_naming, ray_env
+from vidaffect.testing.ray_cluster import LocalRayCluster, kill_pids, processes_of, ray_env
 
 pytest.importorskip("ray", reason="needs Ray for the ray runner: pip install 'vidaffect[ray]'")
 
@@ -212,6 +212,7 @@ def test_the_cli_runs_on_a_cluster_started_with_ray_start(tmp_path: Path) -> Non
     PID."""
     home = Path(tempfile.mkdtemp(prefix="vr-"))
     env = ray_env(home)
+    del env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"]  # 0 would refuse a second `ray start`; .2/.3 stay as given
     head_dir, worker_dir = home / "head", home / "worker"
     port = 6379 + secrets.randbelow(2000)
     try:
@@ -235,5 +236,5 @@ def test_the_cli_runs_on_a_cluster_started_with_ray_start(tmp_path: Path) -> Non
         assert placed["classifier"][0] == "127.0.0.3" and placed["source"][0] in ("127.0.0.2", "127.0.0.3")
         assert len(read_events(tmp_path / "e.jsonl")) == 20
     finally:
-        kill_pids(processes_naming(home))
+        kill_pids(processes_of(env))
         shutil.rmtree(home, ignore_errors=True)

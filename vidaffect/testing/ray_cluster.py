@@ -6,8 +6,8 @@ the caller never becomes a Ray driver and Ray reads the environment it is given 
 token) when it starts. The helper takes one command per line on stdin and answers one JSON
 line on stdout: ``add {"num_cpus": 1, "resources": {...}, "labels": {...}}`` starts a node,
 ``remove NODE_ID`` kills one (its raylet and workers, as a host that died), ``quit`` ends the
-cluster. :meth:`LocalRayCluster.close` ends the helper and then every process still naming the
-cluster's temp folder, by PID.
+cluster. :meth:`LocalRayCluster.close` ends the helper and then, by PID, every process still
+holding the cluster's token in its environment.
 """
 
 from __future__ import annotations
@@ -38,18 +38,22 @@ def ray_env(home: Path) -> dict[str, str]:
     }
 
 
-def processes_naming(folder: Path) -> list[int]:
-    """PIDs of the processes whose command line names ``folder`` (a Ray temp folder)."""
+def processes_of(env: dict[str, str]) -> list[int]:
+    """PIDs of the processes started with the test cluster environment ``env`` (:func:`ray_env`),
+    whose environment holds its token, and of all their descendants (Ray's agents retitle
+    themselves over their environment). Call it before killing any of them."""
     import psutil
 
-    pids = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
+    token = env["RAY_AUTH_TOKEN"]
+    pids: set[int] = set()
+    for p in psutil.process_iter(["pid"]):
         try:
-            if any(str(folder) in part for part in p.info["cmdline"] or []):
-                pids.append(int(p.info["pid"]))
+            if p.environ().get("RAY_AUTH_TOKEN") == token:
+                pids.add(p.pid)
+                pids.update(c.pid for c in p.children(recursive=True))
         except psutil.Error:
             continue
-    return pids
+    return sorted(pids)
 
 
 def kill_pids(pids: list[int]) -> None:
@@ -121,7 +125,9 @@ class LocalRayCluster:
         self._command(f"remove {node_id}")
 
     def close(self) -> None:
-        """End the cluster, then every process still naming its folder, by PID."""
+        """End the cluster, then every process of it still there, by PID (:func:`processes_of`,
+        listed before the end: orphans cannot be found after)."""
+        started = processes_of(self.env)
         if self.proc.poll() is None and self.proc.stdin is not None:
             try:
                 self.proc.stdin.write("quit\n")
@@ -130,7 +136,7 @@ class LocalRayCluster:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
-        kill_pids(processes_naming(self.home))
+        kill_pids(started)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self._stderr.close()
