@@ -34,12 +34,12 @@ class Placement(BaseModel):
 
     def demands(self) -> dict[str, float]:
         """Every resource asked for, in Ray's names (``CPU``, ``GPU``, custom ones)."""
-        out = dict(self.resources)
+        out: dict[str, float] = {}
         if self.num_cpus:
             out["CPU"] = self.num_cpus
         if self.num_gpus:
             out["GPU"] = self.num_gpus
-        return out
+        return {**out, **self.resources}
 
 
 class StageKeys(BaseModel):

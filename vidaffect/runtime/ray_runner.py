@@ -29,6 +29,7 @@ from typing import Any
 from vidaffect.config import PipelineConfig, StageConfig
 from vidaffect.config.settings import Placement
 from vidaffect.errors import PluginError, StageError
+from vidaffect.runtime.addresses import is_loopback
 from vidaffect.runtime.graph import Launch, StageSpec, WorkerSpec
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,26 @@ def check_placeable(stages: Sequence[StageConfig], nodes: Sequence[Mapping[str, 
         )
 
 
+def check_exposure(config: PipelineConfig, nodes: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse ``auth: none`` on a cluster with a node beyond loopback (frames, faces included,
+    would cross the network in the clear) unless ``insecure: true``.
+
+    Raises:
+        PluginError: naming the nodes' addresses.
+    """
+    engine = config.engine
+    if engine.auth != "none" or engine.insecure:
+        return
+    addresses = {str(n.get("NodeManagerAddress")) for n in nodes if n.get("Alive")}
+    exposed = sorted(a for a in addresses if not is_loopback(a))
+    if exposed:
+        raise PluginError(
+            f"pipeline › auth: 'none' would send frames in the clear between the Ray nodes at "
+            f"{', '.join(exposed)}: keep auth: curve (the default), or set insecure: true to "
+            "accept the risk"
+        )
+
+
 class RayRunner:
     """Starts each stage worker in its own Ray actor (see the module docstring).
 
@@ -209,7 +230,9 @@ class RayRunner:
                 raise PluginError(
                     f"pipeline › ray › address: cannot join the Ray cluster at {address!r}: {exc}"
                 ) from None
-        check_placeable(config.stages, ray.nodes())
+        nodes = ray.nodes()
+        check_placeable(config.stages, nodes)
+        check_exposure(config, nodes)
         self.host = ray.util.get_node_ip_address()
         self.actors: dict[str, Any] = {}  # by worker label
         self._remote = ray.remote(StageActor)

@@ -10,6 +10,7 @@ not depend on it.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from typing import Any, Protocol
 from vidaffect.config import PipelineConfig
 from vidaffect.runtime.graph import Launch, WorkerSpec
 from vidaffect.runtime.transport import use_stage_malloc_settings
+
+log = logging.getLogger(__name__)
 
 
 class WorkerHandle(Protocol):
@@ -77,6 +80,9 @@ def make_runner(config: PipelineConfig, preload: Sequence[str] = ()) -> Runner:
         from vidaffect.runtime.ray_runner import RayRunner
 
         return RayRunner(config)
+    for stage in config.stages:
+        if stage.options.placement is not None:
+            log.warning("stage %s: placement applies with runner ray only; this run is local", stage.name)
     return LocalRunner(preload, config.engine.host)
 
 

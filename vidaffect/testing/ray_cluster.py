@@ -42,7 +42,7 @@ def processes_of(env: dict[str, str]) -> list[int]:
     """PIDs of the processes started with the test cluster environment ``env`` (:func:`ray_env`),
     whose environment holds its token, and of all their descendants (Ray's agents retitle
     themselves over their environment). Call it before killing any of them."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]
 
     token = env["RAY_AUTH_TOKEN"]
     pids: set[int] = set()
@@ -161,7 +161,8 @@ def _serve(head_cpus: int, temp_dir: str) -> None:
         sys.stdout.write(json.dumps(fields) + "\n")
         sys.stdout.flush()
 
-    say(address=cluster.address, node_id=cluster.head_node.node_id)
+    head: Any = cluster.head_node
+    say(address=cluster.address, node_id=head.node_id)
     try:
         for line in sys.stdin:
             command, _, arg = line.strip().partition(" ")
