@@ -191,6 +191,64 @@ def test_a_removed_node_s_stage_is_placed_again(ray_cluster: RayCluster, tmp_pat
     assert_accounted(tmp_path / "m.json", 240)
 
 
+def test_two_cameras_keep_frames_on_their_nodes_and_send_faces_to_the_classifier(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    """Two sources pinned to two nodes (custom resources), detector workers placed beside
+    them, the classifier on the gpu_box node: only face patches reach it (sinks need no
+    pixels), and it labels the faces as the local run does."""
+    cams = {"lobby": ("liveportrait_d3.mp4", "cam_a"), "desk": ("fer_woman2.mp4", "cam_b")}
+    nodes = {res: ray_cluster.local.add_node(num_cpus=1, resources={res: 1}) for _, res in cams.values()}
+
+    def write(folder: Path, runner: dict[str, Any]) -> Path:
+        folder.mkdir()
+        data = {
+            "pipeline": {"status": False, "metrics_file": str(folder / "m.json"), **runner},
+            "sources": [
+                {
+                    "type": "video",
+                    "uri": str(DATA / "videos" / clip),
+                    "stream": stream,
+                    "max_frames": 30,
+                    "placement": {"resources": {res: 1}},
+                }
+                for stream, (clip, res) in cams.items()
+            ],  # fmt: skip
+            "detector": {"type": "haar", "workers": 2},
+            "classifier": {"type": "fer", "placement": {"resources": {"gpu_box": 1}}},
+            "tracking": {"detect_every": 3},
+            "sinks": [{"type": "jsonl", "path": str(folder / "e.jsonl")}],
+        }
+        (folder / "p.yaml").write_text(json.dumps(data))
+        return folder / "p.yaml"
+
+    local = run_cli("run", str(write(tmp_path / "local", {})), "--no-status", timeout=300)
+    assert local.returncode == 0, local.stderr
+    cfg = write(tmp_path / "ray", {"runner": "ray", "ray": {"address": ray_cluster.address}})
+    res = run_cli("run", str(cfg), "--no-status", timeout=400, env=ray_cluster.env)
+    assert res.returncode == 0, res.stderr
+    placed = placement(res.stderr)
+    source_node = {stream: placed[f"source-{stream}"][1] for stream in cams}
+    assert source_node == {s: nodes[res][:8] for s, (_, res) in cams.items()}
+    assert {placed["detector[0]"][1], placed["detector[1]"][1]} == set(source_node.values())
+    assert placed["classifier"][1] == ray_cluster.worker[:8]
+    stages = json.loads((tmp_path / "ray" / "m.json").read_text())
+    local_stages = json.loads((tmp_path / "local" / "m.json").read_text())
+    per_frame = stages["detector"]["bytes_out"] / stages["detector"]["frames_out"]
+    assert per_frame < local_stages["detector"]["bytes_out"] / local_stages["detector"]["frames_out"] / 5
+    assert stages["sink-0-jsonl"]["frames_in"] == 60
+
+    def labels(path: Path) -> dict[tuple[str, int], list[str]]:
+        return {
+            (e["stream"], e["seq"]): [f["emotion"]["label"] for f in e["faces"]] for e in read_events(path)
+        }
+
+    got, want = labels(tmp_path / "ray" / "e.jsonl"), labels(tmp_path / "local" / "e.jsonl")
+    assert got.keys() == want.keys()
+    same = sum(got[k] == want[k] for k in want)
+    assert same >= 0.95 * len(want), (same, len(want))
+
+
 def test_a_stage_no_node_can_take_ends_the_run_naming_it(ray_cluster: RayCluster, tmp_path: Path) -> None:
     cfg = pipeline(tmp_path, ray_cluster, {"placement": {"resources": {"tpu_pod": 2}, "num_cpus": 1}})
     res = run_cli("run", str(cfg), "--no-status", timeout=120, env=ray_cluster.env)

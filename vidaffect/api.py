@@ -161,10 +161,37 @@ class Detector(Plugin):
         """Detect faces in each image (uint8 (H, W, 3) BGR); one :class:`Detections` per image."""
 
 
+@dataclass(frozen=True)
+class FacePatch:
+    """The part of a frame a classifier reads around each face, so that between hosts only
+    that part travels (see :meth:`Classifier.face_patch`).
+
+    Attributes:
+        margin: fraction of the face box's longer side added on every side of the square it
+            reads (as :func:`vidaffect_plugins.classifiers.crops.square_crop`).
+        side: pixels of the square's side once sent (larger squares are shrunk to it, area
+            interpolation); twice the model's input or more, so the classifier's own resize
+            sees nearly what it would in the full frame.
+        gray: the classifier reads gray levels only (BGR is converted, 1 byte per pixel).
+    """
+
+    margin: float
+    side: int
+    gray: bool
+
+
 class Classifier(Plugin):
     """Adds per-face results (emotion probabilities, ...) to frames that carry faces."""
 
     kind = "classifier"
+
+    @classmethod
+    def face_patch(cls, config: PluginConfig) -> FacePatch | None:
+        """What this classifier, with these options, reads around each face; None (the
+        default) when it reads more of the frame (a context model). With a patch, a
+        ``runner: ray`` pipeline whose sinks need no pixels sends the classifier these squares
+        instead of whole frames (:func:`vidaffect.runtime.codec.encode_patches`)."""
+        return None
 
     def __init__(self, config: PluginConfig) -> None:
         super().__init__(config)

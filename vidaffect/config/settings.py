@@ -141,6 +141,11 @@ class RaySettings(BaseModel):
     placement_timeout: float = Field(
         120.0, gt=0, description="seconds to wait for a worker to be placed (or re-placed)"
     )
+    face_patches: bool = Field(
+        True,
+        description="when no sink needs pixels, send the classifier only the square it reads "
+        "around each face (a few KB), not whole frames",
+    )
 
 
 class EngineSettings(BaseModel):

@@ -6,6 +6,9 @@ The header is a msgpack map::
      "pts_ms": float | None, "bufs": [{"dtype": "uint8", "shape": [H, W, 3]}, ...],
      "meta": {...}}
 
+A frame sent without pixels adds ``image_shape`` and has no buffer; one sent as face patches
+adds ``image_shape``, ``patches`` and ``gray`` and has one buffer (:mod:`.patches`).
+
 Buffers are raw C-contiguous bytes, sent without copying above :data:`ZERO_COPY_MIN` bytes.
 There is no pickle anywhere: a message from a foreign or malicious sender can at worst fail
 to decode, raising :class:`MessageError` (the receiver drops and counts it). A frame's
@@ -23,6 +26,7 @@ import numpy as np
 
 from vidaffect.frames import Frame
 from vidaffect.runtime.frame_meta import check_meta
+from vidaffect.runtime.patches import PatchError, cut_patches, paste_patches
 
 PROTOCOL_VERSION = 1
 ZERO_COPY_MIN = 64 * 1024
@@ -64,6 +68,29 @@ def encode_frame(frame: Frame, pixels: bool = True) -> list[Any]:
         header["image_shape"] = list(img.shape)
         return [msgpack.packb(header, use_bin_type=True)]
     return [msgpack.packb(header, use_bin_type=True), img.data.cast("B")]
+
+
+def encode_patches(frame: Frame, margin: float, side: int, gray: bool) -> list[Any]:
+    """Encode ``frame`` with only the squares around its faces for pixels (see
+    :mod:`.patches`): ``[header_bytes, patch_bytes]``; the receiver's frame is black elsewhere.
+
+    Raises:
+        TypeError: as :func:`encode_frame`.
+    """
+    fields, data = cut_patches(frame, margin, side, gray)
+    header: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "kind": "frame",
+        "stream": frame.stream,
+        "seq": frame.seq,
+        "ts_ns": frame.ts_ns,
+        "pts_ms": frame.pts_ms,
+        "bufs": [{"dtype": "uint8", "shape": [len(data)]}],
+        "meta": frame.meta,
+        "image_shape": list(frame.image.shape),
+        **fields,
+    }
+    return [msgpack.packb(header, use_bin_type=True), data]
 
 
 def encode_eos(stream: str, seq: int, meta: dict[str, Any] | None = None) -> list[bytes]:
@@ -171,6 +198,14 @@ def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
         return header, None
     if len(parts) == 1 and "image_shape" in header:  # sent without pixels
         image = _no_pixels(header["image_shape"])
+    elif len(parts) == 2 and "patches" in header:  # only the squares around the faces
+        buf = parts[1].buffer if hasattr(parts[1], "buffer") else parts[1]
+        try:
+            image = paste_patches(
+                header.get("image_shape"), header["patches"], header.get("gray"), memoryview(buf)
+            )
+        except PatchError as exc:
+            raise MessageError(str(exc)) from None
     elif len(parts) != 2:
         raise MessageError("a frame message carries exactly one image buffer")
     else:

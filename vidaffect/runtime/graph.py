@@ -11,6 +11,7 @@ workers of a fanned-out stage see only some frames and pass them on unordered.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Callable
@@ -37,6 +38,8 @@ class StageSpec:
             listen comes with the :class:`~.control.Wiring` message.
         outputs_drop, outputs_hwm, outputs_pixels: per downstream stage: drop when it is busy
             (an isolated sink of a live run), the send high-water mark, whether it reads pixels.
+        outputs_patch: per downstream stage, the face patch to send instead of whole frames
+            (``margin``, ``side``, ``gray`` of :class:`~vidaffect.api.FacePatch`), or None.
         sticky: a stream's frames always go to the same downstream worker.
         producers: upstream processes that each send one EOS per stream.
         ordered, reorder_window: restore frame order (one worker), and how many frames to hold.
@@ -61,6 +64,7 @@ class StageSpec:
     outputs_drop: tuple[bool, ...]
     outputs_hwm: tuple[int, ...]
     outputs_pixels: tuple[bool, ...]
+    outputs_patch: tuple[dict[str, Any] | None, ...]
     sticky: bool
     producers: int
     ordered: bool
@@ -186,6 +190,21 @@ def _needs_pixels(stage: StageConfig) -> bool:
     return bool(get_registry().get("sink", stage.type).wants_pixels(stage.plugin))
 
 
+def face_patch(config: PipelineConfig, stage: StageConfig) -> dict[str, Any] | None:
+    """The face patch to send ``stage`` instead of whole frames: with ``runner: ray`` and
+    ``ray.face_patches``, to a classifier that names one (:meth:`~vidaffect.api.Classifier.face_patch`)
+    when no sink reads pixels; else None."""
+    from vidaffect.plugin_manager import get_registry
+
+    engine = config.engine
+    if stage.kind != "classifier" or engine.runner != "ray" or not engine.ray.face_patches:
+        return None
+    if any(_needs_pixels(sink) for sink in config.sinks):
+        return None
+    patch = get_registry().get("classifier", stage.type).face_patch(stage.plugin)
+    return dataclasses.asdict(patch) if patch is not None else None
+
+
 def build_specs(
     config: PipelineConfig, endpoint: Callable[[str], str], control: str, updates: str
 ) -> list[WorkerSpec]:
@@ -239,6 +258,8 @@ def build_specs(
                 outputs_hwm=tuple(_hwm(engine.hwm, live, isolated and d.kind == "sink") for d in downstream),
                 # sinks that read only the metadata get frames without pixels
                 outputs_pixels=tuple(_needs_pixels(d) for d in downstream),
+                # between hosts, a classifier gets the squares it reads, not whole frames
+                outputs_patch=tuple(face_patch(config, d) for d in downstream),
                 # with tracking, a stream's frames keep to one worker of each processing stage:
                 # its tracker (detector) and its smoothing state (the last one) live there
                 sticky=tracking is not None and bool(downstream) and downstream[0] in chain,

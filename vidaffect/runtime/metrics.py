@@ -44,6 +44,8 @@ class StageMetrics:
             part of ``frames_in``.
         detected: frames the detector ran on (with tracking, the others get tracked boxes).
         busy_s: seconds spent inside the plugin (detect, classify, write, read).
+        bytes_out: bytes of the frame messages this stage sent (headers and buffers, each
+            downstream stage counted).
         cpu_s: CPU seconds (user + system, all threads) of the process since its loop began
             (model loading excluded).
         latency_ms: recent capture -> output latencies (milliseconds).
@@ -63,6 +65,7 @@ class StageMetrics:
     outage_s: float = 0.0
     unreadable: int = 0
     busy_s: float = 0.0
+    bytes_out: int = 0
     started: float = field(default_factory=time.perf_counter)
     cpu_started: float = field(default_factory=time.process_time)
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
@@ -93,6 +96,7 @@ class StageMetrics:
             "down": int(self.outage_s > 0),
             "unreadable": self.unreadable,
             "busy_s": round(self.busy_s, 3),
+            "bytes_out": self.bytes_out,
             "wall_s": round(time.perf_counter() - self.started, 3),
             "cpu_s": round(time.process_time() - self.cpu_started, 3),
             "latency_p50_ms": pct(50),

@@ -6,6 +6,10 @@ process runs: its input binds on its node's address (``tcp://NODE_IP:*``), the s
 the wiring, frames travel on ZeroMQ tcp (CurveZMQ with the run's keys unless ``auth: none``),
 never through Ray's object store. Control and updates stay on the supervisor's ZeroMQ sockets.
 
+Unless its ``placement`` says otherwise, a detector worker is placed on the node of the source
+it gets frames from, so a camera's frames stay on its node and only faces travel: whole
+frames when a sink needs pixels, else face patches (:mod:`.patches`).
+
 Faults: a stage with ``on_error: restart`` is created with Ray's ``max_restarts`` equal to its
 ``max_restarts``, so Ray restarts a killed actor, on another node when its node is gone; the
 supervisor then starts the stage again in it (:meth:`RayRunner.start`), and the stages that
@@ -235,6 +239,8 @@ class RayRunner:
         check_exposure(config, nodes)
         self.host = ray.util.get_node_ip_address()
         self.actors: dict[str, Any] = {}  # by worker label
+        self.source_of = {str(s.stream): s.name for s in config.sources}  # stream id -> source label
+        self.sticky = config.tracking is not None
         self._remote = ray.remote(StageActor)
 
     def _create(self, ws: WorkerSpec) -> Any:
@@ -253,7 +259,31 @@ class RayRunner:
             options["resources"] = dict(placement.resources)
         if placement.labels:
             options["label_selector"] = dict(placement.labels)
+        near = self._source_node(ws) if opts.placement is None and ws.stage.kind == "detector" else None
+        if near is not None:  # beside its camera's source: only faces leave the node
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(near, soft=True)
         return self._remote.options(**options).remote(self.run_id)
+
+    def _source_node(self, ws: WorkerSpec) -> str | None:
+        """The node of the source whose frames detector worker ``ws`` gets: the first stream
+        sent to it (streams keep to one worker by a hash of their id, with tracking), or
+        source ``worker % sources`` (frames load-balanced, without)."""
+        import zlib
+
+        spec = ws.spec
+        if self.sticky:
+            streams = [s for s in spec.streams if zlib.crc32(s.encode()) % spec.workers == spec.worker]
+        else:
+            streams = [spec.streams[spec.worker % len(spec.streams)]]
+        actor = next((self.actors.get(self.source_of[s]) for s in streams if s in self.source_of), None)
+        if actor is None:
+            return None
+        try:
+            return str(self.ray.get(actor.where.remote(), timeout=self.settings.placement_timeout)["node_id"])
+        except self.ray.exceptions.RayError:
+            return None
 
     def start(self, ws: WorkerSpec, launch: Launch) -> RayWorker:
         """Start the worker in its actor: a new actor the first time; the same actor (which Ray
@@ -293,7 +323,7 @@ class RayRunner:
 
     def placement(self) -> list[tuple[str, dict[str, Any]]]:
         """Where each worker runs now: (its label, :meth:`StageActor.where`)."""
-        refs = {label: a.where.remote() for label, a in reversed(self.actors.items())}  # flow order
+        refs = {label: a.where.remote() for label, a in self.actors.items()}  # in flow order
         out = []
         for label, ref in refs.items():
             try:

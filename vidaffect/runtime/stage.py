@@ -42,7 +42,7 @@ from vidaffect.api import Plugin, Source
 from vidaffect.errors import VidaffectError
 from vidaffect.frames import Frame
 from vidaffect.runtime.appliers import Applier, make_applier
-from vidaffect.runtime.codec import MessageError, decode, encode_frame
+from vidaffect.runtime.codec import MessageError, decode, encode_frame, encode_patches
 from vidaffect.runtime.control import ControlError, Release, StateMessage, Stats, Wiring, decode_control
 from vidaffect.runtime.graph import Launch, StageSpec
 from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
@@ -241,11 +241,21 @@ class StageContext:
     def send_frame(self, frame: Frame) -> bool:
         """Send ``frame`` to one worker of each downstream stage: the same worker for every
         frame of a stream when this stage is sticky; without its pixels to sinks that need
-        none (encoded once for all of them)."""
+        none, as face patches to a classifier that takes them (each form encoded once)."""
         key = zlib.crc32(frame.stream.encode()) if self.sticky else None
-        full = encode_frame(frame)
-        bare = full if all(self.outputs_pixels) else encode_frame(frame, pixels=False)
-        return all(out.send(full if px else bare, key) for out, px in zip(self.outputs, self.outputs_pixels))
+        encoded: dict[Any, list[Any]] = {}
+        ok = True
+        for out, px, patch in zip(self.outputs, self.outputs_pixels, self.spec.outputs_patch):
+            form = (patch["margin"], patch["side"], patch["gray"]) if patch else px
+            if form not in encoded:
+                if patch:
+                    encoded[form] = encode_patches(frame, **patch)
+                else:
+                    encoded[form] = encode_frame(frame, pixels=px)
+            parts = encoded[form]
+            self.metrics.bytes_out += sum(memoryview(p).nbytes for p in parts)
+            ok = out.send(parts, key) and ok
+        return ok
 
     def broadcast(self, parts: list[Any]) -> bool:
         return all(out.broadcast(parts) for out in self.outputs)

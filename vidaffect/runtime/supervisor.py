@@ -327,7 +327,7 @@ class Supervisor:
         dashboard = start_dashboard(self.config)
         self.t_go = time.monotonic()
         try:
-            for w in reversed(list(workers.values())):
+            for w in workers.values():  # in flow order: a runner may place a stage beside its source
                 self._spawn(w)
             log.info("loading models (%d stage processes)...", len(workers))
             self.state = RunState.STARTING
