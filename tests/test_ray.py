@@ -70,7 +70,12 @@ def placement(stderr: str) -> dict[str, tuple[str, str, int | None]]:
 def pipeline(tmp_path: Path, cluster: RayCluster | None, classifier: dict[str, Any], **settings: Any) -> Path:
     """The test pipeline (haar, fer, tracking, a JSONL sink, metrics file) on ``CLIP``, with the
     ray runner on ``cluster`` (None: the local runner) and ``classifier`` keys added."""
-    engine = {"runner": "ray", "ray": {"address": cluster.address}} if cluster is not None else {}
+    patches = settings.pop("face_patches", True)
+    engine = (
+        {"runner": "ray", "ray": {"address": cluster.address, "face_patches": patches}}
+        if cluster is not None
+        else {}
+    )
     cfg = face_pipeline(
         tmp_path,
         CLIP,
@@ -133,7 +138,10 @@ def test_classifier_placed_on_the_worker_node_gives_the_local_runs_events(
     ray_dir.mkdir()
     local = run_cli("run", str(pipeline(local_dir, None, {})), "--no-status", timeout=300)
     assert local.returncode == 0, local.stderr
-    cfg = pipeline(ray_dir, ray_cluster, {"placement": {"resources": {"gpu_box": 1}}}, max_frames=40)
+    # whole frames to the classifier, as locally (face patches are tested on their own)
+    cfg = pipeline(
+        ray_dir, ray_cluster, {"placement": {"resources": {"gpu_box": 1}}}, max_frames=40, face_patches=False
+    )
     on_ray = run_cli("run", str(cfg), "--no-status", timeout=400, env=ray_cluster.env)
     assert on_ray.returncode == 0, on_ray.stderr
     placed = placement(on_ray.stderr)
@@ -175,6 +183,13 @@ def test_a_removed_node_s_stage_is_placed_again(ray_cluster: RayCluster, tmp_pat
         {"placement": {"resources": {"edge_box": 1}}, "on_error": "restart", "max_restarts": 2},
         max_frames=240,
     )
+    data = json.loads(cfg.read_text())
+    for stage in (
+        data["source"],
+        data["sinks"][0],
+    ):  # kept off the edge_box nodes (the detector follows the source)
+        stage["placement"] = {"resources": {"gpu_box": 0.1}}
+    cfg.write_text(json.dumps(data))
     log = tmp_path / "stderr.txt"
     with log.open("w") as err:
         proc = start_run(cfg, env=ray_cluster.env, stderr=err)

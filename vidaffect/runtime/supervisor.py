@@ -84,6 +84,9 @@ class RunResult:
             succeeded (a truncated video file's undecodable frames).
         startup_s: seconds from the call to every stage being ready (processes started,
             models loaded); 0 when the run never got there.
+        placement: where each worker ran when the run started, with a runner that places
+            them on several hosts (worker label -> ``{"ip", "node_id", "pid"}``); empty for
+            the local runner.
     """
 
     exit_code: int
@@ -95,6 +98,7 @@ class RunResult:
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
     startup_s: float = 0.0
+    placement: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def unreadable_warnings(
@@ -437,6 +441,7 @@ class Supervisor:
             log.info("started in %.1f s", result.startup_s)
             assert self.runner is not None
             placed = self.runner.placement()
+            result.placement = dict(placed)
             if placed:
                 from vidaffect.runtime.ray_runner import placement_lines
 
