@@ -126,32 +126,28 @@ def run_streams(name: str, runner: dict[str, Any], args: argparse.Namespace, out
 
 
 def ray_runs(args: argparse.Namespace, out: Path) -> list[list[Any]]:
-    """The one-node and two-node Ray rows (clusters of this machine, ended by PID)."""
+    """The one-node rows, then (a second node added) the two-node rows, on one cluster of this
+    machine, ended by PID. One cluster: a process keeps the first token it joined with."""
     from vidaffect.testing.ray_cluster import LocalRayCluster
 
-    rows: list[list[Any]] = []
-    for nodes in (1, 2):
-        cluster = LocalRayCluster(head_cpus=os.cpu_count() or 2)
-        old = {k: os.environ.get(k) for k in cluster.env}
-        os.environ.update(cluster.env)  # before this process first joins a cluster
-        try:
-            runner: dict[str, Any] = {"runner": "ray", "ray": {"address": cluster.address}}
-            name = "ray, 1 node"
-            if nodes == 2:
-                cluster.add_node(num_cpus=os.cpu_count() or 2, resources={"classifier_box": 1})
-                name = "ray, 2 nodes"
-            rows += run_streams(name, runner, args, out) if nodes == 1 else run_two_nodes(runner, args, out)
-        finally:
-            import ray
+    cluster = LocalRayCluster(head_cpus=os.cpu_count() or 2)
+    old = {k: os.environ.get(k) for k in cluster.env}
+    os.environ.update(cluster.env)  # before this process first joins the cluster
+    try:
+        runner: dict[str, Any] = {"runner": "ray", "ray": {"address": cluster.address}}
+        rows = run_streams("ray, 1 node", runner, args, out)
+        cluster.add_node(num_cpus=os.cpu_count() or 2, resources={"classifier_box": 1})
+        return rows + run_two_nodes(runner, args, out)
+    finally:
+        import ray
 
-            ray.shutdown()
-            cluster.close()
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-    return rows
+        ray.shutdown()
+        cluster.close()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_two_nodes(runner: dict[str, Any], args: argparse.Namespace, out: Path) -> list[list[Any]]:

@@ -209,11 +209,18 @@ def test_a_removed_node_s_stage_is_placed_again(ray_cluster: RayCluster, tmp_pat
 def test_two_cameras_keep_frames_on_their_nodes_and_send_faces_to_the_classifier(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
-    """Two sources pinned to two nodes (custom resources), detector workers placed beside
+    """Two sources pinned to two nodes (a custom resource, a node label), detector workers placed beside
     them, the classifier on the gpu_box node: only face patches reach it (sinks need no
     pixels), and it labels the faces as the local run does."""
-    cams = {"lobby": ("liveportrait_d3.mp4", "cam_a"), "desk": ("fer_woman2.mp4", "cam_b")}
-    nodes = {res: ray_cluster.local.add_node(num_cpus=1, resources={res: 1}) for _, res in cams.values()}
+    # one camera's node is found by a custom resource, the other's by a node label
+    cams = {
+        "lobby": ("liveportrait_d3.mp4", {"resources": {"cam_a": 1}}),
+        "desk": ("fer_woman2.mp4", {"labels": {"site": "desk"}}),
+    }
+    nodes = {
+        "lobby": ray_cluster.local.add_node(num_cpus=1, resources={"cam_a": 1}),
+        "desk": ray_cluster.local.add_node(num_cpus=1, labels={"site": "desk"}),
+    }
 
     def write(folder: Path, runner: dict[str, Any]) -> Path:
         folder.mkdir()
@@ -225,9 +232,9 @@ def test_two_cameras_keep_frames_on_their_nodes_and_send_faces_to_the_classifier
                     "uri": str(DATA / "videos" / clip),
                     "stream": stream,
                     "max_frames": 30,
-                    "placement": {"resources": {res: 1}},
+                    "placement": where,
                 }
-                for stream, (clip, res) in cams.items()
+                for stream, (clip, where) in cams.items()
             ],  # fmt: skip
             "detector": {"type": "haar", "workers": 2},
             "classifier": {"type": "fer", "placement": {"resources": {"gpu_box": 1}}},
@@ -244,7 +251,7 @@ def test_two_cameras_keep_frames_on_their_nodes_and_send_faces_to_the_classifier
     assert res.returncode == 0, res.stderr
     placed = placement(res.stderr)
     source_node = {stream: placed[f"source-{stream}"][1] for stream in cams}
-    assert source_node == {s: nodes[res][:8] for s, (_, res) in cams.items()}
+    assert source_node == {s: node[:8] for s, node in nodes.items()}
     assert {placed["detector[0]"][1], placed["detector[1]"][1]} == set(source_node.values())
     assert placed["classifier"][1] == ray_cluster.worker[:8]
     stages = json.loads((tmp_path / "ray" / "m.json").read_text())
@@ -308,6 +315,35 @@ def test_the_cli_runs_on_a_cluster_started_with_ray_start(tmp_path: Path) -> Non
         placed = placement(res.stderr)
         assert placed["classifier"][0] == "127.0.0.3" and placed["source"][0] in ("127.0.0.2", "127.0.0.3")
         assert len(read_events(tmp_path / "e.jsonl")) == 20
+    finally:
+        kill_pids(processes_of(env))
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_shipped_video_pipeline_gives_the_same_frames_and_events_on_ray(tmp_path: Path) -> None:
+    """``vidaffect run configs/video.yaml --set pipeline.runner=ray`` (a one-machine cluster
+    for the run) writes the local runner's events and as many video frames."""
+    from pipeline_helpers import REPO, video_frames
+
+    home = Path(tempfile.mkdtemp(prefix="vr-"))
+    env = ray_env(home)
+    outs = {}
+    try:
+        for runner in ("local", "ray"):
+            out = tmp_path / runner
+            res = run_cli(
+                "run", str(REPO / "configs" / "video.yaml"), "--no-status",
+                "--set", f"pipeline.runner={runner}", "--set", "pipeline.ray.address=local",
+                "--set", "source.max_frames=30", "--set", f"sinks.0.path={out}/a.mp4",
+                "--set", f"sinks.1.path={out}/e.jsonl", "--set", "sinks.2.endpoint=tcp://127.0.0.1:*",
+                timeout=400, env=env,
+            )  # fmt: skip
+            assert res.returncode == 0, res.stderr
+            outs[runner] = out
+        assert "placement:" in res.stderr
+        assert event_keys(outs["ray"] / "e.jsonl") == event_keys(outs["local"] / "e.jsonl")
+        assert len(read_events(outs["ray"] / "e.jsonl")) == 30
+        assert video_frames(outs["ray"] / "a.mp4")[0] == video_frames(outs["local"] / "a.mp4")[0] == 30
     finally:
         kill_pids(processes_of(env))
         shutil.rmtree(home, ignore_errors=True)

@@ -135,8 +135,9 @@ class RaySettings(BaseModel):
     address: str = Field(
         "auto",
         pattern=r"^(auto|local|[A-Za-z0-9_.:\[\]-]+:[0-9]+)$",
-        description="'auto': the cluster `ray start` runs on this machine (RAY_ADDRESS if set); "
-        "'local': start a one-machine cluster for this run; HOST:PORT: the head node's GCS",
+        description="'auto': RAY_ADDRESS, or the cluster `ray start` runs on this machine, or "
+        "else a one-machine cluster for this run; 'local': always a one-machine cluster for "
+        "this run; HOST:PORT: the head node's GCS",
     )
     placement_timeout: float = Field(
         120.0, gt=0, description="seconds to wait for a worker to be placed (or re-placed)"

@@ -128,27 +128,33 @@ class RayWorker:
         self.ray.wait([self.done], timeout=timeout)
 
 
-def reachable_gcs(ray: Any, address: str, timeout: float = 5.0) -> str:
-    """The ``HOST:PORT`` of the cluster's GCS for ``address`` (``auto``: ``RAY_ADDRESS``, or
-    the cluster ``ray start`` runs on this machine), checked with a TCP connection.
+def reachable_gcs(ray: Any, address: str, timeout: float = 5.0) -> str | None:
+    """The ``HOST:PORT`` of the cluster's GCS for ``address``, checked with a TCP connection;
+    for ``auto`` (``RAY_ADDRESS``, or the cluster ``ray start`` runs on this machine), None
+    when there is none or it does not answer: the run then starts a cluster of its own.
 
     Raises:
-        PluginError: no cluster found, or its GCS does not answer within ``timeout`` seconds.
+        PluginError: a ``HOST:PORT`` that does not answer within ``timeout`` seconds.
     """
+    given = address
     if address == "auto":
         from ray._private.services import canonicalize_bootstrap_address
 
-        found = canonicalize_bootstrap_address("auto")
+        try:
+            found = canonicalize_bootstrap_address("auto")
+        except (ConnectionError, ValueError):
+            found = None
         if not found:
-            raise PluginError(
-                "pipeline › ray › address: 'auto' found no Ray cluster on this machine: run "
-                "`ray start --head` first, or give the head's HOST:PORT (or 'local')"
-            )
+            log.info("no Ray cluster runs on this machine: starting one for this run")
+            return None
         address = found
     host, _, port = address.rpartition(":")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
+        if given == "auto":
+            log.warning("the Ray cluster at %s does not answer: starting one for this run", address)
+            return None
         raise PluginError(
             f"pipeline › ray › address: the Ray cluster at {address} does not answer "
             f"({exc.strerror or exc}); is `ray start` running there?"
@@ -223,13 +229,12 @@ class RayRunner:
         self._started = not ray.is_initialized()
         if self._started:
             options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
-            if address == "local":  # a cluster of this machine only, on loopback
+            gcs = None if address == "local" else reachable_gcs(ray, address)
+            if gcs is None:  # a cluster of this machine only, for this run, on loopback
                 options["_node_ip_address"] = "127.0.0.1"
                 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # else Ray rewrites it
-            else:
-                address = reachable_gcs(ray, address)
             try:
-                ray.init(address=address, configure_logging=False, **options)
+                ray.init(address=gcs or "local", configure_logging=False, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise PluginError(
                     f"pipeline › ray › address: cannot join the Ray cluster at {address!r}: {exc}"
