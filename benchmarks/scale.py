@@ -7,7 +7,8 @@ Part 1 runs N copies of a clip as live cameras (paced at the clip's frame rate, 
 through MTCNN (``fast``), the FER classifier and a JSONL sink (events only, so with the Ray
 runner the classifier gets face patches, not frames), three ways: the local runner, the Ray
 runner on a one-node cluster, and the Ray runner on two nodes of this machine (the classifier
-placed on the second node by a custom resource, sources and detectors on the first). Printed per
+placed on the second node by a custom resource; sources, detectors and the sink pinned to the
+first, as cameras' boxes would be). Printed per
 run and stream: frames captured, dropped at the source, events, events/s, capture -> event
 latency p50/p95, and the bytes that crossed between nodes (the frame messages of every stage
 whose next stage ran on another node). Simulated nodes share this machine's cores, so the
@@ -130,7 +131,7 @@ def ray_runs(args: argparse.Namespace, out: Path) -> list[list[Any]]:
     machine, ended by PID. One cluster: a process keeps the first token it joined with."""
     from vidaffect.testing.ray_cluster import LocalRayCluster
 
-    cluster = LocalRayCluster(head_cpus=os.cpu_count() or 2)
+    cluster = LocalRayCluster(head_cpus=os.cpu_count() or 2, head_resources={"camera_box": 1000})
     old = {k: os.environ.get(k) for k in cluster.env}
     os.environ.update(cluster.env)  # before this process first joins the cluster
     try:
@@ -156,6 +157,9 @@ def run_two_nodes(runner: dict[str, Any], args: argparse.Namespace, out: Path) -
         events = out / f"ray2-{n}.jsonl"
         data = pipeline(DATA_DIR / "videos" / CLIP, n, args.seconds, events, runner)
         data["classifier"]["placement"] = {"resources": {"classifier_box": 1}}
+        for source in data["sources"]:  # the cameras' node (the detector follows its source)
+            source["placement"] = {"resources": {"camera_box": 1}}
+        data["sinks"][0]["placement"] = {"resources": {"camera_box": 1}}
         result, _ = run_config(data, "ray, 2 nodes")
         rows += stream_rows("ray, 2 nodes", n, result, events)
     return rows

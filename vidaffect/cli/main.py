@@ -78,6 +78,9 @@ def run(config: Path, overrides: tuple[str, ...], status: bool | None, write_rep
                 path = Path(getattr(sink.plugin, "path", ""))
                 if sink.type == "jsonl" and path.is_file():
                     _print_report(path, None)
+                elif sink.type == "jsonl" and sink.name in result.placement:
+                    host = result.placement[sink.name].get("ip", "?")
+                    click.echo(f"{sink.name} wrote {path} on {host}: `vidaffect report` it there", err=True)
         raise_for_errors(result)
     except VidaffectError as err:
         _fail(err)

@@ -16,7 +16,8 @@ class Placement(BaseModel):
     its workers (one Ray actor each). Without it, Ray places the actor where it sees fit.
 
     Resources are Ray's: ``num_cpus``/``num_gpus`` reserve that many CPUs/GPUs of the node for
-    the worker while it runs; ``resources`` are custom ones a node was started with
+    the worker while it runs (without, a worker reserves none: its ``threads`` decide what it
+    uses); ``resources`` are custom ones a node was started with
     (``ray start --resources '{"gpu_box": 1}'``); ``labels`` must all match the node's labels
     (``ray start --labels camera_lan=hall``), e.g. the node that can reach a camera.
     """

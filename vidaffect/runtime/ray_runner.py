@@ -256,8 +256,9 @@ class RayRunner:
             "max_restarts": opts.max_restarts if opts.on_error == "restart" else 0,
             "name": f"vidaffect-{self.run_id}-{ws.spec.stage}-{ws.worker}",
         }
-        if placement.num_cpus is not None:
-            options["num_cpus"] = placement.num_cpus
+        # no CPU reserved unless asked: Ray would hold one per actor given other options, and a
+        # two-core node could then not take a pipeline's five workers
+        options["num_cpus"] = placement.num_cpus or 0
         if placement.num_gpus is not None:
             options["num_gpus"] = placement.num_gpus
         if placement.resources:
@@ -266,9 +267,11 @@ class RayRunner:
             options["label_selector"] = dict(placement.labels)
         near = self._source_node(ws) if opts.placement is None and ws.stage.kind == "detector" else None
         if near is not None:  # beside its camera's source: only faces leave the node
+            log.debug("%s: placed on node %s, beside its source", ws.label, near)
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(near, soft=True)
+            # hard: a soft affinity was not always honoured (ray 2.60, two nodes of one machine)
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(near, soft=False)
         return self._remote.options(**options).remote(self.run_id)
 
     def _source_node(self, ws: WorkerSpec) -> str | None:

@@ -453,7 +453,12 @@ class Supervisor:
                     {st.name: st.kind for st in self.config.stages},
                 )
         elif waited > STARTUP_TIMEOUT_S:
-            self.errors.append(StageFailure("supervisor", "stages did not become ready in time"))
+            late = ", ".join(w.ws.label for w in workers.values() if not w.ready)
+            self.errors.append(
+                StageFailure(
+                    "supervisor", f"stages did not become ready in {STARTUP_TIMEOUT_S:.0f} s: {late}"
+                )
+            )
             self._begin_abort()
 
     def _reap(

@@ -66,8 +66,8 @@ def kill_pids(pids: list[int]) -> None:
 
 
 class LocalRayCluster:
-    """A head node (``head_cpus`` CPUs) on 127.0.0.1 in a helper process; see the module
-    docstring.
+    """A head node (``head_cpus`` CPUs, custom ``head_resources``) on 127.0.0.1 in a helper
+    process; see the module docstring.
 
     Attributes:
         address: the head's GCS ``HOST:PORT`` for ``pipeline.ray.address``.
@@ -78,12 +78,19 @@ class LocalRayCluster:
         RuntimeError: the cluster did not start (the helper's stderr in the message).
     """
 
-    def __init__(self, head_cpus: int = 2) -> None:
+    def __init__(self, head_cpus: int = 2, head_resources: dict[str, float] | None = None) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="vr-"))  # short: Ray's socket paths live under it
         self.env = ray_env(self.home)
         self._stderr = (self.home / "helper.log").open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vidaffect.testing.ray_cluster", str(head_cpus), str(self.home / "ray")],
+            [
+                sys.executable,
+                "-m",
+                "vidaffect.testing.ray_cluster",
+                str(head_cpus),
+                str(self.home / "ray"),
+                json.dumps(head_resources or {}),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -143,13 +150,14 @@ class LocalRayCluster:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def _serve(head_cpus: int, temp_dir: str) -> None:
+def _serve(head_cpus: int, temp_dir: str, head_resources: dict[str, float]) -> None:
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
             "num_cpus": head_cpus,
+            "resources": head_resources,
             "node_ip_address": "127.0.0.1",
             "include_dashboard": False,
             "temp_dir": temp_dir,
@@ -182,4 +190,4 @@ def _serve(head_cpus: int, temp_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), sys.argv[2])
+    _serve(int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]))
