@@ -40,7 +40,8 @@ class StageSpec:
             (an isolated sink of a live run), the send high-water mark, whether it reads pixels.
         outputs_patch: per downstream stage, the face patch to send instead of whole frames
             (``margin``, ``side``, ``gray`` of :class:`~vidaffect.api.FacePatch`), or None.
-        sticky: a stream's frames always go to the same downstream worker.
+        sticky: a stream's frames always go to the same downstream worker: worker
+            ``i % workers`` for the ``i``-th stream of ``streams`` (:meth:`stream_key`).
         producers: upstream processes that each send one EOS per stream.
         ordered, reorder_window: restore frame order (one worker), and how many frames to hold.
         live, hwm: a live pipeline (drop-oldest at the source), the input high-water mark.
@@ -79,6 +80,12 @@ class StageSpec:
     updates: str
     max_message_bytes: int
     restarts: int = 0
+
+    def stream_key(self, stream: str) -> int:
+        """The routing key of ``stream``'s frames to a sticky stage: its index among
+        :attr:`streams` (so N workers share N streams one each, and a runner knows which
+        worker gets which camera)."""
+        return self.streams.index(stream)
 
 
 @dataclass(frozen=True)

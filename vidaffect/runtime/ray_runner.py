@@ -276,13 +276,11 @@ class RayRunner:
 
     def _source_node(self, ws: WorkerSpec) -> str | None:
         """The node of the source whose frames detector worker ``ws`` gets: the first stream
-        sent to it (streams keep to one worker by a hash of their id, with tracking), or
-        source ``worker % sources`` (frames load-balanced, without)."""
-        import zlib
-
+        sent to it (with tracking, stream ``i`` keeps to worker ``i % workers``), or source
+        ``worker % sources`` (frames load-balanced, without)."""
         spec = ws.spec
         if self.sticky:
-            streams = [s for s in spec.streams if zlib.crc32(s.encode()) % spec.workers == spec.worker]
+            streams = [s for s in spec.streams if spec.stream_key(s) % spec.workers == spec.worker]
         else:
             streams = [spec.streams[spec.worker % len(spec.streams)]]
         actor = next((self.actors.get(self.source_of[s]) for s in streams if s in self.source_of), None)

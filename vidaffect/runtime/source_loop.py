@@ -12,7 +12,6 @@ import collections
 import os
 import threading
 import time
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +86,7 @@ class SourceLoop:
         self.m = sc.metrics
         self.info = sc.source_info
         self.stream = str(sc.spec.stream_id)
-        self.key = zlib.crc32(self.stream.encode()) if sc.spec.sticky else None
+        self.key = sc.spec.stream_key(self.stream) if sc.spec.sticky else None
         run_dir = sc.launch.run_dir if sc.launch is not None else None
         self.seqs = SeqFile(Path(run_dir) / f"{sc.spec.stage}.seq") if run_dir else None
         self.seq = self.seqs.read() if self.seqs is not None and sc.spec.restarts else 0

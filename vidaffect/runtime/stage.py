@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 import traceback
-import zlib
 from typing import Any
 
 import msgpack
@@ -242,7 +241,7 @@ class StageContext:
         """Send ``frame`` to one worker of each downstream stage: the same worker for every
         frame of a stream when this stage is sticky; without its pixels to sinks that need
         none, as face patches to a classifier that takes them (each form encoded once)."""
-        key = zlib.crc32(frame.stream.encode()) if self.sticky else None
+        key = self.spec.stream_key(frame.stream) if self.sticky else None
         encoded: dict[Any, list[Any]] = {}
         ok = True
         for out, px, patch in zip(self.outputs, self.outputs_pixels, self.spec.outputs_patch):
