@@ -164,6 +164,48 @@ def run_config(data: dict[str, Any], name: str = "benchmark") -> tuple[RunResult
     return result, res
 
 
+def stream_stats(
+    events: list[dict[str, Any]], stages: dict[str, dict[str, Any]], stream: str, streams: int
+) -> dict[str, Any]:
+    """One paced stream of a run: frames its source captured and dropped, its events, their rate
+    (events per second of capture time) and capture -> event latency p50/p95/p99 (ms).
+
+    Args:
+        events: the run's frame events (all streams); stages: its merged stage metrics;
+        streams: how many sources the run had (one source stage is named ``source``).
+    """
+    mine = [e for e in events if e["stream"] == stream]
+    src = stages.get("source" if streams == 1 else f"source-{stream}", {})
+    ts = [e["ts_capture_ns"] for e in mine]
+    span = (max(ts) - min(ts)) / 1e9 if len(ts) > 1 else 0.0
+    p50, p95, p99 = percentiles([(e["ts_event_ns"] - e["ts_capture_ns"]) / 1e6 for e in mine])
+    return {
+        "captured": src.get("frames_in"),
+        "dropped": src.get("dropped"),
+        "events": len(mine),
+        "rate": len(mine) / span if span else None,
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+    }
+
+
+def paced_sources(video: Path, streams: int, frames: int) -> list[dict[str, Any]]:
+    """``streams`` sources reading ``video`` as live cameras (paced at its fps, looping) for
+    ``frames`` frames each, streams ``cam0``, ``cam1``, ..."""
+    return [
+        {
+            "type": "video",
+            "uri": str(video),
+            "mode": "live",
+            "loop": True,
+            "max_frames": frames,
+            "stream": f"cam{i}",
+        }
+        for i in range(streams)
+    ]
+
+
 def read_jsonl(path: Path, kind: str = "frame") -> list[dict[str, Any]]:
     """Events of one type from a jsonl sink's output."""
     with open(path, encoding="utf-8") as f:

@@ -19,7 +19,7 @@ from typing import Any
 
 import cv2
 
-from benchmarks.common import percentiles, print_table, read_jsonl, run_config
+from benchmarks.common import paced_sources, print_table, read_jsonl, run_config, stream_stats
 
 
 def live_run(video: Path, streams: int, seconds: float, detect_every: int, out: Path) -> list[list[Any]]:
@@ -29,17 +29,7 @@ def live_run(video: Path, streams: int, seconds: float, detect_every: int, out: 
     frames = int(seconds * fps)
     data: dict[str, Any] = {
         "pipeline": {"name": f"live-{streams}", "status": False},
-        "sources": [
-            {
-                "type": "video",
-                "uri": str(video),
-                "mode": "live",
-                "loop": True,
-                "max_frames": frames,
-                "stream": f"cam{i}",
-            }
-            for i in range(streams)
-        ],
+        "sources": paced_sources(video, streams, frames),
         "detector": {"type": "mtcnn", "preset": "fast"},
         "classifier": {"type": "fer"},
         "sinks": [{"type": "jsonl", "path": str(events_path), "flush_every": 100}],
@@ -50,27 +40,12 @@ def live_run(video: Path, streams: int, seconds: float, detect_every: int, out: 
     events = read_jsonl(events_path)
     rows = []
     for i in range(streams):
-        stream = f"cam{i}"
-        mine = [e for e in events if e["stream"] == stream]
-        src = result.stages.get("source" if streams == 1 else f"source-{stream}", {})
-        lat = [(e["ts_event_ns"] - e["ts_capture_ns"]) / 1e6 for e in mine]
-        span = (
-            (max(e["ts_capture_ns"] for e in mine) - min(e["ts_capture_ns"] for e in mine)) / 1e9
-            if mine
-            else 0
-        )
-        p50, p95, p99 = percentiles(lat)
+        st = stream_stats(events, result.stages, f"cam{i}", streams)
         rows.append(
             [
                 streams,
-                stream,
-                src.get("frames_in"),
-                src.get("dropped"),
-                len(mine),
-                len(mine) / span if span else None,
-                p50,
-                p95,
-                p99,
+                f"cam{i}",
+                *(st[k] for k in ("captured", "dropped", "events", "rate", "p50", "p95", "p99")),
                 res.cpu_percent if i == 0 else None,
                 res.peak_pss_mb if i == 0 else None,
             ]

@@ -33,7 +33,7 @@ from typing import Any
 
 import cv2
 
-from benchmarks.common import percentiles, print_table, read_jsonl, run_config
+from benchmarks.common import paced_sources, print_table, read_jsonl, run_config, stream_stats
 from vidaffect.runtime.supervisor import RunResult
 from vidaffect.sample_data import data_dir
 
@@ -51,17 +51,7 @@ def pipeline(
     fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 30.0
     return {
         "pipeline": {"name": f"scale-{streams}", "status": False, **runner},
-        "sources": [
-            {
-                "type": "video",
-                "uri": str(video),
-                "mode": "live",
-                "loop": True,
-                "max_frames": int(seconds * fps),
-                "stream": f"cam{i}",
-            }
-            for i in range(streams)
-        ],
+        "sources": paced_sources(video, streams, int(seconds * fps)),
         "detector": {"type": "mtcnn", "preset": "fast"},
         "classifier": {"type": "fer"},
         "tracking": {"detect_every": 5},
@@ -93,24 +83,13 @@ def stream_rows(name: str, streams: int, result: RunResult, events: Path) -> lis
     crossed = cross_node_bytes(result, downstream)
     rows = []
     for i in range(streams):
-        stream = f"cam{i}"
-        mine = [e for e in evs if e["stream"] == stream]
-        src = result.stages.get("source" if streams == 1 else f"source-{stream}", {})
-        lat = [(e["ts_event_ns"] - e["ts_capture_ns"]) / 1e6 for e in mine]
-        ts = [e["ts_capture_ns"] for e in mine]
-        span = (max(ts) - min(ts)) / 1e9 if len(ts) > 1 else 0.0
-        p50, p95, _ = percentiles(lat)
+        st = stream_stats(evs, result.stages, f"cam{i}", streams)
         rows.append(
             [
                 name,
                 streams,
-                stream,
-                src.get("frames_in"),
-                src.get("dropped"),
-                len(mine),
-                len(mine) / span if span else None,
-                p50,
-                p95,
+                f"cam{i}",
+                *(st[k] for k in ("captured", "dropped", "events", "rate", "p50", "p95")),
                 (crossed / 2**20 if crossed is not None else None) if i == 0 else None,
             ]
         )

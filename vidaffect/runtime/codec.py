@@ -52,8 +52,15 @@ def encode_frame(frame: Frame, pixels: bool = True) -> list[Any]:
             meta must be plain Python values).
     """
     img = frame.image
-    if pixels and not img.flags.c_contiguous:
+    if not pixels:
+        return [_frame_header(frame, [], image_shape=list(img.shape))]
+    if not img.flags.c_contiguous:
         img = np.ascontiguousarray(img)
+    return [_frame_header(frame, [{"dtype": img.dtype.name, "shape": list(img.shape)}]), img.data.cast("B")]
+
+
+def _frame_header(frame: Frame, bufs: list[dict[str, Any]], **extra: Any) -> bytes:
+    """The msgpack header of a ``frame`` message carrying ``bufs``, with ``extra`` fields."""
     header: dict[str, Any] = {
         "v": PROTOCOL_VERSION,
         "kind": "frame",
@@ -61,13 +68,11 @@ def encode_frame(frame: Frame, pixels: bool = True) -> list[Any]:
         "seq": frame.seq,
         "ts_ns": frame.ts_ns,
         "pts_ms": frame.pts_ms,
-        "bufs": [{"dtype": img.dtype.name, "shape": list(img.shape)}] if pixels else [],
+        "bufs": bufs,
         "meta": frame.meta,
+        **extra,
     }
-    if not pixels:
-        header["image_shape"] = list(img.shape)
-        return [msgpack.packb(header, use_bin_type=True)]
-    return [msgpack.packb(header, use_bin_type=True), img.data.cast("B")]
+    return bytes(msgpack.packb(header, use_bin_type=True))
 
 
 def encode_patches(frame: Frame, margin: float, side: int, gray: bool) -> list[Any]:
@@ -78,19 +83,8 @@ def encode_patches(frame: Frame, margin: float, side: int, gray: bool) -> list[A
         TypeError: as :func:`encode_frame`.
     """
     fields, data = cut_patches(frame, margin, side, gray)
-    header: dict[str, Any] = {
-        "v": PROTOCOL_VERSION,
-        "kind": "frame",
-        "stream": frame.stream,
-        "seq": frame.seq,
-        "ts_ns": frame.ts_ns,
-        "pts_ms": frame.pts_ms,
-        "bufs": [{"dtype": "uint8", "shape": [len(data)]}],
-        "meta": frame.meta,
-        "image_shape": list(frame.image.shape),
-        **fields,
-    }
-    return [msgpack.packb(header, use_bin_type=True), data]
+    bufs = [{"dtype": "uint8", "shape": [len(data)]}]
+    return [_frame_header(frame, bufs, image_shape=list(frame.image.shape), **fields), data]
 
 
 def encode_eos(stream: str, seq: int, meta: dict[str, Any] | None = None) -> list[bytes]:
@@ -166,8 +160,13 @@ def _buffer_array(spec: Any, buf: Any) -> np.ndarray:
     return np.frombuffer(mv, dtype=dtype).reshape(shape)
 
 
-def _no_pixels(shape: Any) -> np.ndarray:
-    """The image of a frame sent without pixels: black, read-only, one byte of memory."""
+def _image_shape(shape: Any) -> tuple[int, int, int]:
+    """``image_shape`` of a frame sent without (all its) pixels, checked: (H, W, 3), sides
+    1-65536.
+
+    Raises:
+        MessageError: anything else.
+    """
     if not (
         isinstance(shape, list)
         and len(shape) == 3
@@ -175,7 +174,12 @@ def _no_pixels(shape: Any) -> np.ndarray:
         and all(isinstance(s, int) and 0 < s <= 2**16 for s in shape)
     ):
         raise MessageError(f"bad image_shape {shape!r}")
-    return np.broadcast_to(np.zeros((), np.uint8), tuple(shape))
+    return shape[0], shape[1], shape[2]
+
+
+def _no_pixels(shape: Any) -> np.ndarray:
+    """The image of a frame sent without pixels: black, read-only, one byte of memory."""
+    return np.broadcast_to(np.zeros((), np.uint8), _image_shape(shape))
 
 
 def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
@@ -201,9 +205,8 @@ def decode(parts: Sequence[Any]) -> tuple[dict[str, Any], Frame | None]:
     elif len(parts) == 2 and "patches" in header:  # only the squares around the faces
         buf = parts[1].buffer if hasattr(parts[1], "buffer") else parts[1]
         try:
-            image = paste_patches(
-                header.get("image_shape"), header["patches"], header.get("gray"), memoryview(buf)
-            )
+            shape = _image_shape(header.get("image_shape"))
+            image = paste_patches(shape, header["patches"], header.get("gray"), memoryview(buf))
         except PatchError as exc:
             raise MessageError(str(exc)) from None
     elif len(parts) != 2:

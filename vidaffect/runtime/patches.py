@@ -64,20 +64,14 @@ def cut_patches(frame: Frame, margin: float, side: int, gray: bool) -> tuple[dic
     return {"patches": where, "gray": gray}, b"".join(chunks)
 
 
-def paste_patches(shape: Any, patches: Any, gray: Any, data: memoryview) -> np.ndarray:
-    """A black uint8 ``shape`` (H, W, 3) BGR frame with every patch pasted back at its size.
+def paste_patches(shape: tuple[int, int, int], patches: Any, gray: Any, data: memoryview) -> np.ndarray:
+    """A black uint8 ``shape`` (H, W, 3) BGR frame (checked by the codec) with every patch
+    pasted back at its size.
 
     Raises:
-        PatchError: a malformed shape or patch list, a square outside the frame, or a buffer
-            whose size is not the patches' total.
+        PatchError: a malformed patch list, a square outside the frame, or a buffer whose
+            size is not the patches' total.
     """
-    if not (
-        isinstance(shape, list)
-        and len(shape) == 3
-        and shape[2] == 3
-        and all(isinstance(v, int) and 0 < v <= 2**16 for v in shape)
-    ):
-        raise PatchError(f"bad image_shape {shape!r}")
     if not isinstance(patches, list) or not isinstance(gray, bool):
         raise PatchError("patches must be a list and gray a bool")
     h, w = shape[0], shape[1]

@@ -133,7 +133,11 @@ class StageContext:
             )
             for drop, hwm in zip(spec.outputs_drop, spec.outputs_hwm)
         ]
-        self.outputs_pixels = spec.outputs_pixels
+        # per output, how frames go: with pixels or not (bool), or face patches (margin, side, gray)
+        self.output_forms: list[bool | tuple[float, int, bool]] = [
+            (p["margin"], p["side"], p["gray"]) if p else px
+            for px, p in zip(spec.outputs_pixels, spec.outputs_patch)
+        ]
         self.sticky = spec.sticky
 
     def _push_socket(self, endpoint: str, hwm: int, buffer_bytes: int | None) -> zmq.Socket:
@@ -166,7 +170,7 @@ class StageContext:
                 raise VidaffectError(f"no wiring from the supervisor in {WIRING_TIMEOUT_S:.0f} s")
             self.control.poll(20)
         for out in self.outputs:
-            out._apply_pending()
+            out.apply_pending()
 
     def _rewire(self, wiring: Wiring) -> None:
         """Point the outputs at the workers of ``wiring`` (applied before the next send)."""
@@ -244,13 +248,13 @@ class StageContext:
         key = self.spec.stream_key(frame.stream) if self.sticky else None
         encoded: dict[Any, list[Any]] = {}
         ok = True
-        for out, px, patch in zip(self.outputs, self.outputs_pixels, self.spec.outputs_patch):
-            form = (patch["margin"], patch["side"], patch["gray"]) if patch else px
+        for out, form in zip(self.outputs, self.output_forms):
             if form not in encoded:
-                if patch:
-                    encoded[form] = encode_patches(frame, **patch)
-                else:
-                    encoded[form] = encode_frame(frame, pixels=px)
+                encoded[form] = (
+                    encode_frame(frame, pixels=form)
+                    if isinstance(form, bool)
+                    else encode_patches(frame, *form)
+                )
             parts = encoded[form]
             self.metrics.bytes_out += sum(memoryview(p).nbytes for p in parts)
             ok = out.send(parts, key) and ok

@@ -180,7 +180,8 @@ class Fanout:
         if endpoints != self.endpoints:
             self.pending = list(endpoints)
 
-    def _apply_pending(self) -> None:
+    def apply_pending(self) -> None:
+        """Connect to the endpoints :meth:`reconnect_later` was given, if any."""
         if self.pending is not None:
             endpoints, self.pending = self.pending, None
             self.connect(endpoints)
@@ -189,7 +190,7 @@ class Fanout:
         """The first writable socket among ``pick(sockets)`` (re-picked after a reconnect;
         ``_MOVED`` when it picks none), None on abort."""
         while True:
-            self._apply_pending()
+            self.apply_pending()
             candidates = pick(self.sockets)
             if not candidates:
                 return _MOVED
@@ -206,7 +207,7 @@ class Fanout:
         With ``key``, always to worker ``key % n`` (a stream keeps its worker, which holds
         per-stream state such as its face tracker); else to the next writable worker.
         """
-        self._apply_pending()
+        self.apply_pending()
         if self.drop_when_full:
             n = len(self.sockets)
             targets = [self.sockets[key % n]] if key is not None else self.sockets
@@ -238,7 +239,7 @@ class Fanout:
         waited); False when aborted before all got it."""
         sent: set[str] = set()
         while True:
-            self._apply_pending()
+            self.apply_pending()
             todo = [ep for ep in self.endpoints if ep not in sent]
             if not todo:
                 return True
