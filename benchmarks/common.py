@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 
 from vidaffect.config import validate
+from vidaffect.imaging.boxes import iou
 from vidaffect.runtime.supervisor import RunResult, run_pipeline
 from vidaffect_trainers.options import parse_arch_options
 
@@ -92,15 +93,6 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     name, _, opts = spec.partition(":")
     items = [o for o in re.split(r",(?![^\[]*\])", opts) if o]
     return name, parse_arch_options(items)
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two xyxy boxes (0 when the union is empty)."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def match_boxes(

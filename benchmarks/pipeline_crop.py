@@ -23,25 +23,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.common import iou, print_table
+from benchmarks.common import print_table
 from benchmarks.robustness import stratified_limit
 from vidaffect_plugins.classifiers.crops import square_crop
 from vidaffect_plugins.classifiers.fer import FERClassifier
 from vidaffect_trainers.fer2013.data import load
 from vidaffect_trainers.fer2013.evaluate import default_data, map_labels
+from vidaffect_trainers.fer2013.framing import best_face, frame_of
 from vidaffect_trainers.fer2013.predict import predict_images
 
 MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 OFFSETS = (-0.05, 0.0, 0.05, 0.1)
-
-
-def frame_of(face: np.ndarray, scale: int) -> tuple[np.ndarray, list[float]]:
-    """A BGR frame with ``face`` (uint8 48x48 gray) enlarged ``scale`` times in its middle, and
-    the face's own square ``[x1, y1, x2, y2]`` in it."""
-    big = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    s = big.shape[0]
-    frame = cv2.copyMakeBorder(big, s, s, s, s, cv2.BORDER_REPLICATE)
-    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), [float(s), float(s), float(2 * s), float(2 * s)]
 
 
 def shifted(bbox: list[float], offset_y: float) -> list[float]:
@@ -49,13 +41,6 @@ def shifted(bbox: list[float], offset_y: float) -> list[float]:
     x1, y1, x2, y2 = bbox
     d = offset_y * max(x2 - x1, y2 - y1)
     return [x1, y1 + d, x2, y2 + d]
-
-
-def best_face(faces: list[dict[str, Any]], truth: list[float]) -> dict[str, Any] | None:
-    """The detected face with the largest box overlap with the placed face (None: none overlaps)."""
-    scored = [(iou(f["bbox"], truth), i) for i, f in enumerate(faces)]
-    scored = [s for s in scored if s[0] > 0.1]
-    return faces[max(scored)[1]] if scored else None
 
 
 def landmark_geometry(landmarks: list[list[float]]) -> tuple[np.ndarray, float, float]:

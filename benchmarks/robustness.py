@@ -10,6 +10,12 @@ jitter, occlusion), as in ImageNet-C (Hendrycks & Dietterich, ICLR 2019). Printe
 checkpoint in one run: top-1 per corruption and severity, the mean corruption accuracy (mCA,
 the mean of the 30), the clean top-1, and per-class recall clean and averaged over the
 corruptions. Same seed, same corrupted faces for every checkpoint.
+
+With ``--pipeline N`` (default 600), N of the faces (stratified) also go the way a pipeline
+sends them (:mod:`benchmarks.pipeline_crop`): enlarged 3x in a frame, found by the real MTCNN
+plugin, cropped by the ``fer`` plugin around the box at its ``margin`` (``--margin``, default
+the plugin's); the table adds top-1 on the faces MTCNN found, directly at 48x48 and through
+that path, and the gap between the two.
 """
 
 from __future__ import annotations
@@ -51,8 +57,47 @@ def recall_per_class(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarr
     return np.where(support > 0, recall, np.nan)
 
 
-def evaluate(target: str, faces: FaceSet, images: dict[tuple[str, int], np.ndarray]) -> dict[str, Any]:
-    """Top-1 and per-class recall of one checkpoint under every condition."""
+class PipelineFaces:
+    """Faces placed in frames and found by MTCNN once, for every checkpoint's pipeline row."""
+
+    def __init__(self, faces: FaceSet, n: int, seed: int, margin: float) -> None:
+        from benchmarks.pipeline_crop import detect
+        from vidaffect_plugins.detectors.mtcnn import MTCNNDetector
+
+        self.faces, self.margin = stratified_limit(faces, n, seed), margin
+        detector = MTCNNDetector(MTCNNDetector.Config())
+        detector.open()
+        frames, _, boxes = detect(detector, self.faces.images, 3)
+        self.found = np.array([b is not None for b in boxes])
+        self.kept = [(f, b["bbox"]) for f, b in zip(frames, boxes) if b is not None]
+
+    def top1(self, target: str) -> dict[str, Any]:
+        """Direct and pipeline-path top-1 of ``target`` on the detected faces."""
+        from vidaffect_plugins.classifiers.crops import square_crop
+        from vidaffect_plugins.classifiers.fer import FERClassifier
+
+        classifier = FERClassifier(FERClassifier.Config(checkpoint=target, margin=self.margin))
+        classifier.open()
+        y = map_labels(self.faces, classifier.meta.labels)[self.found]
+        direct = predict_images(classifier.model, classifier.meta, self.faces.images[self.found]).argmax(1)
+        path = classifier.predict([square_crop(f, b, self.margin) for f, b in self.kept]).argmax(1)
+        return {
+            "faces": len(self.faces),
+            "detected": int(self.found.sum()),
+            "margin": self.margin,
+            "direct": float((direct == y).mean()),
+            "pipeline": float((path == y).mean()),
+        }
+
+
+def evaluate(
+    target: str,
+    faces: FaceSet,
+    images: dict[tuple[str, int], np.ndarray],
+    pipeline: PipelineFaces | None = None,
+) -> dict[str, Any]:
+    """Top-1 and per-class recall of one checkpoint under every condition (and through the
+    pipeline's crop when ``pipeline`` is given)."""
     name, ckpt = resolve(target)
     model, meta = load_checkpoint(ckpt)
     y_true = map_labels(faces, meta.labels)
@@ -71,6 +116,8 @@ def evaluate(target: str, faces: FaceSet, images: dict[tuple[str, int], np.ndarr
     corrupted = [k for k in out["top1"] if k != "clean"]
     out["mca"] = float(np.mean([out["top1"][k] for k in corrupted]))
     out["recall_corrupted"] = np.nanmean([out["recall"][k] for k in corrupted], axis=0).tolist()
+    if pipeline is not None:
+        out["pipeline"] = pipeline.top1(str(ckpt))
     return out
 
 
@@ -87,13 +134,29 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--limit", type=int, default=0, help="at most N test faces, stratified (0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument(
+        "--pipeline",
+        type=int,
+        default=600,
+        metavar="N",
+        help="also classify N of the faces through MTCNN and the plugin's crop (0: off)",
+    )
+    ap.add_argument(
+        "--margin", type=float, default=None, help="the crop margin of --pipeline (default: the plugin's)"
+    )
     args = ap.parse_args(argv)
     targets = args.checkpoint or ["default", "alexnet"]
     faces = stratified_limit(load(args.data or default_data(), args.split), args.limit, args.seed)
     images = {
         (f, s): faces.images if s == 0 else corrupt(faces.images, f, s, args.seed) for f, s in CONDITIONS
     }
-    results = [evaluate(t, faces, images) for t in targets]
+    pipeline = None
+    if args.pipeline:
+        from vidaffect_plugins.classifiers.fer import FERClassifier
+
+        margin = FERClassifier.Config().margin if args.margin is None else args.margin
+        pipeline = PipelineFaces(faces, args.pipeline, args.seed, margin)
+    results = [evaluate(t, faces, images, pipeline) for t in targets]
     names = [r["name"] for r in results]
     rows = [["clean", "-", *(100 * r["top1"]["clean"] for r in results)]]
     for f, s in CONDITIONS[1:]:
@@ -103,6 +166,24 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             [f, "mean", *(100 * np.mean([r["top1"][f"{f}-{s}"] for s in (1, 2, 3)]) for r in results)]
         )
     rows.append(["mCA (mean of the 30)", "-", *(100 * r["mca"] for r in results)])
+    if pipeline is not None:
+        p = results[0]["pipeline"]
+        what = f"{p['detected']} of {p['faces']} faces MTCNN found"
+        rows.append([f"direct, {what}", "-", *(100 * r["pipeline"]["direct"] for r in results)])
+        rows.append(
+            [
+                f"pipeline crop, margin {p['margin']:g}",
+                "-",
+                *(100 * r["pipeline"]["pipeline"] for r in results),
+            ]
+        )
+        rows.append(
+            [
+                "pipeline loss (points)",
+                "-",
+                *(100 * (r["pipeline"]["direct"] - r["pipeline"]["pipeline"]) for r in results),
+            ]
+        )
     print_table(
         f"FER-2013 {args.split} top-1 (%) under corruptions, {len(faces)} faces",
         ["corruption", "severity", *names],

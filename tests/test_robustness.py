@@ -81,7 +81,8 @@ def test_benchmark_ranks_corruptions_below_clean(tmp_path: Path, capsys: pytest.
     from benchmarks import robustness
 
     out = tmp_path / "r.json"
-    (result,) = robustness.main(["--checkpoint", "default", "--limit", "140", "--json", str(out)])
+    args = ["--checkpoint", "default", "--limit", "140", "--pipeline", "70", "--json", str(out)]
+    (result,) = robustness.main(args)
     assert len(result["top1"]) == 1 + 3 * len(FAMILIES)
     assert result["mca"] < result["top1"]["clean"]
     for family in ("blur", "noise"):  # the strongest level hurts more than the mildest
@@ -89,6 +90,10 @@ def test_benchmark_ranks_corruptions_below_clean(tmp_path: Path, capsys: pytest.
     assert json.loads(out.read_text())[0]["name"] == result["name"]
     text = capsys.readouterr().out
     assert "mCA (mean of the 30)" in text and "per-class recall (%)" in text
+    p = result["pipeline"]  # the same faces through MTCNN and the plugin's crop
+    assert 63 <= p["faces"] <= 77 and 0.6 * p["faces"] <= p["detected"] <= p["faces"] and p["margin"] == 0.1
+    assert 0.3 < p["pipeline"] <= 1 and 0.3 < p["direct"] <= 1
+    assert "pipeline crop, margin 0.1" in text and "pipeline loss (points)" in text
 
 
 def test_temperature_scaling_fixes_overconfident_logits() -> None:
@@ -155,7 +160,8 @@ def test_calibrate_command_writes_the_temperature_and_keeps_fp16(tmp_path: Path)
 
 
 def test_pipeline_crop_framing_maps_boxes_onto_the_faces_squares() -> None:
-    from benchmarks.pipeline_crop import fit_framing, frame_of, shifted
+    from benchmarks.pipeline_crop import fit_framing, shifted
+    from vidaffect_trainers.fer2013.framing import frame_of
 
     frame, truth = frame_of(np.full((48, 48), 128, np.uint8), 3)
     assert frame.shape == (432, 432, 3) and truth == [144.0, 144.0, 288.0, 288.0]

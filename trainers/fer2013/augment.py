@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from vidaffect_trainers.fer2013.corrupt import random_corruption
+from vidaffect_trainers.fer2013.framing import random_framing
 
 
 def train_transform(size: int = 48) -> v2.Transform:
@@ -28,8 +29,11 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
     """Wraps uint8 ``(N, H, W)`` images into normalised float32 ``(1, H, W)`` tensors.
 
     ``(pixel / 255 - mean) / std``; with ``augment`` the train transform and random
-    erasing (Zhong et al., AAAI 2020) are applied, and with ``robust`` > 0, first, with that
-    probability, one camera corruption of a random family and strength
+    erasing (Zhong et al., AAAI 2020) are applied; before them, with ``framing`` > 0 and
+    ``boxes`` (float32 ``(N, 4)``, MTCNN's box per face relative to it, NaN where none), with that
+    probability the crop the ``fer`` plugin takes around the face's box
+    (:func:`~vidaffect_trainers.fer2013.framing.random_framing`), and with ``robust`` > 0, with
+    that probability, one camera corruption of a random family and strength
     (:func:`~vidaffect_trainers.fer2013.corrupt.random_corruption`). Items are ``(x, label)``, or
     ``(x, label, soft)`` when per-image soft targets float32 ``(N, C)`` are given
     (distillation, :mod:`vidaffect_trainers.fer2013.distill`).
@@ -46,8 +50,12 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
         robust: float = 0.0,
         seed: int = 0,
         robust_ranges: str = "standard",
+        boxes: np.ndarray | None = None,
+        framing: float = 0.0,
     ) -> None:
         self.raw = np.ascontiguousarray(images)
+        self.boxes = boxes
+        self.framing = framing if augment and boxes is not None else 0.0
         self.robust_ranges = robust_ranges
         self.images = torch.from_numpy(self.raw).unsqueeze(1)
         self.robust = robust if augment else 0.0
@@ -64,12 +72,16 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         img = self.images[i]
-        if self.robust:
+        if self.robust or self.framing:
             if self._rng is None:  # one per DataLoader worker, seeded by torch's per-worker seed
                 self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32])
-            img = torch.from_numpy(
-                random_corruption(self.raw[i], self._rng, self.robust, self.robust_ranges)
-            ).unsqueeze(0)
+            raw = self.raw[i]
+            if self.framing:
+                assert self.boxes is not None
+                raw = random_framing(raw, self.boxes[i], self._rng, self.framing)
+            if self.robust:
+                raw = random_corruption(raw, self._rng, self.robust, self.robust_ranges)
+            img = torch.from_numpy(np.ascontiguousarray(raw)).unsqueeze(0)
         if self.transform is not None:
             img = self.transform(img)
         x = (img.float() / 255.0 - self.mean) / self.std

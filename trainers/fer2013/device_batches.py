@@ -11,7 +11,9 @@ a horizontal flip, brightness and contrast factors in 0.7-1.3, random erasing (p
 0.5, 2-15% of the face; Zhong et al., AAAI 2020), and with ``robust`` > 0 one camera
 corruption per face with that probability, from the families and ranges of
 :mod:`vidaffect_trainers.fer2013.corrupt` (JPEG through OpenCV on the host, for the few faces
-that draw it).
+that draw it). With ``framing`` > 0 and ``boxes``, first, with that probability, the crop the
+``fer`` plugin takes around the face's own MTCNN box
+(:func:`~vidaffect_trainers.fer2013.framing.random_framing`, border repeated).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 
 from vidaffect_trainers.fer2013.corrupt import FAMILIES, RANGES
 from vidaffect_trainers.fer2013.corrupt import _jpeg as _jpeg_op
+from vidaffect_trainers.fer2013.framing import MARGIN_RANGE, OFFSET_RANGE
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,6 +73,8 @@ class DeviceBatches:
         mean, std: the normalisation ``(x / 255 - mean) / std``.
         batch_size: faces per batch; the last, smaller batch is dropped when ``drop_last``.
         robust: probability of one camera corruption per face (0: none).
+        boxes, framing: float32 ``(N, 4)`` MTCNN boxes relative to each face (NaN: none
+            found) and the probability of the plugin's crop around them (0: none).
         seed: the shuffling and augmentation seed (a run is repeatable on one device).
 
     ``x`` is float32 ``(B, 1, H, W)`` on ``device``; the generator's state advances per epoch.
@@ -88,8 +93,12 @@ class DeviceBatches:
         seed: int = 0,
         drop_last: bool = True,
         robust_ranges: str = "standard",
+        boxes: np.ndarray | None = None,
+        framing: float = 0.0,
     ) -> None:
         self.device = device
+        self.boxes = None if boxes is None else torch.from_numpy(np.asarray(boxes, np.float32)).to(device)
+        self.framing = framing if boxes is not None else 0.0
         self.ranges = RANGES[robust_ranges]
         self.images = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).to(device)
         self.labels = torch.from_numpy(labels).to(device)
@@ -112,7 +121,11 @@ class DeviceBatches:
         order = torch.randperm(len(self.labels), generator=self.gen, device=self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            x = self.augment(self.images[idx].float() / 255.0)
+            x = self.images[idx].float() / 255.0
+            if self.framing:
+                assert self.boxes is not None
+                x = self.frame(x, self.boxes[idx])
+            x = self.augment(x)
             batch: tuple[torch.Tensor, ...] = (x, self.labels[idx])
             yield batch if self.soft is None else (*batch, self.soft[idx])
 
@@ -139,6 +152,24 @@ class DeviceBatches:
         x = (m + c * (x - m)).clamp(0, 1)
         x = (x - self.mean) / self.std
         return self.erase(x)
+
+    def frame(self, x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """With probability ``framing`` per face with a box, the square around it grown by a
+        margin from :data:`~vidaffect_trainers.fer2013.framing.MARGIN_RANGE` and moved down by
+        a share of its side from :data:`~vidaffect_trainers.fer2013.framing.OFFSET_RANGE`."""
+        g, dev, n = self.gen, self.device, len(x)
+        on = (torch.rand(n, generator=g, device=dev) < self.framing) & torch.isfinite(boxes).all(1)
+        b = torch.nan_to_num(boxes, 0.0)
+        side = torch.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]).clamp_min(0.05)
+        grown = side * (1 + 2 * _uniform(n, *MARGIN_RANGE, g, dev))
+        cx = (b[:, 0] + b[:, 2]) / 2
+        cy = (b[:, 1] + b[:, 3]) / 2 + _uniform(n, *OFFSET_RANGE, g, dev) * side
+        zeros = torch.zeros(n, device=dev)
+        theta = torch.stack(  # output [-1, 1] -> the grown square, in the face's [-1, 1] frame
+            [torch.stack([grown, zeros, 2 * cx - 1], 1), torch.stack([zeros, grown, 2 * cy - 1], 1)], 1
+        )
+        framed = F.grid_sample(x, _affine_grid(theta, x.shape), align_corners=False, padding_mode="border")
+        return torch.where(on.view(-1, 1, 1, 1), framed, x)
 
     def erase(self, x: torch.Tensor) -> torch.Tensor:
         """Random erasing: with probability 0.5 a rectangle of 2-15% of the face (aspect 0.3-3.3)

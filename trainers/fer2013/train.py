@@ -46,6 +46,7 @@ from vidaffect_trainers.fer2013.distill import (
     teacher_probs,
 )
 from vidaffect_trainers.fer2013.finetune import align_classes, check_arch_arguments, starting_point
+from vidaffect_trainers.fer2013.framing import cached_boxes
 from vidaffect_trainers.fer2013.predict import predict
 from vidaffect_trainers.options import add_run_arguments, fraction, parse_arch_options, positive_float
 from vidaffect_trainers.run import TrainingRun
@@ -100,6 +101,15 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
     if 0 < args.limit < len(full):
         keep, _ = stratified_split(full.labels, 1 - args.limit / len(full), args.seed)
         full = full.subset(keep)
+    boxes = None
+    if args.framing:  # MTCNN's box on every face, detected once per machine (framing.py)
+        t0 = time.perf_counter()
+        boxes = cached_boxes(full.images)
+        print(
+            f"MTCNN boxes for {len(boxes)} faces ({time.perf_counter() - t0:.0f} s; "
+            f"{np.isfinite(boxes[:, 0]).mean():.1%} found)",
+            flush=True,
+        )
     train_idx, val_idx = stratified_split(full.labels, args.val_frac, args.seed)
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
     size = int(train_set.images.shape[-1])
@@ -155,6 +165,8 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             seed=args.seed,
             drop_last=len(train_set) >= args.batch_size,
             robust_ranges=args.robust_ranges,
+            boxes=None if boxes is None else boxes[train_idx],
+            framing=args.framing,
         )
     else:
         train_loader = DataLoader(
@@ -168,6 +180,8 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
                 robust=args.robust,
                 seed=args.seed,
                 robust_ranges=args.robust_ranges,
+                boxes=None if boxes is None else boxes[train_idx],
+                framing=args.framing,
             ),
             batch_size=args.batch_size,
             shuffle=sampler is None,
@@ -204,6 +218,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             "label_smoothing": args.label_smoothing,
             "seed": args.seed,
             **({"robust": args.robust, "robust_ranges": args.robust_ranges} if args.robust else {}),
+            **({"framing": args.framing} if args.framing else {}),
             **({"ema_decay": args.ema} if args.ema else {}),
             **(
                 {
@@ -356,6 +371,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="standard",
         help="strengths --robust draws from: standard stops short of the robustness benchmark's "
         "strongest level; wide runs past it (the benchmark's severity 3 is then not held out)",
+    )
+    p.add_argument(
+        "--framing",
+        type=fraction,
+        default=0.0,
+        metavar="P",
+        help="pipeline framing: with probability P a training face is shown as the fer plugin "
+        "crops it, around MTCNN's own box on it at a random margin (-0.05 to 0.2) and height; "
+        "the boxes are detected once per machine (about 25 minutes for FER-2013); 0: off",
     )
     p.add_argument(
         "--teacher",
