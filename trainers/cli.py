@@ -1,4 +1,4 @@
-"""``vidaffect train|evaluate|compare|calibrate|export|stats``: the model training commands,
+"""``vidaffect train|evaluate|compare|calibrate|ensemble|export|stats``: the model training commands,
 added to the ``vidaffect`` command through the ``vidaffect.commands`` entry point group
 (:func:`add_commands`), so the engine does not depend on the trainers.
 
@@ -21,6 +21,7 @@ SUMMARIES = {
     "evaluate": "Test metrics of a checkpoint and a report folder (--task fer2013 | emotic).",
     "compare": "Checkpoints side by side: size, compute, CPU latency, accuracy.",
     "calibrate": "Fit a checkpoint's softmax temperature on its validation split (ECE before/after).",
+    "ensemble": "One checkpoint from several trained ones (a deep ensemble), calibrated.",
     "export": "A small fp16 copy of a checkpoint for shipping, with its test figures.",
     "stats": "EMOTIC annotations: ground-truth statistics and the label-prior mAP.",
 }

@@ -61,6 +61,11 @@ COMMANDS: dict[str, tuple[Command, ...]] = {
             "fit the softmax temperature on the validation split (temperature scaling)",
             "vidaffect_trainers.fer2013.calibrate",
         ),
+        Command(
+            "ensemble",
+            "one checkpoint from several trained ones (a deep ensemble), calibrated",
+            "vidaffect_trainers.fer2013.ensemble",
+        ),
         _EXPORT,
     ),
     "emotic": (

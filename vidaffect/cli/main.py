@@ -273,7 +273,7 @@ def demo(video: Path | None, out: Path, status: bool) -> None:
 def add_installed_commands(group: click.Group) -> None:
     """Add the commands that installed packages announce in the ``vidaffect.commands`` entry
     point group (each entry point is a function taking the click group): vidaffect's trainers
-    add ``train``, ``evaluate``, ``compare``, ``calibrate``, ``export`` and ``stats`` this way.
+    add ``train``, ``evaluate``, ``compare``, ``calibrate``, ``ensemble``, ``export`` and ``stats`` this way.
     A package whose commands fail to load is named on stderr; the other commands still work."""
     from importlib.metadata import entry_points
 
