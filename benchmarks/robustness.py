@@ -87,6 +87,7 @@ class PipelineFaces:
             "margin": self.margin,
             "direct": float((direct == y).mean()),
             "pipeline": float((path == y).mean()),
+            "recall_pipeline": recall_per_class(y, path, len(classifier.meta.labels)).tolist(),
         }
 
 
@@ -194,6 +195,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for r in results:
         rec_rows.append([r["name"], "clean", *(100 * v for v in r["recall"]["clean"])])
         rec_rows.append([r["name"], "corrupted (mean)", *(100 * v for v in r["recall_corrupted"])])
+        if "pipeline" in r:
+            p = r["pipeline"]
+            rec_rows.append(
+                [
+                    r["name"],
+                    f"pipeline crop, margin {p['margin']:g}",
+                    *(100 * v for v in p["recall_pipeline"]),
+                ]
+            )
     print_table("per-class recall (%)", ["checkpoint", "faces", *labels], rec_rows)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -13,6 +13,7 @@ from conftest import DATA, NEEDS_DATA
 from vidaffect.errors import CheckpointError
 from vidaffect.models import create_model
 from vidaffect.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from vidaffect.models.zoo import resolve_checkpoint
 from vidaffect_trainers.fer2013.data import FER_LABELS
 from vidaffect_trainers.fer2013.ensemble import build
 
@@ -85,3 +86,27 @@ def test_ensemble_command_writes_a_calibrated_checkpoint_the_plugin_runs(
     probs = classifier.predict(crops)
     assert probs.shape == (20, 7) and np.allclose(probs.sum(1), 1, atol=1e-4)
     assert (probs.argmax(1) == classifier.meta.labels.index("happy")).mean() >= 0.7
+
+
+def test_a_shipped_member_is_referenced_not_copied_and_checked(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from vidaffect.models.meta import read_meta
+
+    a = member(
+        tmp_path / "a.safetensors", 0, 0.5, 0.25, labels=read_meta(resolve_checkpoint("default")).labels
+    )
+    model, meta = build(["default", a], reference_shipped=True)
+    first, second = meta.arch_kwargs["members"]
+    assert first["shipped"] == "resnet18" and len(first["sha256"]) == 64 and "shipped" not in second
+    path = tmp_path / "ens.safetensors"
+    save_checkpoint(path, model, meta)
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+    assert keys and all(k.startswith("members.1.") for k in keys)  # no copy of the shipped weights
+    again, _ = load_checkpoint(path)
+    pixels = torch.randn(3, 1, 48, 48)
+    torch.testing.assert_close(again(pixels), model(pixels), atol=1e-5, rtol=1e-5)
+    wrong = dict(first, sha256="0" * 64)  # built with another file than the one installed
+    with pytest.raises(CheckpointError, match="not the file the ensemble was built"):
+        create_model("ensemble", 7, 1, members=[wrong, second])

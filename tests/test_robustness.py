@@ -94,6 +94,7 @@ def test_benchmark_ranks_corruptions_below_clean(tmp_path: Path, capsys: pytest.
     assert 63 <= p["faces"] <= 77 and 0.6 * p["faces"] <= p["detected"] <= p["faces"] and p["margin"] == 0.1
     assert 0.3 < p["pipeline"] <= 1 and 0.3 < p["direct"] <= 1
     assert "pipeline crop, margin 0.1" in text and "pipeline loss (points)" in text
+    assert len(p["recall_pipeline"]) == 7
 
 
 def test_temperature_scaling_fixes_overconfident_logits() -> None:

@@ -188,11 +188,17 @@ def test_metrics_match_hand_computed_values() -> None:
 # --- models and checkpoints ----------------------------------------------------------------
 
 
+# options an architecture cannot do without
+NEEDED_OPTIONS = {
+    "ensemble": {"members": [{"arch": "lenet5"}, {"arch": "resnet18", "arch_kwargs": {"width": 8}}]}
+}
+
+
 @pytest.mark.parametrize("arch", list_models())
 def test_registered_model_forward(arch: str) -> None:
     torch.manual_seed(0)
     if model_inputs(arch) == ("image",):
-        model = create_model(arch, num_classes=7, in_channels=1).eval()
+        model = create_model(arch, num_classes=7, in_channels=1, **NEEDED_OPTIONS.get(arch, {})).eval()
         with torch.inference_mode():
             out = model(torch.randn(2, 1, 48, 48))
         assert out.shape == (2, 7)
@@ -755,11 +761,14 @@ def test_export_writes_fp16_with_test_figures_and_no_machine_paths(
     assert shipped.metrics["test_data"] == f"{fer_dir.name}/test"
     assert shipped.training["data"] == f"{fer_dir.name}/train"
     assert [t["checkpoint"] if isinstance(t, dict) else t for t in shipped.training["teachers"]] == [
-        "best.safetensors",
+        f"{run_dir.name}/best.safetensors",  # a run's best checkpoint keeps its run folder's name
         "t.safetensors",
     ]
     assert shipped.training["teachers"][0]["sha256"] == meta.training["teachers"][0]["sha256"]
-    assert shipped.training["init"] == {**meta.training["init"], "checkpoint": "best.safetensors"}
+    assert shipped.training["init"] == {
+        **meta.training["init"],
+        "checkpoint": f"{run_dir.name}/best.safetensors",
+    }
     written = json.dumps(vars(shipped), default=str)
     assert str(tmp_path) not in written and str(run_dir) not in written and "/old/" not in written
     assert {t.dtype for k, t in load_file(out).items() if t.is_floating_point()} == {torch.float16}

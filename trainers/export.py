@@ -27,13 +27,19 @@ def dataset_name(path: str) -> str:
 
 
 def checkpoint_name(entry: str | dict[str, Any]) -> str | dict[str, Any]:
-    """A teacher or ``init`` entry of the training metadata with its path cut to the file name
-    (``/runs/t/best.safetensors`` -> ``best.safetensors``; shipped names stay as they are)."""
+    """A teacher, ``init`` or ensemble member entry of the training metadata with its path cut
+    to the file name, or to the run folder and file name for a run's ``best.safetensors``
+    (``/runs/t/best.safetensors`` -> ``t/best.safetensors``; shipped names stay as they are)."""
     if isinstance(entry, dict):
         if "checkpoint" not in entry:
             return entry
-        return {**entry, "checkpoint": PurePath(str(entry["checkpoint"])).name}
-    return PurePath(entry).name
+        return {**entry, "checkpoint": _short(str(entry["checkpoint"]))}
+    return _short(entry)
+
+
+def _short(path: str) -> str:
+    p = PurePath(path)
+    return "/".join(p.parts[-2:]) if p.name == "best.safetensors" and len(p.parts) > 1 else p.name
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,8 +75,9 @@ def main(args: argparse.Namespace) -> Path:
     for table, key in ((meta.metrics, "test_data"), (meta.training, "data")):
         if isinstance(table.get(key), str):
             table[key] = dataset_name(table[key])
-    if isinstance(meta.training.get("teachers"), list):
-        meta.training["teachers"] = [checkpoint_name(t) for t in meta.training["teachers"]]
+    for key in ("teachers", "ensemble_of"):
+        if isinstance(meta.training.get(key), list):
+            meta.training[key] = [checkpoint_name(t) for t in meta.training[key]]
     if "init" in meta.training:
         meta.training["init"] = checkpoint_name(meta.training["init"])
     path = save_checkpoint(args.out, model, meta, dtype=torch.float16)

@@ -34,7 +34,8 @@ class FERClassifier(Classifier):
 
     class Config(DeviceOption):
         checkpoint: str = Field(
-            "default", description="shipped model name (resnet18, alexnet, default) or a .safetensors path"
+            "default",
+            description="shipped model name (default = resnet18, robust, accurate, alexnet) or a .safetensors path",
         )
         margin: float = Field(
             0.1,

@@ -48,6 +48,7 @@ def calibrate_file(
     }
     meta.temperature = figures["temperature"]
     meta.metrics.update(val_ece=figures["val_ece"], val_ece_uncalibrated=figures["val_ece_uncalibrated"])
+    meta.metrics.setdefault("val_top1", float((logits.argmax(1) == labels).mean()))  # e.g. an ensemble
     save_checkpoint(out, model, meta, dtype=torch.float16 if half else None)
     return figures
 

@@ -13,6 +13,7 @@ some of those faces: the command then warns, as ``train`` does for teachers.
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 import torch
@@ -20,14 +21,16 @@ import torch
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, load_checkpoint, save_checkpoint
 from vidaffect.models.meta import read_meta
-from vidaffect.models.zoo import resolve_checkpoint
+from vidaffect.models.zoo import resolve_checkpoint, shipped_name
 from vidaffect_trainers.fer2013.calibrate import calibrate_file, validation_faces
 from vidaffect_trainers.fer2013.distill import describe_checkpoints
 from vidaffect_trainers.fer2013.evaluate import default_data, map_labels
 
 
-def build(members: list[str]) -> tuple[torch.nn.Module, CheckpointMeta]:
-    """The ensemble of ``members`` (shipped names or ``.safetensors`` paths), float32.
+def build(members: list[str], reference_shipped: bool = False) -> tuple[torch.nn.Module, CheckpointMeta]:
+    """The ensemble of ``members`` (shipped names or ``.safetensors`` paths), float32; with
+    ``reference_shipped``, members given by a shipped name refer to that file (name and SHA-256)
+    instead of carrying a copy of its weights (:mod:`vidaffect.models.ensemble`).
 
     Raises:
         CheckpointError: fewer than two members, a member that cannot be loaded, or members
@@ -49,9 +52,12 @@ def build(members: list[str]) -> tuple[torch.nn.Module, CheckpointMeta]:
             raise CheckpointError(f"member {name} is itself an ensemble; list its members instead")
         scale = first.std[0] / meta.std[0]  # (x * s0 + m0 - m) / s = x * (s0 / s) + (m0 - m) / s
         shift = (first.mean[0] - meta.mean[0]) / meta.std[0]
-        specs.append(
-            {"arch": meta.arch, "arch_kwargs": dict(meta.arch_kwargs), "scale": scale, "shift": shift}
-        )
+        spec = {"arch": meta.arch, "arch_kwargs": dict(meta.arch_kwargs), "scale": scale, "shift": shift}
+        shipped = shipped_name(name) if reference_shipped else None
+        if shipped:
+            digest = hashlib.sha256(resolve_checkpoint(name).read_bytes()).hexdigest()
+            spec.update(shipped=shipped, sha256=digest)
+        specs.append(spec)
     meta = CheckpointMeta(
         arch="ensemble",
         labels=list(first.labels),
@@ -77,7 +83,7 @@ def build(members: list[str]) -> tuple[torch.nn.Module, CheckpointMeta]:
 def main(args: argparse.Namespace) -> Path:
     """Run ``ensemble``: build, calibrate on the first member's validation split, write."""
     torch.set_num_threads(args.threads)
-    model, meta = build(args.member)
+    model, meta = build(args.member, args.reference_shipped)
     splits = {str(read_meta(resolve_checkpoint(m)).training.get("val_split")) for m in args.member}
     if len(splits) > 1:  # a member may have trained on the faces the ensemble is calibrated on
         print(f"warning: the members were validated on different splits: {sorted(splits)}", flush=True)
@@ -103,6 +109,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a trained checkpoint (shipped name or .safetensors); repeat, two or more",
     )
     p.add_argument("--out", required=True, help="the ensemble's .safetensors file")
+    p.add_argument(
+        "--reference-shipped",
+        action="store_true",
+        help="members given by a shipped name are stored as a reference to that file (name and "
+        "SHA-256), not a copy: a small file that fails to load once those shipped weights change",
+    )
     p.add_argument(
         "--data",
         default=None,

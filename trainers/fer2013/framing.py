@@ -95,8 +95,8 @@ def framing_cache() -> Path:
 
 def cached_boxes(images: np.ndarray, scale: int = 3, cache: Path | None = None) -> np.ndarray:
     """:func:`detect_boxes`, kept in ``cache`` (default :func:`framing_cache`) in a file named
-    by a hash of the faces and ``scale``, and reused while they are the same (about 25 minutes
-    for FER-2013's 28,709 training faces on two cores, once per machine)."""
+    by a hash of the faces and ``scale``, and reused while they are the same (12 minutes
+    for FER-2013's 28,709 training faces on one core, once per machine)."""
     key = hashlib.sha256(np.ascontiguousarray(images).tobytes() + str(scale).encode()).hexdigest()
     path = (cache or framing_cache()) / f"{key[:16]}.npz"
     if path.is_file():

@@ -1,4 +1,5 @@
-"""Shipped checkpoints, found by name (``resnet18``, ``alexnet``, ``default``) or by path.
+"""Shipped checkpoints, found by name (``default`` = ``resnet18``, ``robust``, ``accurate``,
+``alexnet``) or by path.
 
 Shipped files live in ``vidaffect/weights/`` as ``fer2013-<name>.safetensors`` (fp16); each
 carries its metadata and test figures (see :mod:`vidaffect.models.checkpoint`).
@@ -17,6 +18,12 @@ DEFAULT_MODEL = "resnet18"
 def shipped_models() -> dict[str, Path]:
     """Names of the shipped checkpoints and their files."""
     return {p.stem.removeprefix("fer2013-"): p for p in sorted(WEIGHTS_DIR.glob("fer2013-*.safetensors"))}
+
+
+def shipped_name(name_or_path: str) -> str | None:
+    """The shipped model's name for a shipped name (``default`` included), else None."""
+    name = DEFAULT_MODEL if name_or_path == "default" else name_or_path
+    return name if name in shipped_models() else None
 
 
 def resolve_checkpoint(name_or_path: str) -> Path:
