@@ -90,7 +90,10 @@ def test_evaluate_accepts_shipped_names_and_reports_here(faces: Path, tmp_path: 
     assert (tmp_path / f"report-fer2013-resnet18-{faces.name}-test" / "gallery.png").is_file()
     assert sorted(p.name for p in WEIGHTS_DIR.iterdir()) == shipped_before  # nothing in the package
     done = vidaffect("evaluate", "--checkpoint", "resnet99", "--data", str(faces), cwd=tmp_path)
-    assert done.returncode == 1 and "neither a shipped model (default, accurate, alexnet, resnet18, robust)" in done.stderr
+    assert (
+        done.returncode == 1
+        and "neither a shipped model (default, accurate, alexnet, resnet18, robust)" in done.stderr
+    )
 
 
 def test_a_missing_train_extra_is_named(tmp_path: Path) -> None:
