@@ -17,6 +17,24 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 
+def read_cached(path: Path, key: str, name: str) -> np.ndarray | None:
+    """The array ``name`` kept in the ``.npz`` file ``path`` by :func:`write_cached` under
+    ``key``, or None when the file is missing or was written for another key."""
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return np.asarray(z[name]) if str(z["key"]) == key else None
+
+
+def write_cached(path: Path, key: str, name: str, value: np.ndarray) -> None:
+    """Keep ``value`` as the array ``name`` of the ``.npz`` file ``path`` under ``key``, written whole under a
+    temporary name and then renamed (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **{name: value, "key": np.array(key)})
+    tmp.replace(path)
+
+
 def lr_lambda(step: int, warmup: int, total: int) -> float:
     """Linear warm-up then cosine decay to zero (Loshchilov & Hutter, SGDR, ICLR 2017)."""
     if step < warmup:

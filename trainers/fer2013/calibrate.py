@@ -53,6 +53,14 @@ def calibrate_file(
     return figures
 
 
+def describe_calibration(figures: dict[str, float]) -> str:
+    """``temperature T, validation ECE a -> b`` for the figures :func:`calibrate_file` returns."""
+    return (
+        f"temperature {figures['temperature']:.3f}, validation ECE "
+        f"{figures['val_ece_uncalibrated']:.4f} -> {figures['val_ece']:.4f}"
+    )
+
+
 def _stored_half(path: Path) -> bool:
     """Whether the file's weights are stored in fp16 (a shipped checkpoint)."""
     from safetensors import safe_open
@@ -82,10 +90,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     out = Path(args.out) if args.out else ckpt
     figures = calibrate_file(ckpt, out, faces.images, map_labels(faces, meta.labels))
-    print(
-        f"{out}: temperature {figures['temperature']:.3f}, validation ECE "
-        f"{figures['val_ece_uncalibrated']:.4f} -> {figures['val_ece']:.4f} ({len(faces)} faces, {split})"
-    )
+    print(f"{out}: {describe_calibration(figures)} ({len(faces)} faces, {split})")
     return figures
 
 

@@ -24,6 +24,7 @@ from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import load_checkpoint
 from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint
+from vidaffect_trainers.common import read_cached, write_cached
 from vidaffect_trainers.fer2013.predict import image_logits, probs_from_logits
 
 
@@ -59,10 +60,9 @@ def teacher_probs(
     """
     files = [resolve_checkpoint(t) for t in teachers]
     key = _cache_key(files, images, labels)
-    if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            if str(z["key"]) == key:
-                return z["probs"]
+    cached = None if cache is None else read_cached(cache, key, "probs")
+    if cached is not None:
+        return cached
     total = np.zeros((len(images), len(labels)), np.float64)
     for f in files:
         model, meta = load_checkpoint(f)
@@ -77,9 +77,7 @@ def teacher_probs(
     out = (total / len(files)).astype(np.float32)
     out /= out.sum(1, keepdims=True)  # renormalise when a teacher has extra labels
     if cache is not None:
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, probs=out, key=np.array(key))
-        tmp.replace(cache)
+        write_cached(cache, key, "probs", out)
     return out
 
 
@@ -116,6 +114,16 @@ def other_split_checkpoints(checkpoints: list[str], val_split: str, train_size: 
         if training.get("val_split") != val_split or training.get("train_size") != train_size:
             out.append(t)
     return out
+
+
+def warn_other_split(role: str, checkpoints: list[str], val_split: str, train_size: int) -> None:
+    """Print a warning for each checkpoint trained on another split than this run's."""
+    for t in other_split_checkpoints(checkpoints, val_split, train_size):
+        print(
+            f"warning: {role} {t} was trained on another split than '{val_split}'; if it used "
+            "this data, it may have seen this run's validation faces, which would inflate val top-1",
+            flush=True,
+        )
 
 
 def distillation_loss(logits: torch.Tensor, target_probs: torch.Tensor, temperature: float) -> torch.Tensor:

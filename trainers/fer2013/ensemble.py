@@ -13,17 +13,15 @@ some of those faces: the command then warns, as ``train`` does for teachers.
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import torch
 
 from vidaffect.errors import CheckpointError
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, load_checkpoint, save_checkpoint
-from vidaffect.models.meta import read_meta
 from vidaffect.models.zoo import resolve_checkpoint, shipped_name
-from vidaffect_trainers.fer2013.calibrate import calibrate_file, validation_faces
-from vidaffect_trainers.fer2013.distill import describe_checkpoints
+from vidaffect_trainers.fer2013.calibrate import calibrate_file, describe_calibration, validation_faces
+from vidaffect_trainers.fer2013.distill import describe_checkpoints, warn_other_split
 from vidaffect_trainers.fer2013.evaluate import default_data, map_labels
 
 
@@ -40,8 +38,9 @@ def build(members: list[str], reference_shipped: bool = False) -> tuple[torch.nn
         raise CheckpointError("an ensemble needs at least two --member checkpoints")
     loaded = [load_checkpoint(resolve_checkpoint(m)) for m in members]
     first = loaded[0][1]
+    described = describe_checkpoints(members)  # name, architecture, SHA-256, val top-1
     specs = []
-    for name, (_, meta) in zip(members, loaded):
+    for name, (_, meta), about in zip(members, loaded, described):
         for field in ("labels", "input_size", "in_channels"):
             if getattr(meta, field) != getattr(first, field):
                 raise CheckpointError(
@@ -55,8 +54,7 @@ def build(members: list[str], reference_shipped: bool = False) -> tuple[torch.nn
         spec = {"arch": meta.arch, "arch_kwargs": dict(meta.arch_kwargs), "scale": scale, "shift": shift}
         shipped = shipped_name(name) if reference_shipped else None
         if shipped:
-            digest = hashlib.sha256(resolve_checkpoint(name).read_bytes()).hexdigest()
-            spec.update(shipped=shipped, sha256=digest)
+            spec.update(shipped=shipped, sha256=about["sha256"])
         specs.append(spec)
     meta = CheckpointMeta(
         arch="ensemble",
@@ -71,7 +69,7 @@ def build(members: list[str], reference_shipped: bool = False) -> tuple[torch.nn
             "train_size": first.training.get("train_size"),
             "val_size": first.training.get("val_size"),
             "val_split": first.training.get("val_split"),
-            "ensemble_of": describe_checkpoints(members),
+            "ensemble_of": described,
         },
     )
     model = build_model(meta)
@@ -84,17 +82,15 @@ def main(args: argparse.Namespace) -> Path:
     """Run ``ensemble``: build, calibrate on the first member's validation split, write."""
     torch.set_num_threads(args.threads)
     model, meta = build(args.member, args.reference_shipped)
-    splits = {str(read_meta(resolve_checkpoint(m)).training.get("val_split")) for m in args.member}
-    if len(splits) > 1:  # a member may have trained on the faces the ensemble is calibrated on
-        print(f"warning: the members were validated on different splits: {sorted(splits)}", flush=True)
+    # a member trained on another split may have seen the faces the ensemble is calibrated on
+    warn_other_split("member", args.member[1:], meta.training["val_split"], meta.training["train_size"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, model, meta)
     faces, split = validation_faces(meta.training, Path(args.data) if args.data else default_data(), 0.1, 0)
     fig = calibrate_file(out, out, faces.images, map_labels(faces, meta.labels))
     print(
-        f"{out}: {len(args.member)} members; temperature {fig['temperature']:.3f}, validation ECE "
-        f"{fig['val_ece_uncalibrated']:.4f} -> {fig['val_ece']:.4f} ({len(faces)} faces, {split})",
+        f"{out}: {len(args.member)} members; {describe_calibration(fig)} ({len(faces)} faces, {split})",
         flush=True,
     )
     return out

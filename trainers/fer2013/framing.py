@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from vidaffect.imaging.boxes import iou
+from vidaffect_trainers.common import read_cached, write_cached
 
 MARGIN_RANGE: tuple[float, float] = (-0.05, 0.2)
 """Margins (share of the box's longer side added on each side, as the ``fer`` plugin's
@@ -99,15 +100,10 @@ def cached_boxes(images: np.ndarray, scale: int = 3, cache: Path | None = None) 
     for FER-2013's 28,709 training faces on one core, once per machine)."""
     key = hashlib.sha256(np.ascontiguousarray(images).tobytes() + str(scale).encode()).hexdigest()
     path = (cache or framing_cache()) / f"{key[:16]}.npz"
-    if path.is_file():
-        with np.load(path) as z:
-            if str(z["key"]) == key:
-                return np.asarray(z["boxes"])
-    boxes = detect_boxes(images, scale, progress=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, boxes=boxes, key=np.array(key))
-    tmp.replace(path)
+    boxes = read_cached(path, key, "boxes")
+    if boxes is None:
+        boxes = detect_boxes(images, scale, progress=True)
+        write_cached(path, key, "boxes", boxes)
     return boxes
 
 

@@ -36,14 +36,14 @@ from tqdm import tqdm
 from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkpoint
 from vidaffect_trainers.common import cpu_memory_format, seed_everything, use_amp
 from vidaffect_trainers.fer2013.augment import FaceTensorDataset
-from vidaffect_trainers.fer2013.calibrate import calibrate_file
+from vidaffect_trainers.fer2013.calibrate import calibrate_file, describe_calibration
 from vidaffect_trainers.fer2013.data import FaceSet, load, stratified_split
 from vidaffect_trainers.fer2013.device_batches import DeviceBatches, resolve_device
 from vidaffect_trainers.fer2013.distill import (
     describe_checkpoints,
     distillation_loss,
-    other_split_checkpoints,
     teacher_probs,
+    warn_other_split,
 )
 from vidaffect_trainers.fer2013.finetune import align_classes, check_arch_arguments, starting_point
 from vidaffect_trainers.fer2013.framing import cached_boxes
@@ -65,16 +65,6 @@ def validate(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray) -> 
     top1 = float((probs.argmax(1) == labels).mean())
     loss = float(-np.log(probs[np.arange(len(probs)), labels] + 1e-9).mean())
     return top1, loss
-
-
-def warn_other_split(role: str, checkpoints: list[str], val_split: str, train_size: int) -> None:
-    """Print a warning for each checkpoint trained on another split than this run's."""
-    for t in other_split_checkpoints(checkpoints, val_split, train_size):
-        print(
-            f"warning: {role} {t} was trained on another split than '{val_split}'; if it used "
-            "this data, it may have seen this run's validation faces, which would inflate val top-1",
-            flush=True,
-        )
 
 
 def train(args: argparse.Namespace) -> Path:  # noqa: C901
@@ -112,6 +102,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
         )
     train_idx, val_idx = stratified_split(full.labels, args.val_frac, args.seed)
     train_set, val_set = full.subset(train_idx), full.subset(val_idx)
+    train_boxes = None if boxes is None else boxes[train_idx]
     size = int(train_set.images.shape[-1])
     if init is None:
         mean = float(train_set.images.mean() / 255.0)
@@ -165,7 +156,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             seed=args.seed,
             drop_last=len(train_set) >= args.batch_size,
             robust_ranges=args.robust_ranges,
-            boxes=None if boxes is None else boxes[train_idx],
+            boxes=train_boxes,
             framing=args.framing,
         )
     else:
@@ -180,7 +171,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
                 robust=args.robust,
                 seed=args.seed,
                 robust_ranges=args.robust_ranges,
-                boxes=None if boxes is None else boxes[train_idx],
+                boxes=train_boxes,
                 framing=args.framing,
             ),
             batch_size=args.batch_size,
@@ -301,11 +292,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
     best = out / "best.safetensors"
     if best.is_file() and len(val_set):  # calibrated on the split that chose it
         fig = calibrate_file(best, best, val_set.images, val_set.labels)
-        print(
-            f"calibration: temperature {fig['temperature']:.3f}, validation ECE "
-            f"{fig['val_ece_uncalibrated']:.4f} -> {fig['val_ece']:.4f}",
-            flush=True,
-        )
+        print(f"calibration: {describe_calibration(fig)}", flush=True)
     return best
 
 

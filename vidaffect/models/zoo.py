@@ -32,13 +32,13 @@ def resolve_checkpoint(name_or_path: str) -> Path:
     Raises:
         CheckpointError: neither a shipped name nor an existing file; lists the shipped names.
     """
-    shipped = shipped_models()
-    name = DEFAULT_MODEL if name_or_path == "default" else name_or_path
-    if name in shipped:
-        return shipped[name]
+    name = shipped_name(name_or_path)
+    if name is not None:
+        return shipped_models()[name]
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
+    shipped = shipped_models()
     known = ", ".join(["default"] + list(shipped)) if shipped else "none shipped"
     raise CheckpointError(
         f"checkpoint {name_or_path!r} is neither a shipped model ({known}) nor an existing file; "
