@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows.append([name, f"side {by_landmarks[0]:g}", f"{by_landmarks[1]:g}", 100 * top1])
     best = max((k for k in results if k.startswith(("margin=", "landmarks"))), key=results.get)
     print_table(
-        f"{meta.arch} on FER-2013 test faces placed in frames ({args.scale}x): "
+        f"{args.checkpoint} ({meta.arch}) on FER-2013 test faces placed in frames ({args.scale}x): "
         f"{int(found.sum())} of {len(y)} detected ({100 * found.mean():.1f}%), top-1 (%) on those",
         ["crop", "margin", "offset_y", "top-1"],
         rows,

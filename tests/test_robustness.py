@@ -91,10 +91,14 @@ def test_benchmark_ranks_corruptions_below_clean(tmp_path: Path, capsys: pytest.
     text = capsys.readouterr().out
     assert "mCA (mean of the 30)" in text and "per-class recall (%)" in text
     p = result["pipeline"]  # the same faces through MTCNN and the plugin's crop
-    assert 63 <= p["faces"] <= 77 and 0.6 * p["faces"] <= p["detected"] <= p["faces"] and p["margin"] == 0.1
-    assert 0.3 < p["pipeline"] <= 1 and 0.3 < p["direct"] <= 1
-    assert "pipeline crop, margin 0.1" in text and "pipeline loss (points)" in text
-    assert len(p["recall_pipeline"]) == 7
+    assert 63 <= p["faces"] <= 77 and 0.6 * p["faces"] <= p["detected"] <= p["faces"]
+    assert [m["margin"] for m in p["by_margin"]] == [0.1, 0.0]  # the plugin's margin, then none
+    assert 0.3 < p["direct"] <= 1 and all(0.3 < m["pipeline"] <= 1 for m in p["by_margin"])
+    for margin in ("0.1", "0"):
+        assert (
+            f"pipeline crop, margin {margin} " in text and f"pipeline loss (points), margin {margin} " in text
+        )
+    assert all(len(m["recall_pipeline"]) == 7 for m in p["by_margin"])
 
 
 def test_temperature_scaling_fixes_overconfident_logits() -> None:
