@@ -160,4 +160,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from pydantic import ValidationError
+
+    from vidaffect.errors import VidaffectError
+
+    try:
+        main()
+    except (VidaffectError, ValidationError) as exc:  # a missing file, a bad checkpoint name
+        raise SystemExit(f"margin_sheet: {exc}") from None
