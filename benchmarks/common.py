@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import psutil
 
 from vidaffect.config import validate
+from vidaffect.errors import SourceError
 from vidaffect.imaging.boxes import iou
 from vidaffect.runtime.supervisor import RunResult, run_pipeline
 from vidaffect_trainers.options import parse_arch_options
@@ -76,6 +78,29 @@ class ResourceSampler:
     def cpu_percent(self) -> float:
         """CPU use in percent of one core (200% = both cores of a 2-core machine busy)."""
         return 100.0 * self.cpu_s / max(self.wall_s, 1e-9)
+
+
+def read_frames(path: Path, indices: set[int]) -> dict[int, np.ndarray]:
+    """The frames at ``indices`` (0-based) of the video at ``path``, BGR uint8, read in one pass
+    (the frames between are grabbed, not decoded); an index past the video's end is left out.
+
+    Raises:
+        SourceError: OpenCV cannot open the file.
+    """
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SourceError(f"cannot open video {path}")
+    frames: dict[int, np.ndarray] = {}
+    try:
+        for index in range(max(indices, default=-1) + 1):
+            ok, img = cap.read() if index in indices else (cap.grab(), None)
+            if not ok:
+                break
+            if img is not None:
+                frames[index] = img
+    finally:
+        cap.release()
+    return frames
 
 
 def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 95, 99)) -> list[float | None]:

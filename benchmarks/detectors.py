@@ -31,9 +31,9 @@ import cv2
 import numpy as np
 from pydantic import ValidationError
 
-from benchmarks.common import match_boxes, parse_spec, print_table, set_threads
+from benchmarks.common import match_boxes, parse_spec, print_table, read_frames, set_threads
 from vidaffect.api import Detector
-from vidaffect.errors import VidaffectError
+from vidaffect.errors import SourceError, VidaffectError
 from vidaffect.frames import Detections
 from vidaffect.plugin_manager import get_registry
 from vidaffect.sample_data import data_dir
@@ -63,14 +63,9 @@ def video_frames(path: Path, n: int) -> list[np.ndarray]:
     Raises:
         SystemExit: the video cannot be opened or gives no frame.
     """
-
-    def open_video() -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(str(path))
-        if not cap.isOpened():
-            raise SystemExit(f"cannot open {path}")
-        return cap
-
-    cap = open_video()
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SystemExit(f"cannot open {path}")
     count = 0
     while cap.grab():
         count += 1
@@ -78,17 +73,11 @@ def video_frames(path: Path, n: int) -> list[np.ndarray]:
     if count == 0:
         raise SystemExit(f"{path} gave no frame")
     wanted = {round(i * (count - 1) / max(1, n - 1)) for i in range(n)}
-    frames = []
-    cap = open_video()
     try:
-        for index in range(max(wanted) + 1):
-            ok, img = cap.read() if index in wanted else (cap.grab(), None)
-            if not ok:
-                break
-            if img is not None:
-                frames.append(img)
-    finally:
-        cap.release()
+        got = read_frames(path, wanted)
+    except SourceError as exc:
+        raise SystemExit(str(exc)) from None
+    frames = [got[i] for i in sorted(got)]
     if len(frames) < len(wanted):
         print(f"warning: {path.name}: read {len(frames)} of {len(wanted)} frames", file=sys.stderr)
     return frames

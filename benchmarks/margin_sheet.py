@@ -24,9 +24,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.common import print_table
+from benchmarks.common import print_table, read_frames
 from vidaffect.errors import SourceError
 from vidaffect.sample_data import data_dir
+from vidaffect_plugins.capture import decode_image
 from vidaffect_plugins.classifiers.crops import square_crop
 
 CLIPS = (
@@ -41,23 +42,6 @@ CLIPS = (
 )
 
 
-def video_frame(path: Path, index: int) -> np.ndarray | None:
-    """Frame ``index`` (0-based) of the video at ``path`` as uint8 BGR, or None past its end.
-
-    Raises:
-        SourceError: OpenCV cannot open the file.
-    """
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise SourceError(f"cannot open video {path}")
-    try:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, img = cap.read()
-        return img if ok else None
-    finally:
-        cap.release()
-
-
 def sources(images: list[str], videos: list[str], frames: list[int]) -> list[tuple[str, np.ndarray]]:
     """``(name, BGR image)`` for every image file and every chosen frame of every video.
 
@@ -66,15 +50,13 @@ def sources(images: list[str], videos: list[str], frames: list[int]) -> list[tup
     """
     out = []
     for p in images:
-        img = cv2.imread(p)
+        img = decode_image(Path(p))
         if img is None:
             raise SourceError(f"cannot read image {p}")
         out.append((Path(p).name, img))
     for v in videos:
-        for i in frames:
-            img = video_frame(Path(v), i)
-            if img is not None:
-                out.append((f"{Path(v).stem}#{i}", img))
+        got = read_frames(Path(v), set(frames))  # frames past the video's end are left out
+        out.extend((f"{Path(v).stem}#{i}", img) for i, img in sorted(got.items()))
     return out
 
 
