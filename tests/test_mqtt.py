@@ -23,7 +23,6 @@ from vidaffect.runtime.transport import free_tcp_port
 from vidaffect.testing.mqtt import Broker, Recorder, mosquitto_path
 from vidaffect.testing.probe import wait_until
 from vidaffect_plugins.sinks.mqtt import MqttSink
-from vidaffect_plugins.sinks.mqtt_state import mood_of
 
 pytestmark = pytest.mark.skipif(
     mosquitto_path() is None, reason="needs the mosquitto broker (Debian: make mqtt-deps)"
@@ -65,13 +64,6 @@ def open_sink(port: int, **options: Any) -> MqttSink:
     sink.streams = ["cam0"]
     sink.open()
     return sink
-
-
-def test_the_mood_is_the_label_with_the_highest_mean_probability() -> None:
-    mood = mood_of([face(1, "happy", 0.6), face(2, "sad", 0.9), face(3, "happy", 0.7)], LABELS, 5)
-    assert mood["label"] == "happy" and mood["faces"] == 3 and mood["ts_ns"] == 5
-    assert mood["score"] == pytest.approx((0.6 + 0.1 / 6 + 0.7) / 3, abs=1e-4)
-    assert mood_of([], LABELS, 5)["label"] is None
 
 
 def test_a_late_subscriber_sees_the_current_state_and_ended_tracks_are_cleared(broker: Broker) -> None:

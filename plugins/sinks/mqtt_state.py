@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from vidaffect.events.mood import face_emotion, mood_of
 from vidaffect.frames import Frame
 
 SCORE_STEP = 0.05
@@ -36,34 +37,6 @@ SCORE_STEP = 0.05
 def to_json(payload: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON."""
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _emotion(face: dict[str, Any]) -> dict[str, Any] | None:
-    """The face's smoothed emotion, else its per-frame one (pipelines without tracking)."""
-    return face.get("smoothed") or face.get("emotion")
-
-
-def mood_of(faces: list[dict[str, Any]], labels: list[str] | None, ts_ns: int) -> dict[str, Any]:
-    """The dominant emotion of ``faces``: the label with the highest mean (smoothed)
-    probability over the faces, its mean probability as ``score``; ``label`` None without faces
-    or emotions. Faces without ``probs`` count their top-1 ``score`` for their label."""
-    totals: dict[str, float] = {}
-    n = 0
-    for face in faces:
-        emo = _emotion(face)
-        if not emo:
-            continue
-        n += 1
-        probs = emo.get("probs")
-        if probs is not None and labels is not None and len(probs) == len(labels):
-            for lab, p in zip(labels, probs):
-                totals[lab] = totals.get(lab, 0.0) + float(p)
-        else:
-            totals[str(emo["label"])] = totals.get(str(emo["label"]), 0.0) + float(emo["score"])
-    if not totals:
-        return {"label": None, "score": None, "faces": len(faces), "ts_ns": ts_ns}
-    label = max(totals, key=lambda k: totals[k])
-    return {"label": label, "score": round(totals[label] / n, 4), "faces": len(faces), "ts_ns": ts_ns}
 
 
 @dataclass
@@ -133,7 +106,7 @@ class MqttState:
         stream, faces = frame.stream, frame.meta.get("faces", [])
         labels = frame.meta.get("labels")
         out += self._set(stream, "faces", str(len(faces)).encode(), (len(faces),))
-        mood = mood_of(faces, labels, frame.ts_ns)
+        mood = {**mood_of(map(face_emotion, faces), labels), "ts_ns": frame.ts_ns}
         key = (mood["label"], mood["faces"], float(mood["score"] or 0.0))
         out += self._set(stream, "mood", to_json(mood), key)
         st = self.streams[stream]

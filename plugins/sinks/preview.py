@@ -9,7 +9,8 @@ end. Messages are multipart ``[stream id, kind, payload]`` (UTF-8 stream id; ``k
 at the high-water mark.
 
 ``faces`` JSON: ``{"seq", "ts_ns", "size": [w, h], "labels", "faces": [{"track_id", "bbox",
-"label", "score", "smoothed_label", "smoothed_score"}]}`` (bbox xyxy in the frame's pixels).
+"label", "score", "smoothed_label", "smoothed_score", "probs"}]}`` (bbox xyxy in the frame's
+pixels; ``probs`` of the smoothed emotion, else the per-frame one, in ``labels`` order, or None).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pydantic import Field, model_validator
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import SinkError
 from vidaffect.events.build import encode_event, frame_side_events
+from vidaffect.events.mood import face_emotion
 from vidaffect.frames import Face, Frame
 from vidaffect.imaging.draw import annotate
 from vidaffect.runtime.addresses import endpoint_is_local
@@ -36,8 +38,9 @@ def _compact(obj: Any) -> bytes:
 
 
 def face_summary(face: Face) -> dict[str, Any]:
-    """The few fields of a face the dashboard shows."""
+    """The few fields of a face the dashboard shows (and its mood needs)."""
     emo, sm = face.get("emotion"), face.get("smoothed")
+    probs = (face_emotion(face) or {}).get("probs")
     return {
         "track_id": face.get("track_id"),
         "bbox": [round(float(v), 1) for v in face["bbox"]],
@@ -45,6 +48,7 @@ def face_summary(face: Face) -> dict[str, Any]:
         "score": round(float(emo["score"]), 3) if emo else None,
         "smoothed_label": sm["label"] if sm else None,
         "smoothed_score": round(float(sm["score"]), 3) if sm else None,
+        "probs": [round(float(p), 3) for p in probs] if probs is not None else None,
     }
 
 
