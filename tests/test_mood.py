@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
-from vidaffect.dashboard.app import mood
 from vidaffect.events.mood import face_emotion, mood_of
-from vidaffect_plugins.sinks.preview import face_summary
+from vidaffect.frames import Frame
+from vidaffect_plugins.sinks.preview import faces_message
 
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
@@ -49,13 +50,14 @@ def test_without_probs_a_face_counts_its_top1_score() -> None:
 
 def test_the_dashboard_shows_the_mood_the_mqtt_sink_publishes() -> None:
     """Where most faces' top-1 is one label but the mean probability favours another, both
-    read the mean: the preview sink's face summaries carry the probabilities."""
+    read the mean: the preview sink sends the dashboard the mood with the faces."""
     faces = [
         face(emotion("neutral", 0.4), smoothed=emotion("neutral", 0.36)),
         face(emotion("neutral", 0.4), smoothed=emotion("neutral", 0.37)),
         face(emotion("sad", 0.95), smoothed=emotion("sad", 0.96)),
     ]
     published = mood_of(map(face_emotion, faces), LABELS)
-    shown = mood([face_summary(f) for f in faces], LABELS)  # type: ignore[arg-type]
+    frame = Frame(np.zeros((120, 160, 3), np.uint8), "lobby", 0, 0, None, {"faces": faces, "labels": LABELS})
+    shown = faces_message(frame, (160, 120))["mood"]
     assert published["label"] == shown["label"] == "sad"
     assert shown["score"] == pytest.approx(published["score"], abs=2e-3) and shown["faces"] == 3

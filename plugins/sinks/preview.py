@@ -9,8 +9,9 @@ end. Messages are multipart ``[stream id, kind, payload]`` (UTF-8 stream id; ``k
 at the high-water mark.
 
 ``faces`` JSON: ``{"seq", "ts_ns", "size": [w, h], "labels", "faces": [{"track_id", "bbox",
-"label", "score", "smoothed_label", "smoothed_score", "probs"}]}`` (bbox xyxy in the frame's
-pixels; ``probs`` of the smoothed emotion, else the per-frame one, in ``labels`` order, or None).
+"label", "score", "smoothed_label", "smoothed_score"}], "mood": {"label", "score", "faces"}}``
+(bbox xyxy in the frame's pixels; ``mood`` as the ``mqtt`` sink publishes it,
+:func:`vidaffect.events.mood.mood_of`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import Field, model_validator
 from vidaffect.api import PluginConfig, Sink
 from vidaffect.errors import SinkError
 from vidaffect.events.build import encode_event, frame_side_events
-from vidaffect.events.mood import face_emotion
+from vidaffect.events.mood import face_emotion, mood_of
 from vidaffect.frames import Face, Frame
 from vidaffect.imaging.draw import annotate
 from vidaffect.runtime.addresses import endpoint_is_local
@@ -38,9 +39,8 @@ def _compact(obj: Any) -> bytes:
 
 
 def face_summary(face: Face) -> dict[str, Any]:
-    """The few fields of a face the dashboard shows (and its mood needs)."""
+    """The few fields of a face the dashboard shows."""
     emo, sm = face.get("emotion"), face.get("smoothed")
-    probs = (face_emotion(face) or {}).get("probs")
     return {
         "track_id": face.get("track_id"),
         "bbox": [round(float(v), 1) for v in face["bbox"]],
@@ -48,7 +48,19 @@ def face_summary(face: Face) -> dict[str, Any]:
         "score": round(float(emo["score"]), 3) if emo else None,
         "smoothed_label": sm["label"] if sm else None,
         "smoothed_score": round(float(sm["score"]), 3) if sm else None,
-        "probs": [round(float(p), 3) for p in probs] if probs is not None else None,
+    }
+
+
+def faces_message(frame: Frame, size: tuple[int, int]) -> dict[str, Any]:
+    """The ``faces`` message of ``frame`` (module docstring); ``size``: the JPEG's (w, h)."""
+    labels = frame.meta.get("labels")
+    return {
+        "seq": frame.seq,
+        "ts_ns": frame.ts_ns,
+        "size": list(size),
+        "labels": labels,
+        "faces": [face_summary(f) for f in frame.faces],
+        "mood": mood_of(map(face_emotion, frame.faces), labels),
     }
 
 
@@ -129,14 +141,7 @@ class PreviewSink(Sink):
             raise SinkError(f"preview sink: OpenCV could not encode a {w}x{h} frame as JPEG")
         self._send(frame.stream, "jpeg", jpeg.tobytes())
         self.jpegs += 1
-        faces = {
-            "seq": frame.seq,
-            "ts_ns": frame.ts_ns,
-            "size": [w, h],
-            "labels": labels,
-            "faces": [face_summary(f) for f in frame.faces],
-        }
-        self._send(frame.stream, "faces", _compact(faces))
+        self._send(frame.stream, "faces", _compact(faces_message(frame, (w, h))))
 
     def run_stats(self, stages: dict[str, dict[str, Any]]) -> None:
         self._send("", "stats", _compact(stages))

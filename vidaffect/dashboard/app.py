@@ -27,7 +27,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vidaffect.dashboard.feed import Feed
-from vidaffect.events.mood import mood_of
 
 STATIC = Path(__file__).resolve().parent / "static"
 BOUNDARY = "vidaffectframe"
@@ -35,24 +34,8 @@ MJPEG_POLL_S = 0.02
 SSE_EVERY_S = 0.5
 
 
-def summary_emotion(face: dict[str, Any]) -> dict[str, Any] | None:
-    """The emotion (``{"label", "score", "probs"}``) of a face as the ``preview`` sink
-    summarises it, smoothed if it has one, else per-frame; None without an emotion."""
-    if face.get("smoothed_label"):
-        return {
-            "label": face["smoothed_label"],
-            "score": face.get("smoothed_score") or 0.0,
-            "probs": face.get("probs"),
-        }
-    if face.get("label"):
-        return {"label": face["label"], "score": face.get("score") or 0.0, "probs": face.get("probs")}
-    return None
-
-
-def mood(faces: list[dict[str, Any]], labels: list[str] | None) -> dict[str, Any]:
-    """The frame's mood as the ``mqtt`` sink publishes it (:func:`vidaffect.events.mood.mood_of`):
-    the label with the highest mean probability over the faces, and that mean."""
-    return mood_of(map(summary_emotion, faces), labels)
+NO_MOOD = {"label": None, "score": None, "faces": 0}
+"""The mood shown before a stream's first ``faces`` message."""
 
 
 class TokenRequired:
@@ -99,7 +82,7 @@ class Dashboard:
                 "seq": view.faces.get("seq"),
                 "size": view.faces.get("size"),
                 "faces": faces,
-                "mood": mood(faces, view.faces.get("labels")),
+                "mood": view.faces.get("mood") or NO_MOOD,  # the preview sink's, as MQTT's
                 "stats": stats.get("stages", {}),
             }
 

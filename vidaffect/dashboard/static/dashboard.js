@@ -38,7 +38,7 @@ function showStream(stream) {
   const source = new EventSource(base + "/sse" + q);
   source.onmessage = (msg) => {
     const s = JSON.parse(msg.data);
-    document.getElementById("mood").textContent = s.mood.label ? `${s.mood.label} (mean probability ${Math.round(s.mood.score * 100)}% over ${s.mood.faces} faces)` : "-";
+    document.getElementById("mood").textContent = s.mood.label ? `${s.mood.label} (mean probability ${Math.round(s.mood.score * 100)}% over ${s.mood.faces} face${s.mood.faces === 1 ? "" : "s"})` : "-";
     document.getElementById("fps").textContent = `${s.preview_fps} fps${s.ended ? ", ended" : ""}`;
     const body = document.querySelector("#tracks tbody"); body.replaceChildren();
     for (const f of s.faces) {
