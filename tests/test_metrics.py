@@ -3,9 +3,18 @@ that was killed between two reports."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from vidaffect.runtime.metrics import count_in_transit, in_hand, reconcile_killed
+from vidaffect.runtime.metrics import (
+    REPORT_EVERY_S,
+    StageMetrics,
+    count_in_transit,
+    in_hand,
+    merge,
+    next_seq_estimate,
+    reconcile_killed,
+)
 
 DOWN = {
     "source": {"detector"},
@@ -58,3 +67,22 @@ def test_a_killed_worker_whose_consumers_saw_less_keeps_its_counters() -> None:
     stages = {"detector": counters(50, 40, dropped=10), "classifier": counters(38, 38, lost=2)}
     reconcile_killed(stages, {"detector": {"classifier"}, "classifier": set()}, {"detector"})
     assert stages["detector"] == counters(50, 40, dropped=10)
+
+
+def test_a_source_reports_its_next_seq_and_other_stages_do_not() -> None:
+    source, detector = StageMetrics(next_seq=120), StageMetrics()
+    assert source.snapshot()["next_seq"] == 120 and "next_seq" not in detector.snapshot()
+    later = StageMetrics(next_seq=300).snapshot()
+    assert merge([source.snapshot(), later])["next_seq"] == 300  # the highest, not a sum
+
+
+def test_the_estimate_for_a_restarted_source_is_above_what_it_can_have_sent() -> None:
+    """25 frames/s, last report 2 s before the restart: up to 50 more frames were sent (the
+    crash came at most 2 s after the report); the estimate leaves room for twice that, plus
+    one report interval."""
+    first = {"next_seq": 10, "frames_out": 10, "wall_s": 0.4}
+    last = {"next_seq": 500, "frames_out": 490, "wall_s": 19.6}  # 25 frames/s
+    got = next_seq_estimate([(first, 50.0), (last, 98.0)], now=100.0)
+    assert got == 500 + math.ceil(25 * (2 * 2.0 + REPORT_EVERY_S))
+    assert next_seq_estimate([], now=5.0) == 0
+    assert next_seq_estimate([({"frames_in": 3}, 1.0)], now=5.0) == 0  # not a source

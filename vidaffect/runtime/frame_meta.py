@@ -59,7 +59,8 @@ class ChangeMeta(_Open):
 
 
 class FrameMeta(_Open):
-    """The ``meta`` of a frame message."""
+    """The ``meta`` of a frame message. ``source_incarnation`` is the start of the source
+    process that numbered the frame (increasing in a run; see :class:`~.reorder.Reorderer`)."""
 
     faces: Annotated[list[FaceMeta], Field(max_length=MAX_FACES)] = []
     labels: list[StrictStr] | None = None
@@ -70,6 +71,7 @@ class FrameMeta(_Open):
     detected: StrictBool | None = None
     image_file: StrictStr | None = None
     gap: dict[str, Any] | None = None
+    source_incarnation: Annotated[StrictInt, Field(ge=0)] | None = None
 
 
 class MetaError(ValueError):

@@ -99,8 +99,15 @@ class Launch:
         run_dir: the run's folder on the worker's host (sequence files of restarted sources,
             ipc sockets).
         curve: the run's CurveZMQ keys (:meth:`RunKeys.to_spec`), None without.
-        incarnation: this start of the worker, unique in the run: its updates carry it, and the
-            supervisor ignores updates of earlier incarnations and of processes it never started.
+        incarnation: this start of the worker, unique in the run and higher for each later
+            start: its updates carry it, and the supervisor ignores updates of earlier
+            incarnations and of processes it never started. A source's frames carry it too
+            (``meta["source_incarnation"]``).
+        seq_from: a restarted source's lowest next sequence number: above every number the
+            earlier starts sent, as far as the supervisor can tell (their last reported
+            ``next_seq`` plus the frames their rate allows since, so numbers may be skipped).
+            The source takes it where its sequence file is not there (restarted on another
+            host); the file's exact number where it is. 0 on a first start.
     """
 
     environ: dict[str, str]
@@ -108,6 +115,7 @@ class Launch:
     run_dir: str | None
     curve: dict[str, Any] | None
     incarnation: int = 0
+    seq_from: int = 0
 
 
 @dataclass

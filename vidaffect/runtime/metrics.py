@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from typing import Any
 import numpy as np
 
 LATENCY_SAMPLES = 4096
+REPORT_EVERY_S = 0.5
+"""How often a stage sends its counters to the supervisor (seconds)."""
 
 
 @dataclass
@@ -49,6 +52,9 @@ class StageMetrics:
         cpu_s: CPU seconds (user + system, all threads) of the process since its loop began
             (model loading excluded).
         latency_ms: recent capture -> output latencies (milliseconds).
+        next_seq: a source's next sequence number (None at other stages): the supervisor
+            numbers a source restarted on another host on from it (see
+            :attr:`~vidaffect.runtime.graph.Launch.seq_from`).
     """
 
     frames_in: int = 0
@@ -69,6 +75,7 @@ class StageMetrics:
     started: float = field(default_factory=time.perf_counter)
     cpu_started: float = field(default_factory=time.process_time)
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    next_seq: int | None = None
 
     def start_clock(self) -> None:
         """Begin ``wall_s`` and ``cpu_s`` now (the stage's loop starts)."""
@@ -81,7 +88,7 @@ class StageMetrics:
         """A msgpack/JSON-able summary with p50/p95/p99 latency."""
         lat = np.fromiter(self.latency_ms, float) if self.latency_ms else None
         pct = (lambda q: round(float(np.percentile(lat, q)), 2)) if lat is not None else (lambda q: None)
-        return {
+        out: dict[str, Any] = {
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "dropped": self.dropped,
@@ -103,6 +110,32 @@ class StageMetrics:
             "latency_p95_ms": pct(95),
             "latency_p99_ms": pct(99),
         }
+        if self.next_seq is not None:
+            out["next_seq"] = self.next_seq
+        return out
+
+
+def next_seq_estimate(reports: list[tuple[dict[str, Any], float]], now: float) -> int:
+    """The first sequence number for a source started again where its sequence file is not
+    there: above the highest ``next_seq`` its earlier starts reported, by the frames the one
+    that reported last could have sent since (its measured rate over twice the time since its
+    report, plus one report interval), so that numbers stay unique and increasing.
+
+    Args:
+        reports: each earlier start's last snapshot and when it arrived (``time.monotonic()``).
+        now: ``time.monotonic()`` now.
+
+    Returns:
+        0 when no start reported a ``next_seq`` (none sent a report: a source that failed at once).
+    """
+    seqs = [(at, snap) for snap, at in reports if snap.get("next_seq") is not None]
+    if not seqs:
+        return 0
+    at, last = max(seqs, key=lambda item: item[0])
+    wall = float(last.get("wall_s") or 0.0)
+    rate = (last.get("frames_out") or 0) / wall if wall > 0 else 0.0
+    highest = max(int(snap["next_seq"]) for _, snap in seqs)
+    return highest + math.ceil(rate * (2 * max(now - at, 0.0) + REPORT_EVERY_S))
 
 
 def in_hand(frames_in: int, frames_out: int, dropped: int) -> int:
@@ -113,7 +146,8 @@ def in_hand(frames_in: int, frames_out: int, dropped: int) -> int:
 
 
 def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
-    """Combine worker snapshots of one stage: sums for counters, max for percentiles."""
+    """Combine worker snapshots of one stage: sums for counters, max for percentiles, wall time
+    and a source's next sequence number."""
     if not snapshots:
         return {}
     out: dict[str, Any] = {}
@@ -121,7 +155,7 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
         values = [s[key] for s in snapshots if s.get(key) is not None]
         if not values:
             out[key] = None
-        elif key.startswith("latency") or key == "wall_s":
+        elif key.startswith("latency") or key in ("wall_s", "next_seq"):
             out[key] = max(values)
         else:
             out[key] = round(sum(values), 3) if isinstance(values[0], float) else sum(values)

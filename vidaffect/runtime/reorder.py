@@ -4,6 +4,14 @@ Workers of a fanned-out stage finish frames out of order; the next stage holds f
 bounded window and releases them by sequence number. A frame still missing when the window
 is full (or when every producer has sent EOS) is declared lost and counted, never waited for
 forever.
+
+A source started again (``on_error: restart``) numbers its frames on from where the crashed
+start stopped as far as it can tell; on another host (Ray) the numbers may overlap the old ones
+or skip some. Frames carry their source start's ``meta["source_incarnation"]``: at a newer one
+the next stage releases what it holds of the old start and goes on from the new start's
+number, and frames of the old start that come later are dropped as late. Frames the old start
+sent that never arrived are counted lost by the supervisor at the end
+(:func:`~vidaffect.runtime.metrics.count_in_transit`).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ class _StreamState:
     total: int = 0
     done: bool = False
     seen: bool = False
+    incarnation: int = 0  # the source start whose frames are being ordered
 
 
 class Reorderer:
@@ -63,6 +72,16 @@ class Reorderer:
             return out + [(header | {"seq": st.total, "meta": meta}, None)]
         if not self.ordered:
             return [(header, frame)]
+        restarted: list[Item] = []
+        incarnation = frame.meta.get("source_incarnation")
+        if isinstance(incarnation, int):
+            if incarnation < st.incarnation:  # from a source start that has been replaced
+                self.late += 1
+                return []
+            if incarnation > st.incarnation and st.seen:
+                restarted = self._drain(st, final=True)  # the old start's frames: none will follow
+                st.next_seq = frame.seq
+            st.incarnation = incarnation
         if self.resync and not st.seen:
             st.next_seq = frame.seq
         st.seen = True
@@ -70,7 +89,7 @@ class Reorderer:
             self.late += 1
             return []
         st.pending[frame.seq] = (header, frame)
-        out = self._drain(st, final=False)
+        out = restarted + self._drain(st, final=False)
         while len(st.pending) > self.window:
             skip_to = min(st.pending)
             self.lost += skip_to - st.next_seq

@@ -43,10 +43,11 @@ def wait_for_go(sc: StageContext) -> bool:
 
 class SeqFile:
     """The next sequence number of a source's stream, kept in the run folder (8 bytes,
-    rewritten before each frame is sent), so that a restarted source goes on where the crashed
-    one stopped: the next stage then takes its frames at once, instead of dropping every frame
-    numbered below the old one as late. A frame sent after the crash-time write is at most one
-    number skipped, which the next stage counts as lost."""
+    rewritten before each frame is sent), so that a source restarted on the same host goes on
+    where the crashed one stopped and its frames keep unique, increasing numbers (a frame sent
+    after the crash-time write is at most one number skipped). Restarted on another host (Ray),
+    it finds no file and starts from the supervisor's estimate instead
+    (:attr:`~vidaffect.runtime.graph.Launch.seq_from`)."""
 
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -89,10 +90,18 @@ class SourceLoop:
         self.key = sc.spec.stream_key(self.stream) if sc.spec.sticky else None
         run_dir = sc.launch.run_dir if sc.launch is not None else None
         self.seqs = SeqFile(Path(run_dir) / f"{sc.spec.stage}.seq") if run_dir else None
-        self.seq = self.seqs.read() if self.seqs is not None and sc.spec.restarts else 0
+        self.seq = 0
+        if sc.spec.restarts:  # on from the crashed start: its file here, else the supervisor's estimate
+            kept = self.seqs.read() if self.seqs is not None else 0
+            self.seq = kept or (sc.launch.seq_from if sc.launch is not None else 0)
+        self.m.next_seq = self.seq
         self.last_ts = 0  # capture time of the last frame sent
         self.outage_sent = 0.0  # when the last outage notice went out (monotonic; 0: none)
-        self.base_meta = {"fps": self.info["fps"], "source": self.info["description"]}
+        self.base_meta = {
+            "fps": self.info["fps"],
+            "source": self.info["description"],
+            "source_incarnation": sc.incarnation,
+        }
 
     def run(self) -> None:
         """Until the end of the stream, ``stop`` or ``abort``; EOS unless aborted.
@@ -142,6 +151,7 @@ class SourceLoop:
             return False
         self.seq += 1
         self.m.frames_out += 1
+        self.m.next_seq = self.seq
         return True
 
     def _read(self) -> tuple[Any, float | None] | None:

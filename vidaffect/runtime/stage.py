@@ -46,13 +46,12 @@ from vidaffect.runtime.control import ControlError, Release, StateMessage, Stats
 from vidaffect.runtime.graph import Launch, StageSpec
 from vidaffect.runtime.liveness import is_alive, process_identity, start_watchdog
 from vidaffect.runtime.logs import configure, debug_enabled
-from vidaffect.runtime.metrics import StageMetrics, in_hand
+from vidaffect.runtime.metrics import REPORT_EVERY_S, StageMetrics, in_hand
 from vidaffect.runtime.reorder import Reorderer
 from vidaffect.runtime.security import CONTROL_MAX_BYTES, PeerAuth, RunKeys
 from vidaffect.runtime.source_loop import SourceLoop
 from vidaffect.runtime.transport import SOCKET_BUFFER_BYTES, Fanout, bound_endpoint, pull_socket, push_socket
 
-REPORT_EVERY_S = 0.5
 SUPERVISOR_CHECK_S = 0.25  # how often a stage checks that its supervisor is alive
 HEARTBEAT_TIMEOUT_S = 15.0
 """Seconds without a control message (the supervisor repeats the run state every 0.2 s)

@@ -41,7 +41,7 @@ from vidaffect.runtime.control import (
 from vidaffect.runtime.dashboard_process import start_dashboard, stop_dashboard
 from vidaffect.runtime.graph import Launch, WorkerSpec, build_specs, downstream_stages, preflight
 from vidaffect.runtime.liveness import claim_run_dir, process_identity, reclaim_stale_run_dirs
-from vidaffect.runtime.metrics import count_in_transit, in_hand, merge, reconcile_killed
+from vidaffect.runtime.metrics import count_in_transit, in_hand, merge, next_seq_estimate, reconcile_killed
 from vidaffect.runtime.runners import Runner, WorkerHandle, make_runner
 from vidaffect.runtime.security import CONTROL_MAX_BYTES, UPDATE_MAX_BYTES, PeerAuth, RunKeys
 from vidaffect.runtime.status import StatusLine
@@ -151,6 +151,7 @@ class _Worker:
     incarnation: int = 0  # the current start's; updates of others are refused or (metrics) kept
     incarnations: set[int] = field(default_factory=set)
     metrics_by_incarnation: dict[int, dict[str, Any]] = field(default_factory=dict)
+    metrics_at: dict[int, float] = field(default_factory=dict)  # when each last arrived (monotonic)
     endpoint: str | None = None  # where its input listens, as it reported (``bound``)
 
 
@@ -208,6 +209,9 @@ class Supervisor:
             run_dir=str(self.run_dir),
             curve=self.keys.to_spec() if self.keys is not None else None,
             incarnation=w.incarnation,
+            seq_from=next_seq_estimate(
+                [(snap, w.metrics_at[i]) for i, snap in w.metrics_by_incarnation.items()], time.monotonic()
+            ),
         )
         assert self.runner is not None
         try:
@@ -229,6 +233,7 @@ class Supervisor:
         kind = msg.get("type")
         if kind == "metrics" and isinstance(msg.get("metrics"), dict):
             w.metrics_by_incarnation[incarnation] = msg["metrics"]  # all incarnations count
+            w.metrics_at[incarnation] = time.monotonic()
             return
         if incarnation != w.incarnation:
             return
