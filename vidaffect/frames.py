@@ -122,7 +122,8 @@ class Frame:
         ts_ns: capture time, ``time.time_ns()`` when the source read the frame.
         pts_ms: position in a video file in milliseconds; ``None`` for cameras, streams and
             photos.
-        meta: results so far, JSON-compatible: from the source ``fps``, ``source`` and, when
+        meta: results so far, JSON-compatible: from the source ``fps``, ``source``,
+            ``source_incarnation`` (which start of the source process numbered it) and, when
             they apply, ``gap`` and ``image_file``; from the detector ``faces`` (list of dicts
             with ``bbox``, ``score``, ``landmarks``, with tracking ``track_id`` and ``tracked``),
             ``detected`` and ``tracks_ended``; from the classifier ``labels`` (label names, in

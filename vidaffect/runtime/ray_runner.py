@@ -20,6 +20,7 @@ starts, naming the stage and what it asked for (:func:`check_placeable`).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import logging
 import os
 import shutil
@@ -64,7 +65,11 @@ class StageActor:
     ``where`` answers beside it."""
 
     def __init__(self, run_id: str) -> None:
-        self.run_dir = os.path.join(tempfile.gettempdir(), f"vidaffect-ray-{run_id}")
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()[:16]  # node-local, as on separate hosts
+        self.run_prefix = os.path.join(tempfile.gettempdir(), f"vidaffect-ray-{run_id}-")
+        self.run_dir = self.run_prefix + node
         os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
 
     def where(self) -> dict[str, Any]:
@@ -90,8 +95,10 @@ class StageActor:
         return run_stage(spec, launch)
 
     def clean_up(self) -> None:
-        """Remove the worker's run folder on its node (a source's sequence file)."""
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        """Remove the run's folders on this host (a source's sequence file): its node's, and
+        those of the run's nodes that went away on the same host."""
+        for path in glob.glob(glob.escape(self.run_prefix) + "*"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class RayWorker:
