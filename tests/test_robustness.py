@@ -11,6 +11,7 @@ import torch
 from conftest import DATA, NEEDS_DATA
 
 from vidaffect_trainers.fer2013.augment import FaceTensorDataset
+from vidaffect_trainers.fer2013.consistency import consistency_loss, flatten_views
 from vidaffect_trainers.fer2013.corrupt import (
     FAMILIES,
     SEVERITIES,
@@ -73,6 +74,46 @@ def test_robust_dataset_corrupts_training_faces_only() -> None:
     assert train.robust == 1.0 and val.robust == 0.0
     clean = (torch.from_numpy(images[0]).float() / 255 - 0.5) / 0.25
     assert torch.equal(val[0][0][0], clean)
+
+
+def test_consistency_views_share_geometry_and_differ_by_their_corruptions() -> None:
+    images = np.random.default_rng(0).integers(0, 256, (8, 48, 48), dtype=np.uint8)
+    torch.manual_seed(0)
+    ds = FaceTensorDataset(
+        images, np.zeros(8, np.int64), 0.5, 0.25, augment=True, robust_ranges="wide", views=3
+    )
+    ds.erase = None  # random erasing is drawn per view; here only the shared draws are compared
+    x, label = ds[0]
+    assert x.shape == (3, 1, 48, 48) and x.dtype == torch.float32 and label == 0
+    views = [ds[i][0] for i in range(8)]
+    assert sum(not torch.equal(v[k], v[0]) for v in views for k in (1, 2)) >= 14  # nearly always corrupted
+    # a corruption keeps the face where it is: without corruptions the three copies are equal
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("vidaffect_trainers.fer2013.augment.random_corruption", lambda img, *a: img)
+        same = ds[1][0]
+    assert torch.equal(same[0], same[1]) and torch.equal(same[0], same[2])
+    assert FaceTensorDataset(images, np.zeros(4, np.int64), 0.5, 0.25, augment=False, views=3)[0][
+        0
+    ].shape == (
+        1,
+        48,
+        48,
+    )
+    with pytest.raises(ValueError, match="views must be 1 or 3"):
+        FaceTensorDataset(images, np.zeros(4, np.int64), 0.5, 0.25, augment=True, views=2)
+
+
+def test_consistency_loss_is_zero_when_views_agree_and_grows_with_disagreement() -> None:
+    a = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    assert consistency_loss(torch.stack([a, a, a])).item() == pytest.approx(0.0, abs=1e-6)
+    near = consistency_loss(torch.stack([a, a + torch.tensor([0.3, 0.0, 0.0]), a]))
+    far = consistency_loss(torch.stack([a, a.flip(1), a]))
+    assert 0 < near.item() < far.item() <= np.log(3)  # JS of V views is at most log V
+    with pytest.raises(ValueError, match="V >= 2"):
+        consistency_loss(a[None])
+    x = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 3, 1, 2, 2)  # (B, V, C, H, W)
+    flat = flatten_views(x)
+    assert flat.shape == (6, 1, 2, 2) and torch.equal(flat[1], x[1, 0]) and torch.equal(flat[2], x[0, 1])
 
 
 @pytest.mark.slow

@@ -326,6 +326,19 @@ def test_robust_training_is_recorded_in_the_checkpoint(
 
 
 @pytest.mark.slow
+def test_consistency_training_is_recorded_and_needs_cpu_batches(
+    fer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "consistency"
+    assert train(fer_dir, out, "--epochs", "1", "--consistency", "12", "--device-batches", "off") == 0
+    assert read_meta(out / "best.safetensors").training["consistency"] == 12
+    history = json.loads((out / "history.json").read_text())
+    assert 0 <= history[-1]["train_top1"] <= 1 and np.isfinite(history[-1]["train_loss"])
+    assert train(fer_dir, tmp_path / "gpu", "--consistency", "12", "--device-batches", "on") != 0
+    assert "--consistency builds its views on the CPU" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_two_step_training_writes_checkpoints(fer_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert train(fer_dir, out, "--epochs", "5", "--max-steps", "2") == 0

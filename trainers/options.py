@@ -48,6 +48,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a float of 0 or more."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a value of 0 or more, got {text}")
+    return value
+
+
 def add_run_arguments(
     p: argparse.ArgumentParser,
     *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from vidaffect_trainers.fer2013.corrupt import random_corruption
@@ -37,6 +38,16 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
     (:func:`~vidaffect_trainers.fer2013.corrupt.random_corruption`). Items are ``(x, label)``, or
     ``(x, label, soft)`` when per-image soft targets float32 ``(N, C)`` are given
     (distillation, :mod:`vidaffect_trainers.fer2013.distill`).
+
+    With ``views`` = 3 (consistency training,
+    :func:`~vidaffect_trainers.fer2013.consistency.consistency_loss`), ``x`` is float32
+    ``(3, 1, H, W)``: the face as above (a corruption with probability ``robust``), then two
+    copies each with one corruption drawn for it (always, at ``robust_ranges`` strengths), all
+    three through the same framing and the same random geometry and colour (random erasing
+    drawn per copy), as in AugMix (Hendrycks et al., ICLR 2020).
+
+    Raises:
+        ValueError: ``views`` other than 1 or 3.
     """
 
     def __init__(
@@ -52,7 +63,11 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
         robust_ranges: str = "standard",
         boxes: np.ndarray | None = None,
         framing: float = 0.0,
+        views: int = 1,
     ) -> None:
+        if views not in (1, 3):
+            raise ValueError(f"views must be 1 or 3, got {views}")
+        self.views = views if augment else 1
         self.raw = np.ascontiguousarray(images)
         self.boxes = boxes
         self.framing = framing if augment and boxes is not None else 0.0
@@ -70,23 +85,43 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def _rng_here(self) -> np.random.Generator:
+        if self._rng is None:  # one per DataLoader worker, seeded by torch's per-worker seed
+            self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32])
+        return self._rng
+
+    def _normalised(self, img: torch.Tensor) -> torch.Tensor:
+        x = (img.float() / 255.0 - self.mean) / self.std
+        return self.erase(x) if self.erase is not None else x
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         img = self.images[i]
-        if self.robust or self.framing:
-            if self._rng is None:  # one per DataLoader worker, seeded by torch's per-worker seed
-                self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32])
-            raw = self.raw[i]
-            if self.framing:
-                assert self.boxes is not None
-                raw = random_framing(raw, self.boxes[i], self._rng, self.framing)
-            if self.robust:
-                raw = random_corruption(raw, self._rng, self.robust, self.robust_ranges)
-            img = torch.from_numpy(np.ascontiguousarray(raw)).unsqueeze(0)
-        if self.transform is not None:
-            img = self.transform(img)
-        x = (img.float() / 255.0 - self.mean) / self.std
-        if self.erase is not None:
-            x = self.erase(x)
+        if self.views == 3:
+            x = self._consistency_views(i)
+        else:
+            if self.robust or self.framing:
+                raw = self.raw[i]
+                if self.framing:
+                    assert self.boxes is not None
+                    raw = random_framing(raw, self.boxes[i], self._rng_here(), self.framing)
+                if self.robust:
+                    raw = random_corruption(raw, self._rng_here(), self.robust, self.robust_ranges)
+                img = torch.from_numpy(np.ascontiguousarray(raw)).unsqueeze(0)
+            if self.transform is not None:
+                img = self.transform(img)
+            x = self._normalised(img)
         if self.soft is not None:
             return x, int(self.labels[i]), self.soft[i]
         return x, int(self.labels[i])
+
+    def _consistency_views(self, i: int) -> torch.Tensor:
+        rng, raw = self._rng_here(), self.raw[i]
+        if self.framing:
+            assert self.boxes is not None
+            raw = random_framing(raw, self.boxes[i], rng, self.framing)
+        first = random_corruption(raw, rng, self.robust, self.robust_ranges) if self.robust else raw
+        copies = [first] + [random_corruption(raw, rng, 1.0, self.robust_ranges) for _ in range(2)]
+        imgs = [tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(c)).unsqueeze(0)) for c in copies]
+        if self.transform is not None:
+            imgs = list(self.transform(*imgs))  # one draw of geometry and colour for the three
+        return torch.stack([self._normalised(img.as_subclass(torch.Tensor)) for img in imgs])

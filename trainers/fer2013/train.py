@@ -37,6 +37,7 @@ from vidaffect.models.checkpoint import CheckpointMeta, build_model, save_checkp
 from vidaffect_trainers.common import cpu_memory_format, seed_everything, use_amp
 from vidaffect_trainers.fer2013.augment import FaceTensorDataset
 from vidaffect_trainers.fer2013.calibrate import calibrate_file, describe_calibration
+from vidaffect_trainers.fer2013.consistency import consistency_loss, flatten_views
 from vidaffect_trainers.fer2013.data import FaceSet, load, stratified_split
 from vidaffect_trainers.fer2013.device_batches import DeviceBatches, resolve_device
 from vidaffect_trainers.fer2013.distill import (
@@ -48,7 +49,13 @@ from vidaffect_trainers.fer2013.distill import (
 from vidaffect_trainers.fer2013.finetune import align_classes, check_arch_arguments, starting_point
 from vidaffect_trainers.fer2013.framing import cached_boxes
 from vidaffect_trainers.fer2013.predict import predict
-from vidaffect_trainers.options import add_run_arguments, fraction, parse_arch_options, positive_float
+from vidaffect_trainers.options import (
+    add_run_arguments,
+    fraction,
+    non_negative_float,
+    parse_arch_options,
+    positive_float,
+)
 from vidaffect_trainers.run import TrainingRun
 
 
@@ -140,6 +147,8 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
     gen = torch.Generator().manual_seed(args.seed)
     device = resolve_device(args.device)
     on_device = args.device_batches == "on" or (args.device_batches == "auto" and device.type == "cuda")
+    if on_device and args.consistency:
+        raise ValueError("--consistency builds its views on the CPU; add --device-batches off")
     if on_device and sampler is not None:
         raise ValueError("--balance sampler draws faces on the CPU; use weighted-loss with device batches")
     train_loader: Any
@@ -173,6 +182,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
                 robust_ranges=args.robust_ranges,
                 boxes=train_boxes,
                 framing=args.framing,
+                views=3 if args.consistency else 1,
             ),
             batch_size=args.batch_size,
             shuffle=sampler is None,
@@ -208,8 +218,10 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             "balance": args.balance,
             "label_smoothing": args.label_smoothing,
             "seed": args.seed,
-            **({"robust": args.robust, "robust_ranges": args.robust_ranges} if args.robust else {}),
+            **({"robust": args.robust} if args.robust else {}),
+            **({"robust_ranges": args.robust_ranges} if args.robust or args.consistency else {}),
             **({"framing": args.framing} if args.framing else {}),
+            **({"consistency": args.consistency} if args.consistency else {}),
             **({"ema_decay": args.ema} if args.ema else {}),
             **(
                 {
@@ -249,17 +261,24 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             mininterval=5,
         )
         for x, y, *target in bar:
+            views = x.shape[1] if x.dim() == 5 else 1  # (B, V, 1, H, W) with --consistency
+            if views > 1:
+                x = flatten_views(x)
             x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             y = y.to(device, non_blocking=True)
             with amp:
                 logits = model(x)
             logits = logits.float()
-            loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=args.label_smoothing)
+            y_all = y.repeat(views)  # each view keeps its face's label and soft target
+            loss = F.cross_entropy(logits, y_all, weight=weights, label_smoothing=args.label_smoothing)
             if target:
                 kd = distillation_loss(
-                    logits, target[0].to(device, non_blocking=True), args.distill_temperature
+                    logits, target[0].to(device, non_blocking=True).repeat(views, 1), args.distill_temperature
                 )
                 loss = (1 - args.distill_weight) * loss + args.distill_weight * kd
+            if views > 1:
+                loss = loss + args.consistency * consistency_loss(logits.view(views, len(y), -1))
+                logits = logits[: len(y)]  # training top-1 on the first view (as without it)
             run.step(loss)
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
@@ -367,6 +386,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="pipeline framing: with probability P a training face is shown as the fer plugin "
         "crops it, around MTCNN's own box on it at a random margin (-0.05 to 0.2) and height; "
         "the boxes are detected once per machine (12 minutes for FER-2013 on one core); 0: off",
+    )
+    p.add_argument(
+        "--consistency",
+        type=non_negative_float,
+        default=0.0,
+        metavar="LAMBDA",
+        help="consistency training (AugMix's Jensen-Shannon term, weight LAMBDA; AugMix used "
+        "12): each face is seen three times per step, as without this option (corrupted with "
+        "probability --robust) and with two corruptions drawn at --robust-ranges strengths, "
+        "and the term pulls the three predictions together; the label and distillation terms "
+        "apply to all three. Three forward passes per face; 0: off",
     )
     p.add_argument(
         "--teacher",
