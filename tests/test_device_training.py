@@ -43,6 +43,21 @@ def test_device_batches_cover_each_face_once_per_epoch_and_repeat_with_the_seed(
     assert torch.equal(next(iter(again))[0], x)
 
 
+def test_device_consistency_views_share_one_draw_and_differ_by_their_corruptions() -> None:
+    images, labels = faces(8)
+    db = DeviceBatches(images, labels, 0.5, 0.25, 8, torch.device("cpu"), robust_ranges="wide", views=3)
+    x, y = next(iter(db))
+    assert x.shape == (8, 3, 1, 48, 48) and x.dtype == torch.float32 and len(y) == 8
+    assert sum(not torch.equal(x[i, k], x[i, 0]) for i in range(8) for k in (1, 2)) >= 14
+    db.corrupt = lambda x, p=None: x  # type: ignore[method-assign]
+    db.erase = lambda x: x  # type: ignore[method-assign]
+    same = next(iter(db))[0]  # without corruptions and erasing the three copies are equal
+    assert torch.equal(same[:, 0], same[:, 1]) and torch.equal(same[:, 0], same[:, 2])
+    assert not torch.equal(same[0, 0], same[1, 0])  # while the draws differ between faces
+    with pytest.raises(ValueError, match="views must be 1 or 3"):
+        DeviceBatches(images, labels, 0.5, 0.25, 8, torch.device("cpu"), views=2)
+
+
 @pytest.mark.parametrize(
     "family",
     ["dark", "low_contrast", "blur", "small", "jpeg", "noise", "rotate", "turn", "jitter", "occlude"],

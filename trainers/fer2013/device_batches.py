@@ -76,8 +76,16 @@ class DeviceBatches:
         boxes, framing: float32 ``(N, 4)`` MTCNN boxes relative to each face (NaN: none
             found) and the probability of the plugin's crop around them (0: none).
         seed: the shuffling and augmentation seed (a run is repeatable on one device).
+        views: 1, or 3 for consistency training (as
+            :class:`~vidaffect_trainers.fer2013.augment.FaceTensorDataset`: the face as above,
+            then two copies with one corruption each, always; one draw of framing, geometry
+            and colour for the three, random erasing per copy).
 
-    ``x`` is float32 ``(B, 1, H, W)`` on ``device``; the generator's state advances per epoch.
+    ``x`` is float32 ``(B, 1, H, W)`` on ``device`` (``(B, 3, 1, H, W)`` with three views); the
+    generator's state advances per epoch.
+
+    Raises:
+        ValueError: ``views`` other than 1 or 3.
     """
 
     def __init__(
@@ -95,7 +103,11 @@ class DeviceBatches:
         robust_ranges: str = "standard",
         boxes: np.ndarray | None = None,
         framing: float = 0.0,
+        views: int = 1,
     ) -> None:
+        if views not in (1, 3):
+            raise ValueError(f"views must be 1 or 3, got {views}")
+        self.views = views
         self.device = device
         self.boxes = None if boxes is None else torch.from_numpy(np.asarray(boxes, np.float32)).to(device)
         self.framing = framing if boxes is not None else 0.0
@@ -125,16 +137,29 @@ class DeviceBatches:
             if self.framing:
                 assert self.boxes is not None
                 x = self.frame(x, self.boxes[idx])
-            x = self.augment(x)
+            x = self.augment(x) if self.views == 1 else self.consistency_views(x)
             batch: tuple[torch.Tensor, ...] = (x, self.labels[idx])
             yield batch if self.soft is None else (*batch, self.soft[idx])
 
     # -- augmentation -------------------------------------------------------------------------
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """float ``(B, 1, H, W)`` in [0, 1] -> augmented and normalised float32."""
-        g, dev, n = self.gen, self.device, len(x)
         if self.robust:
             x = self.corrupt(x)
+        return self.erase(self._geometry_colour(x, 1))
+
+    def consistency_views(self, x: torch.Tensor) -> torch.Tensor:
+        """float ``(B, 1, H, W)`` in [0, 1] -> float32 ``(B, 3, 1, H, W)``: three views of each
+        face (see the class), augmented and normalised."""
+        first = self.corrupt(x) if self.robust else x
+        views = torch.cat([first, self.corrupt(x, 1.0), self.corrupt(x, 1.0)])  # view-major
+        views = self.erase(self._geometry_colour(views, 3))
+        return views.view(3, len(x), *x.shape[1:]).transpose(0, 1)
+
+    def _geometry_colour(self, x: torch.Tensor, repeat: int) -> torch.Tensor:
+        """The random affine map, flip, brightness and contrast, then the normalisation; one
+        draw per face, the same for its ``repeat`` view-major copies in ``x``."""
+        g, dev, n = self.gen, self.device, len(x) // repeat
         angle = _uniform(n, -10, 10, g, dev) * math.pi / 180
         flip = torch.where(torch.rand(n, generator=g, device=dev) < 0.5, -1.0, 1.0)
         theta = _rotation_scale_shift(
@@ -143,15 +168,14 @@ class DeviceBatches:
             _uniform(n, -0.2, 0.2, g, dev),
             _uniform(n, -0.2, 0.2, g, dev),
             flip,
-        )
+        ).repeat(repeat, 1, 1)
         x = F.grid_sample(x, _affine_grid(theta, x.shape), align_corners=False, padding_mode="zeros")
-        b = _uniform(n, 0.7, 1.3, g, dev).view(-1, 1, 1, 1)
-        c = _uniform(n, 0.7, 1.3, g, dev).view(-1, 1, 1, 1)
+        b = _uniform(n, 0.7, 1.3, g, dev).repeat(repeat).view(-1, 1, 1, 1)
+        c = _uniform(n, 0.7, 1.3, g, dev).repeat(repeat).view(-1, 1, 1, 1)
         x = (x * b).clamp(0, 1)
         m = x.mean((1, 2, 3), keepdim=True)
         x = (m + c * (x - m)).clamp(0, 1)
-        x = (x - self.mean) / self.std
-        return self.erase(x)
+        return (x - self.mean) / self.std
 
     def frame(self, x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """With probability ``framing`` per face with a box, the square around it grown by a
@@ -192,11 +216,11 @@ class DeviceBatches:
         v = lambda t: t.view(-1, 1, 1, 1)  # noqa: E731
         return (ys >= v(y0)) & (ys < v(y0 + bh)) & (xs >= v(x0)) & (xs < v(x0 + bw))
 
-    def corrupt(self, x: torch.Tensor) -> torch.Tensor:
-        """With probability ``robust`` per face, one family at a strength drawn from
-        the chosen :data:`~vidaffect_trainers.fer2013.corrupt.RANGES`."""
+    def corrupt(self, x: torch.Tensor, p: float | None = None) -> torch.Tensor:
+        """With probability ``p`` (default ``robust``) per face, one family at a strength drawn
+        from the chosen :data:`~vidaffect_trainers.fer2013.corrupt.RANGES`."""
         g, dev, n = self.gen, self.device, len(x)
-        chosen = torch.rand(n, generator=g, device=dev) < self.robust
+        chosen = torch.rand(n, generator=g, device=dev) < (self.robust if p is None else p)
         family = torch.randint(len(FAMILIES), (n,), generator=g, device=dev)
         x = x.clone()
         for k, name in enumerate(FAMILIES):

@@ -147,8 +147,6 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
     gen = torch.Generator().manual_seed(args.seed)
     device = resolve_device(args.device)
     on_device = args.device_batches == "on" or (args.device_batches == "auto" and device.type == "cuda")
-    if on_device and args.consistency:
-        raise ValueError("--consistency builds its views on the CPU; add --device-batches off")
     if on_device and sampler is not None:
         raise ValueError("--balance sampler draws faces on the CPU; use weighted-loss with device batches")
     train_loader: Any
@@ -167,6 +165,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             robust_ranges=args.robust_ranges,
             boxes=train_boxes,
             framing=args.framing,
+            views=3 if args.consistency else 1,
         )
     else:
         train_loader = DataLoader(
