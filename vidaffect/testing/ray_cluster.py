@@ -105,9 +105,11 @@ class LocalRayCluster:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
+            self._stderr.flush()
+            log = (self.home / "helper.log").read_text()[-3000:]  # before close() removes it
             self.close()
             raise RuntimeError(
-                f"the Ray test cluster failed:\n{(self.home / 'helper.log').read_text()[-3000:]}"
+                f"the Ray test cluster failed (helper exit code {self.proc.returncode}):\n{log}"
             )
         return dict(json.loads(line))
 
@@ -144,8 +146,9 @@ class LocalRayCluster:
                 self.proc.kill()
                 self.proc.wait()
         kill_pids(started)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
         self._stderr.close()
         shutil.rmtree(self.home, ignore_errors=True)
 
