@@ -100,10 +100,7 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
             x = self._consistency_views(i)
         else:
             if self.robust or self.framing:
-                raw = self.raw[i]
-                if self.framing:
-                    assert self.boxes is not None
-                    raw = random_framing(raw, self.boxes[i], self._rng_here(), self.framing)
+                raw = self._framed(i)
                 if self.robust:
                     raw = random_corruption(raw, self._rng_here(), self.robust, self.robust_ranges)
                 img = torch.from_numpy(np.ascontiguousarray(raw)).unsqueeze(0)
@@ -114,11 +111,15 @@ class FaceTensorDataset(Dataset[tuple[torch.Tensor, ...]]):
             return x, int(self.labels[i]), self.soft[i]
         return x, int(self.labels[i])
 
+    def _framed(self, i: int) -> np.ndarray:
+        """Face ``i``, uint8 ``(H, W)``, in the pipeline's framing with probability ``framing``."""
+        if not self.framing:
+            return self.raw[i]
+        assert self.boxes is not None
+        return random_framing(self.raw[i], self.boxes[i], self._rng_here(), self.framing)
+
     def _consistency_views(self, i: int) -> torch.Tensor:
-        rng, raw = self._rng_here(), self.raw[i]
-        if self.framing:
-            assert self.boxes is not None
-            raw = random_framing(raw, self.boxes[i], rng, self.framing)
+        rng, raw = self._rng_here(), self._framed(i)
         first = random_corruption(raw, rng, self.robust, self.robust_ranges) if self.robust else raw
         copies = [first] + [random_corruption(raw, rng, 1.0, self.robust_ranges) for _ in range(2)]
         imgs = [tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(c)).unsqueeze(0)) for c in copies]
