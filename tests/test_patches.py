@@ -65,7 +65,7 @@ def test_the_classifier_answers_the_same_on_patches_as_on_whole_frames() -> None
     same = sum(x["label"] == y["label"] for x, y in zip(a, b))
     gap = max(abs(p - q) for x, y in zip(a, b) for p, q in zip(x["probs"], y["probs"]))
     assert same == len(a), (same, len(a))
-    assert gap < 0.06
+    assert gap < 0.07  # 0.058 measured at the default margin 0 (0.095 with 3x patches)
     sent = sum(len(p[1]) for p in patched_parts)
     assert sent / len(a) <= patch.side**2  # at most one gray square per face
     full = sum(f.image.nbytes for f in frames)

@@ -133,9 +133,9 @@ def test_benchmark_ranks_corruptions_below_clean(tmp_path: Path, capsys: pytest.
     assert "mCA (mean of the 30)" in text and "per-class recall (%)" in text
     p = result["pipeline"]  # the same faces through MTCNN and the plugin's crop
     assert 63 <= p["faces"] <= 77 and 0.6 * p["faces"] <= p["detected"] <= p["faces"]
-    assert [m["margin"] for m in p["by_margin"]] == [0.1, 0.0]  # the plugin's margin, then none
+    assert [m["margin"] for m in p["by_margin"]] == [0.0, 0.1]  # the plugin's margin (none), then 0.1
     assert 0.3 < p["direct"] <= 1 and all(0.3 < m["pipeline"] <= 1 for m in p["by_margin"])
-    for margin in ("0.1", "0"):
+    for margin in ("0", "0.1"):
         assert (
             f"pipeline crop, margin {margin} " in text and f"pipeline loss (points), margin {margin} " in text
         )

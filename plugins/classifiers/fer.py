@@ -1,10 +1,11 @@
 """Emotion classifier for FER-2013-style models trained by ``trainers/fer2013``.
 
 Each face is cut out as a square around its box with ``margin`` of the box side added on
-every side (10% by default: FER-2013's 48x48 crops show the whole face with a little hair and
-chin). ``python -m benchmarks.pipeline_crop --fit 600`` finds a tighter square (-0.025)
-better on FER-2013 faces enlarged into frames, but on real clips it took a laughing face from
-53% to 37% happy, so the default stays until labelled real video decides.
+every side (none by default: the square of the box's longer side). Of the margins tried, 0 did
+best both on FER-2013 test faces placed in frames and found by MTCNN
+(``python -m benchmarks.pipeline_crop``; 1.5-4.8 points of top-1 above 0.1 on 2,967 faces) and,
+narrowly, on 241 real faces labelled by eye (``python -m benchmarks.real_faces``: 0.9-1.7
+points; without its one crying clip 0.1 is ahead for two of the four shipped models).
 The crop is then converted to the model's channels
 (grayscale for FER-2013), resized to its input size and normalised with the checkpoint's
 mean/std. All faces of a batch of frames go through the model in one forward pass.
@@ -38,7 +39,7 @@ class FERClassifier(Classifier):
             description="shipped model name (default = resnet18, robust, accurate, alexnet) or a .safetensors path",
         )
         margin: float = Field(
-            0.1,
+            0.0,
             ge=-0.25,
             le=1.0,
             description="crop margin, fraction of the box's longer side per side "
@@ -64,14 +65,15 @@ class FERClassifier(Classifier):
 
     @classmethod
     def face_patch(cls, config: PluginConfig) -> FacePatch:
-        """The square :meth:`classify` crops (``margin``, plus 2% for rounding), sent at three
-        times the model's input side (gray for a one-channel model): 144x144, 20 KB, for the
-        FER-2013 models. On 69 faces of the group photos and two clips, every top-1 was the
-        whole frame's and no probability moved more than 0.04; at twice the side (9 KB) one
-        top-1 changed and one probability moved 0.22 (``tests/test_patches.py``)."""
+        """The square :meth:`classify` crops (``margin``, plus 2% for rounding), sent at four
+        times the model's input side (gray for a one-channel model): 192x192, 37 KB, for the
+        FER-2013 models. On 69 faces of the group photos and two clips at the default
+        ``margin: 0``, every top-1 was the whole frame's and no probability moved more than 0.06;
+        at three times the side (20 KB) one top-1 changed (a near tie) and a probability moved
+        0.095 (``tests/test_patches.py``). At ``margin: 0.1`` three times was enough (0.036)."""
         assert isinstance(config, cls.Config)
         meta = read_meta(resolve_checkpoint(config.checkpoint))
-        return FacePatch(max(config.margin, 0.0) + 0.02, 3 * max(meta.input_size), meta.in_channels == 1)
+        return FacePatch(max(config.margin, 0.0) + 0.02, 4 * max(meta.input_size), meta.in_channels == 1)
 
     @classmethod
     def preflight(cls, config: PluginConfig) -> None:
