@@ -47,11 +47,15 @@ def read_labels(path: Path) -> list[dict[str, Any]]:
     """The labelled faces of a ``real_faces.jsonl``-style file.
 
     Raises:
-        ConfigError: a line is not JSON or lacks ``file``, ``bbox`` (4 numbers) or ``label``;
-            the message names the file and line.
+        ConfigError: the file cannot be read, or a line is not JSON or lacks ``file``, ``bbox``
+            (4 numbers) or ``label``; the message names the file and line.
     """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the label file {path}: {exc.strerror}") from None
     faces = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -53,6 +53,8 @@ def test_bad_label_lines_are_named_with_file_and_line(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=rf"labels.jsonl:3: bad labelled face .*{why}"):
             read_labels(path)
     assert read_labels(write(tmp_path / "ok.jsonl", [good]))[0] == {**good, "frame": None}
+    with pytest.raises(ConfigError, match="cannot read the label file .*none.jsonl"):
+        read_labels(tmp_path / "none.jsonl")
 
 
 @pytest.mark.slow
