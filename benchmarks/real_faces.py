@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import print_table, read_frames
+from benchmarks.robustness import recall_per_class
 from vidaffect.errors import ConfigError, SourceError
 from vidaffect.imaging.boxes import iou
 from vidaffect.sample_data import data_dir
@@ -113,11 +114,13 @@ def found_faces(
     return out
 
 
-def score(labels: list[str], predicted: list[str], classes: list[str]) -> dict[str, Any]:
-    """``top1`` (%), ``recall`` per class present in ``labels`` (%), and ``right`` (bool per face)."""
-    right = np.array([a == b for a, b in zip(labels, predicted)])
-    recall = {c: float(right[[lab == c for lab in labels]].mean() * 100) for c in classes if c in labels}
-    return {"top1": float(right.mean() * 100), "recall": recall, "right": right}
+def score(truth: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """``top1`` (%), ``recall`` per class present in ``truth`` (%, by name), and ``right`` (bool
+    per face), from class indices int ``(N,)`` into ``classes``."""
+    right = truth == predicted
+    recall = recall_per_class(truth, predicted, len(classes)) * 100
+    present = {c: float(r) for c, r in zip(classes, recall) if not np.isnan(r)}
+    return {"top1": float(right.mean() * 100), "recall": present, "right": right}
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -138,14 +141,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     labels = [f["label"] for f in faces]
     rows, results = [], []
     for name in args.checkpoint or ["default", "robust"]:
-        classifier = FERClassifier(FERClassifier.Config(checkpoint=name, margin=margins[0]))
+        classifier = FERClassifier(FERClassifier.Config(checkpoint=name))
         classifier.open()
         if unknown := sorted(set(labels) - set(classifier.labels)):
             raise ConfigError(f"{args.labels}: labels {unknown} are not classes of {name}")
+        truth = np.array([classifier.labels.index(lab) for lab in labels])
         first = None
         for m in margins:
             top = classifier.predict([square_crop(f["image"], f["bbox"], m) for f in faces]).argmax(1)
-            s = score(labels, [classifier.labels[k] for k in top], classifier.labels)
+            s = score(truth, top, classifier.labels)
             first = s["right"] if first is None else first
             only_here, only_first = int((s["right"] & ~first).sum()), int((first & ~s["right"]).sum())
             results.append(

@@ -149,6 +149,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
     on_device = args.device_batches == "on" or (args.device_batches == "auto" and device.type == "cuda")
     if on_device and sampler is not None:
         raise ValueError("--balance sampler draws faces on the CPU; use weighted-loss with device batches")
+    views = 3 if args.consistency else 1  # a batch's x is then (B, 3, 1, H, W)
     train_loader: Any
     if on_device:  # the whole set on the device, augmented there in batches
         train_loader = DeviceBatches(
@@ -165,7 +166,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             robust_ranges=args.robust_ranges,
             boxes=train_boxes,
             framing=args.framing,
-            views=3 if args.consistency else 1,
+            views=views,
         )
     else:
         train_loader = DataLoader(
@@ -181,7 +182,7 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
                 robust_ranges=args.robust_ranges,
                 boxes=train_boxes,
                 framing=args.framing,
-                views=3 if args.consistency else 1,
+                views=views,
             ),
             batch_size=args.batch_size,
             shuffle=sampler is None,
@@ -260,7 +261,6 @@ def train(args: argparse.Namespace) -> Path:  # noqa: C901
             mininterval=5,
         )
         for x, y, *target in bar:
-            views = x.shape[1] if x.dim() == 5 else 1  # (B, V, 1, H, W) with --consistency
             if views > 1:
                 x = flatten_views(x)
             x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
